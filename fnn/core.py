@@ -1,0 +1,290 @@
+"""The layer abstraction and its combinators: `Layer`, `serial`, `concat`, `residual`.
+
+A layer is a pair of pure functions (plus a name):
+
+    init(key, input_shape) -> (params, state)
+    apply(params, state, x, *, key=None, train=False) -> (y, new_state)
+
+`input_shape` is the shape of ONE example (no batch axis); `apply` takes a batch
+`(N, *input_shape)`. `params` and `state` are plain nested dicts of arrays.
+Shapes flow between layers with `jax.eval_shape`, never hand-kept arithmetic.
+
+Layers whose `apply` takes extra keyword arguments (recurrent layers take
+`lengths`) receive them from the combinators: a combinator passes each extra
+keyword to every child that accepts it, and raises `TypeError` for a keyword no
+child accepts (so a typo is never silently swallowed).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn._checks import shape_str
+
+
+class Layer(NamedTuple):
+    """A layer or a whole model: two pure functions and a name.
+
+    **Fields:**
+    - `init(key, input_shape) -> (params, state)`: `input_shape` excludes the batch axis.
+    - `apply(params, state, x, *, key=None, train=False) -> (y, new_state)`:
+      `x` has shape `(N, *input_shape)`.
+    - `name`: used for parameter-tree keys (`"{index}_{name}"`) and summaries.
+
+    A layer that needs a non-float input (e.g. `Embedding`) marks its `init` with
+    an attribute `input_dtype`; combinators use it to probe shapes.
+    """
+
+    init: Callable
+    apply: Callable
+    name: str
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the combinators
+
+
+def input_dtype(layer: Layer):
+    """The dtype a layer expects as input (float32 unless its init says otherwise)."""
+    return getattr(layer.init, "input_dtype", jnp.float32)
+
+
+def _mark_input_dtype(init: Callable, first: Layer) -> Callable:
+    dtype = getattr(first.init, "input_dtype", None)
+    if dtype is not None:
+        init.input_dtype = dtype
+    return init
+
+
+def as_layer(obj: Any) -> Layer:
+    """A `Layer` as is; a plain callable `f(x)` as a parameter-free layer."""
+    if isinstance(obj, Layer):
+        return obj
+    if isinstance(obj, type) or not callable(obj):
+        raise TypeError(
+            f"serial/concat/residual: expected a fnn.Layer or a callable f(x) -> y, "
+            f"got {obj!r}. Did you forget to call the constructor, e.g. fnn.layers.Flatten()?"
+        )
+    fn = obj
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
+    name = name or type(fn).__name__
+
+    def init(key, input_shape):
+        del key, input_shape
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        return fn(x), state
+
+    return Layer(init, apply, name)
+
+
+def _accepted_keywords(apply: Callable) -> frozenset[str] | None:
+    """Keyword arguments an apply takes besides key/train; None means any (**kwargs)."""
+    try:
+        params = inspect.signature(apply).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY) - {
+        "key", "train"}
+
+
+def _call(layer: Layer, accepted, params, state, x, key, train, extra: dict):
+    kwargs = extra if accepted is None else {k: v for k, v in extra.items() if k in accepted}
+    return layer.apply(params, state, x, key=key, train=train, **kwargs)
+
+
+def _check_extra(where: str, accepted_sets, extra: dict) -> None:
+    if not extra:
+        return
+    known = set()
+    for acc in accepted_sets:
+        if acc is None:
+            return
+        known |= acc
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise TypeError(
+            f"{where}.apply: got unexpected keyword argument(s) {unknown}; "
+            f"its layers accept {sorted(known) or 'only key and train'}."
+        )
+
+
+def _split(key, n: int):
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def _child_key(index: int, layer: Layer) -> str:
+    return f"{index}_{layer.name}"
+
+
+def output_shape(layer: Layer, input_shape, dtype=None, params=None, state=None):
+    """Per-example output shape of `layer` for one example of `input_shape`.
+
+    Computed with `jax.eval_shape` (no FLOPs are spent). If `params`/`state` are
+    given they are used; otherwise the layer's `init` is traced abstractly.
+    """
+    return output_struct(layer, input_shape, dtype, params, state).shape[1:]
+
+
+def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None):
+    """Like `output_shape` but returns the batched `jax.ShapeDtypeStruct` (batch 1)."""
+    layer = as_layer(layer)
+    input_shape = tuple(int(s) for s in input_shape)
+    dtype = input_dtype(layer) if dtype is None else dtype
+    if params is None or state is None:
+        params, state = jax.eval_shape(lambda: layer.init(jax.random.PRNGKey(0), input_shape))
+    x = jax.ShapeDtypeStruct((1, *input_shape), dtype)
+    return jax.eval_shape(lambda p, s, x: layer.apply(p, s, x)[0], params, state, x)
+
+
+# ---------------------------------------------------------------------------
+# combinators
+
+
+def serial(*layers) -> Layer:
+    """Compose layers in order: `serial(a, b, c)(x) = c(b(a(x)))`.
+
+    Plain callables (`fnn.relu`, `jnp.tanh`, a lambda) count as layers without
+    parameters. Parameters and state are dicts keyed `"{index}_{name}"`
+    (e.g. `{"0_Dense": {...}, "2_Dense": {...}}`); a layer with no params gets no
+    key in `params`, one with no state no key in `state`. `init` and `apply`
+    split the `key` into one key per layer.
+    """
+    if not layers:
+        raise ValueError("serial: expected at least one layer, got none.")
+    layers = tuple(as_layer(layer) for layer in layers)
+    names = [_child_key(i, layer) for i, layer in enumerate(layers)]
+    accepted = [_accepted_keywords(layer.apply) for layer in layers]
+
+    def init(key, input_shape):
+        params, state = {}, {}
+        shape, dtype = tuple(input_shape), input_dtype(layers[0])
+        for name, layer, k in zip(names, layers, _split(key, len(layers))):
+            p, s = layer.init(k, shape)
+            if p:
+                params[name] = p
+            if s:
+                state[name] = s
+            out = output_struct(layer, shape, dtype, p, s)
+            shape, dtype = out.shape[1:], out.dtype
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False, **extra):
+        _check_extra("serial", accepted, extra)
+        new_state = dict(state)
+        for name, layer, acc, k in zip(names, layers, accepted, _split(key, len(layers))):
+            x, s = _call(layer, acc, params.get(name, {}), state.get(name, {}), x, k, train, extra)
+            if s:
+                new_state[name] = s
+        return x, new_state
+
+    return Layer(_mark_input_dtype(init, layers[0]), apply, "Serial")
+
+
+def concat(*branches, axis: int = -1) -> Layer:
+    """Apply every branch to the same input and concatenate the outputs on `axis`.
+
+    Params/state keyed `"{index}_{name}"` per branch, as in `serial`. All
+    branches must agree on every output axis except `axis` (checked at init).
+    """
+    if not branches:
+        raise ValueError("concat: expected at least one branch, got none.")
+    branches = tuple(as_layer(b) for b in branches)
+    names = [_child_key(i, b) for i, b in enumerate(branches)]
+    accepted = [_accepted_keywords(b.apply) for b in branches]
+
+    def init(key, input_shape):
+        params, state, shapes = {}, {}, []
+        for name, branch, k in zip(names, branches, _split(key, len(branches))):
+            p, s = branch.init(k, tuple(input_shape))
+            if p:
+                params[name] = p
+            if s:
+                state[name] = s
+            shapes.append(output_shape(branch, input_shape, None, p, s))
+        for name, shp in zip(names[1:], shapes[1:]):
+            rank = len(shapes[0])
+            cat = (axis if axis >= 0 else rank + 1 + axis) - 1  # per-example axis
+            if len(shp) != rank or any(
+                a != b for i, (a, b) in enumerate(zip(shapes[0], shp)) if i != cat
+            ):
+                raise ValueError(
+                    f"concat: branch outputs must match on all axes but axis={axis}; "
+                    f"got {shape_str(shapes[0])} from {names[0]} and {shape_str(shp)} from {name}."
+                )
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False, **extra):
+        _check_extra("concat", accepted, extra)
+        outs, new_state = [], dict(state)
+        for name, b, acc, k in zip(names, branches, accepted, _split(key, len(branches))):
+            y, s = _call(b, acc, params.get(name, {}), state.get(name, {}), x, k, train, extra)
+            outs.append(y)
+            if s:
+                new_state[name] = s
+        return jnp.concatenate(outs, axis=axis), new_state
+
+    return Layer(_mark_input_dtype(init, branches[0]), apply, "Concat")
+
+
+def residual(block, shortcut=None) -> Layer:
+    """`y = block(x) + shortcut(x)`, with the identity as default shortcut (ResNet).
+
+    Params/state are keyed `"block"` and `"shortcut"` (only when non-empty).
+    The two paths must produce the same shape (checked at init, naming both).
+    """
+    block = as_layer(block)
+    short = None if shortcut is None else as_layer(shortcut)
+    acc_block = _accepted_keywords(block.apply)
+    acc_short = None if short is None else _accepted_keywords(short.apply)
+
+    def init(key, input_shape):
+        kb, ks = _split(key, 2)
+        params, state = {}, {}
+        pb, sb = block.init(kb, tuple(input_shape))
+        out_block = output_shape(block, input_shape, None, pb, sb)
+        if pb:
+            params["block"] = pb
+        if sb:
+            state["block"] = sb
+        if short is None:
+            out_short = tuple(input_shape)
+        else:
+            ps, ss = short.init(ks, tuple(input_shape))
+            out_short = output_shape(short, input_shape, None, ps, ss)
+            if ps:
+                params["shortcut"] = ps
+            if ss:
+                state["shortcut"] = ss
+        if tuple(out_block) != tuple(out_short):
+            raise ValueError(
+                f"residual: block output {shape_str(out_block)} and shortcut output "
+                f"{shape_str(out_short)} differ for input {shape_str(input_shape)}; "
+                "give a projection shortcut, e.g. a 1x1 Conv2D with the block's stride."
+            )
+        return params, state
+
+    def apply(params, state, x, *, key=None, train=False, **extra):
+        _check_extra("residual", [acc_block, acc_short] if short else [acc_block], extra)
+        kb, ks = _split(key, 2)
+        new_state = dict(state)
+        y, sb = _call(block, acc_block, params.get("block", {}), state.get("block", {}),
+                      x, kb, train, extra)
+        if sb:
+            new_state["block"] = sb
+        if short is None:
+            return y + x, new_state
+        z, ss = _call(short, acc_short, params.get("shortcut", {}), state.get("shortcut", {}),
+                      x, ks, train, extra)
+        if ss:
+            new_state["shortcut"] = ss
+        return y + z, new_state
+
+    return Layer(init, apply, "Residual")
