@@ -116,6 +116,15 @@ def _check_extra(where: str, accepted_sets, extra: dict) -> None:
         )
 
 
+def children(layer: Layer) -> tuple[tuple[str, Layer], ...]:
+    """The `(key, child)` pairs of a combinator (`serial`, `concat`, `residual`), else `()`.
+
+    `key` is where the child's params/state live in the parent's dicts (a child
+    without params has no entry there). Tools such as `fnn.summary` walk this.
+    """
+    return getattr(layer.apply, "children", ())
+
+
 def _split(key, n: int):
     return [None] * n if key is None else list(jax.random.split(key, n))
 
@@ -185,6 +194,7 @@ def serial(*layers) -> Layer:
                 new_state[name] = s
         return x, new_state
 
+    apply.children = tuple(zip(names, layers))
     return Layer(_mark_input_dtype(init, layers[0]), apply, "Serial")
 
 
@@ -231,6 +241,7 @@ def concat(*branches, axis: int = -1) -> Layer:
                 new_state[name] = s
         return jnp.concatenate(outs, axis=axis), new_state
 
+    apply.children = tuple(zip(names, branches))
     return Layer(_mark_input_dtype(init, branches[0]), apply, "Concat")
 
 
@@ -287,4 +298,5 @@ def residual(block, shortcut=None) -> Layer:
             new_state["shortcut"] = ss
         return y + z, new_state
 
+    apply.children = (("block", block),) + (() if short is None else (("shortcut", short),))
     return Layer(init, apply, "Residual")
