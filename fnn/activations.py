@@ -44,8 +44,8 @@ def leaky_relu(x, alpha: float = 0.01):
 
 
 def elu(x, alpha: float = 1.0):
-    """x for x > 0, α(e^x − 1) otherwise; the exp is taken of min(x, 0) so it never overflows."""
-    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+    """x for x > 0, α(e^x − 1) otherwise; the exp only sees x <= 0, so it never overflows."""
+    return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.where(x > 0, 0.0, x)))
 
 
 def softmax(x, axis: int = -1):

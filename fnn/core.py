@@ -59,11 +59,19 @@ def _mark_input_dtype(init: Callable, first: Layer) -> Callable:
     return init
 
 
+def _returns_layer(fn) -> bool:
+    """True for a layer constructor such as `Flatten` (passed where `Flatten()` was meant)."""
+    try:
+        return inspect.signature(fn).return_annotation in (Layer, "Layer")
+    except (TypeError, ValueError):
+        return False
+
+
 def as_layer(obj: Any) -> Layer:
     """A `Layer` as is; a plain callable `f(x)` as a parameter-free layer."""
     if isinstance(obj, Layer):
         return obj
-    if isinstance(obj, type) or not callable(obj):
+    if isinstance(obj, type) or not callable(obj) or _returns_layer(obj):
         raise TypeError(
             f"serial/concat/residual: expected a fnn.Layer or a callable f(x) -> y, "
             f"got {obj!r}. Did you forget to call the constructor, e.g. fnn.layers.Flatten()?"

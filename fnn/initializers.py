@@ -128,7 +128,7 @@ def orthogonal(key, shape, dtype=jnp.float32):
     rows, cols = math.prod(shape[:-1]), shape[-1]
     a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
     q, r = jnp.linalg.qr(a)
-    q = q * jnp.sign(jnp.diagonal(r))
+    q = q * jnp.sign(jnp.diagonal(r))[None, :]
     if rows < cols:
         q = q.T
     return q.reshape(shape).astype(dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnn._checks import check_axis_size, check_min_rank, check_number
+from fnn._util import along_last
 from fnn.core import Layer
 
 
@@ -25,6 +26,6 @@ def PReLU(init: float = 0.25) -> Layer:
         del key, train
         check_min_rank("PReLU", x, 2, "(N, ..., C)")
         check_axis_size("PReLU", x, -1, params["alpha"].shape[0], "channels (last axis)")
-        return jnp.where(x > 0, x, params["alpha"] * x), state
+        return jnp.where(x > 0, x, along_last(params["alpha"], x.ndim) * x), state
 
     return Layer(init_fn, apply, "PReLU")

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from fnn import initializers
 from fnn._checks import check_axis_size, check_floating, check_min_rank, check_positive_int
+from fnn._util import along_last
 from fnn.core import Layer
 
 
@@ -53,7 +54,7 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
         _check_features_input("Dense", x, params["w"].shape[0])
         y = x @ params["w"]
         if use_bias:
-            y = y + params["b"]
+            y = y + along_last(params["b"], y.ndim)
         return y, state
 
     return Layer(init, apply, "Dense")
@@ -81,7 +82,8 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
     def apply(params, state, x, *, key=None, train=False):
         del key, train
         _check_features_input("Maxout", x, params["w"].shape[0])
-        z = x @ params["w"] + params["b"]
+        z = x @ params["w"]
+        z = z + along_last(params["b"], z.ndim)
         return jnp.max(z.reshape(*z.shape[:-1], features, pieces), axis=-1), state
 
     return Layer(init, apply, "Maxout")

@@ -1,0 +1,134 @@
+"""serial / concat / residual / output_shape: keys, shapes, values, and errors."""
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn.core import children
+from fnn.layers import Dense, Flatten
+
+
+def test_serial_keys_skip_parameter_free_layers(key):
+    model = fnn.serial(Dense(4), fnn.relu, jnp.tanh, Dense(2))
+    params, state = model.init(key, (3,))
+    assert set(params) == {"0_Dense", "3_Dense"}
+    assert state == {}
+    assert [name for name, _ in children(model)] == ["0_Dense", "1_relu", "2_tanh", "3_Dense"]
+
+
+def test_serial_equals_manual_composition(key):
+    model = fnn.serial(Dense(4), fnn.relu, Dense(2))
+    params, state = model.init(key, (3,))
+    x = jax.random.normal(jax.random.key(1), (5, 3))
+    y, new_state = model.apply(params, state, x)
+    p0, p2 = (jax.tree.map(np.asarray, params[k]) for k in ("0_Dense", "2_Dense"))
+    h = np.maximum(np.asarray(x, np.float64) @ p0["w"] + p0["b"], 0)
+    np.testing.assert_allclose(y, h @ np.asarray(p2["w"], np.float64) + p2["b"], rtol=1e-5)
+    assert new_state == {}
+
+
+def test_serial_splits_one_key_per_layer(key):
+    model = fnn.serial(Dense(3), Dense(3))
+    params, _ = model.init(key, (3,))
+    assert not np.allclose(params["0_Dense"]["w"], params["1_Dense"]["w"])
+
+
+def test_nested_serial_and_output_shape(key):
+    block = fnn.serial(Dense(8), fnn.relu)
+    model = fnn.serial(Flatten(), block, Dense(3))
+    params, _ = model.init(key, (2, 5))
+    assert set(params) == {"1_Serial", "2_Dense"}
+    assert set(params["1_Serial"]) == {"0_Dense"}
+    assert fnn.output_shape(model, (2, 5)) == (3,)
+    assert fnn.output_shape(block, (10,)) == (8,)
+
+
+def test_concat_values_and_shape(key):
+    model = fnn.concat(Dense(2), fnn.identity)
+    params, state = model.init(key, (3,))
+    x = jnp.arange(6.0).reshape(2, 3)
+    y, _ = model.apply(params, state, x)
+    w, b = np.asarray(params["0_Dense"]["w"]), np.asarray(params["0_Dense"]["b"])
+    x = np.asarray(x)
+    np.testing.assert_allclose(y, np.concatenate([x @ w + b, x], axis=-1), rtol=1e-6)
+    assert fnn.output_shape(model, (3,)) == (5,)
+
+
+def test_concat_mismatched_branches():
+    model = fnn.concat(Flatten(), fnn.identity)
+    with pytest.raises(ValueError, match=r"concat: branch outputs must match.*\(6,\).*\(2, 3\)"):
+        model.init(jax.random.key(0), (2, 3))
+
+
+def test_residual_identity_and_projection(key):
+    block = Dense(3)
+    model = fnn.residual(block)
+    params, state = model.init(key, (3,))
+    x = jnp.ones((2, 3))
+    y, _ = model.apply(params, state, x)
+    p = jax.tree.map(np.asarray, params)
+    x = np.asarray(x)
+    np.testing.assert_allclose(y, x @ p["block"]["w"] + p["block"]["b"] + x, rtol=1e-6)
+
+    proj = fnn.residual(Dense(4), shortcut=Dense(4, use_bias=False))
+    params, state = proj.init(key, (3,))
+    y, _ = proj.apply(params, state, x)
+    p = jax.tree.map(np.asarray, params)
+    expected = x @ p["block"]["w"] + p["block"]["b"] + x @ p["shortcut"]["w"]
+    np.testing.assert_allclose(y, expected, rtol=1e-6)
+
+
+def test_residual_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"residual: block output \(4,\) and shortcut output \(3,\)"):
+        fnn.residual(Dense(4)).init(jax.random.key(0), (3,))
+
+
+def test_plain_callables_and_bad_layers():
+    model = fnn.serial(lambda x: 2 * x)
+    y, _ = model.apply({}, {}, jnp.ones((1, 2)))
+    np.testing.assert_array_equal(y, 2)
+    with pytest.raises(TypeError, match="expected a fnn.Layer or a callable"):
+        fnn.serial(Dense(2), 3)
+    with pytest.raises(TypeError, match="Did you forget to call the constructor"):
+        fnn.serial(Flatten)
+    with pytest.raises(ValueError, match="serial: expected at least one layer"):
+        fnn.serial()
+
+
+def test_unknown_keyword_is_not_swallowed(key):
+    model = fnn.serial(Dense(2))
+    params, state = model.init(key, (3,))
+    with pytest.raises(TypeError, match=r"serial.apply: got unexpected keyword argument\(s\) \['lenghts'\]"):
+        model.apply(params, state, jnp.ones((1, 3)), lenghts=jnp.ones(1))
+
+
+def test_serial_forwards_extra_keywords_to_children_that_take_them(key):
+    seen = {}
+
+    def init(key, shape):
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False, lengths=None):
+        seen["lengths"] = lengths
+        return x, state
+
+    model = fnn.serial(Dense(2), fnn.Layer(init, apply, "Probe"))
+    params, state = model.init(key, (3,))
+    model.apply(params, state, jnp.ones((1, 3)), lengths=jnp.array([1]))
+    np.testing.assert_array_equal(seen["lengths"], [1])
+
+
+def test_serial_under_jit_grad_vmap(key):
+    model = fnn.serial(Dense(4), fnn.tanh, Dense(1))
+    keys = jax.random.split(key, 3)
+    params, state = jax.vmap(lambda k: model.init(k, (2,)))(keys)
+    x = jnp.ones((5, 2))
+    ys = jax.jit(jax.vmap(lambda p: model.apply(p, {}, x)[0]))(params)
+    chex.assert_shape(ys, (3, 5, 1))
+    for i in range(3):
+        p_i = jax.tree.map(lambda a, i=i: a[i], params)
+        np.testing.assert_allclose(ys[i], model.apply(p_i, {}, x)[0], rtol=1e-6)
+    grads = jax.grad(lambda p: model.apply(p, {}, x)[0].sum())(jax.tree.map(lambda a: a[0], params))
+    chex.assert_trees_all_equal_structs(grads, jax.tree.map(lambda a: a[0], params))
