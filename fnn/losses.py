@@ -1,0 +1,479 @@
+"""Loss functions: `loss(predictions, targets) -> scalar`, the mean over the batch.
+
+Every loss returns ONE number, the mean over the batch (what you differentiate).
+Two families:
+
+- **Element-wise losses** (`mse`, `mae`, `msle`, `mape`, `huber`, `smooth_l1`,
+  `sigmoid_binary_cross_entropy`, `binary_cross_entropy`, `hinge`,
+  `exponential`): predictions and targets have the same shape `(N, ...)`; the
+  loss is computed per element and averaged over ALL elements (as PyTorch's
+  `reduction="mean"`). Targets may be integer/bool arrays; they are cast to
+  the predictions' float dtype.
+- **Class losses** (`softmax_cross_entropy`, `cross_entropy`, `nll`,
+  `multiclass_hinge`): scores `(N, C)` (more generally `(..., C)`, e.g.
+  `(N, T, C)` for sequences); the loss is summed over the class axis, then
+  averaged over the remaining axes. Class-id labels have the scores' shape
+  without the class axis, `(N,)`, and an integer dtype.
+
+| function | per example / element, then mean | targets |
+|---|---|---|
+| `mse` | `(p − y)²` | real |
+| `mae` | `|p − y|` | real |
+| `msle` | `(log(1 + max(p, 1e-5)) − log(1 + max(y, 1e-5)))²` | real ≥ 0 |
+| `mape` | `100 · |p − y| / max(|y|, 1e-5)` | real |
+| `huber(delta=1)` | `½d²` if `|d| < δ` else `δ(|d| − ½δ)` | real |
+| `smooth_l1(beta=1)` | `½d²/β` if `|d| < β` else `|d| − ½β` | real |
+| `sigmoid_binary_cross_entropy` | `max(z, 0) − z·y + log(1 + e^{−|z|})` | y ∈ [0, 1] |
+| `binary_cross_entropy` | `−y log p − (1 − y) log(1 − p)`, p clipped | y ∈ [0, 1] |
+| `softmax_cross_entropy` | `−Σ_c y_c log_softmax(z)_c` | ids `(N,)` or probs `(N, C)` |
+| `cross_entropy` | `−Σ_c y_c log max(p_c, 1e-7)` | probs `(N, C)` |
+| `nll` | `−log_probs[label]` | ids `(N,)` |
+| `hinge` | `max(0, 1 − y·s)` | y ∈ {−1, +1} |
+| `multiclass_hinge(margin=1)` | `Σ_{j≠y} max(0, s_j − s_y + margin)` | ids `(N,)` |
+| `exponential` | `exp(−y·s)` | y ∈ {−1, +1} |
+
+**Checks.** Shapes and dtypes are checked when the function is traced (so the
+same errors appear eagerly and under `jax.jit`/`vmap`): predictions and targets
+must have exactly the same shape — `(N, 1)` against `(N,)` raises `ValueError`
+instead of silently broadcasting to `(N, N)`; class ids must be integers;
+an empty batch raises `ValueError`. Target *values* (y ∈ {0, 1}, ids in
+`[0, C)`) cannot be checked under `jit`; a class id outside `[0, C)` makes
+the loss NaN rather than a silently wrong number.
+
+**Other libraries.** PyTorch's `nn.*Loss` with the default `reduction="mean"`
+give the same numbers (`MSELoss`, `L1Loss`, `HuberLoss`, `SmoothL1Loss`,
+`BCEWithLogitsLoss`, `CrossEntropyLoss`, `NLLLoss`). Optax's losses return
+per-example (or per-element) arrays with no reduction: `jnp.mean(optax.x(...))`
+matches ours. Keras averages over the last axis and then over the batch, the
+same as our element-wise mean when every example has the same size.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fnn._checks import check_number, shape_str
+from fnn.activations import log_softmax
+
+__all__ = [
+    "mse", "mae", "msle", "mape", "huber", "smooth_l1",
+    "sigmoid_binary_cross_entropy", "binary_cross_entropy",
+    "softmax_cross_entropy", "cross_entropy", "nll",
+    "hinge", "multiclass_hinge", "exponential",
+]
+
+#: Lower bound inside the logs of `msle` and the denominators of `mape` (API.md).
+_REGRESSION_EPS = 1e-5
+#: Probabilities are clipped into `[PROB_EPS, 1 − PROB_EPS]` by
+#: `binary_cross_entropy` and below by `PROB_EPS` in `cross_entropy`
+#: (Keras's `backend.epsilon()`, 1e-7).
+PROB_EPS = 1e-7
+
+
+# ---------------------------------------------------------------------------
+# checks (static: shapes and dtypes only, so they hold under jit/grad/vmap)
+
+
+def _where(name: str) -> str:
+    return f"fnn.losses.{name}"
+
+
+def _predictions(name: str, x, what: str):
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{_where(name)}: expected floating-point {what}, got dtype {x.dtype} "
+            f"(shape {shape_str(x.shape)}). Convert with x.astype(jnp.float32)."
+        )
+    return x
+
+
+def _not_empty(name: str, x, what: str) -> None:
+    if x.size == 0:
+        raise ValueError(
+            f"{_where(name)}: got an empty batch ({what} of shape {shape_str(x.shape)}); "
+            "a loss needs at least one example."
+        )
+
+
+def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
+                      y_name: str = "targets"):
+    """Validate `(pred, y)` of an element-wise loss; return them, y cast to pred's dtype."""
+    pred = _predictions(name, pred, pred_name)
+    y = jnp.asarray(y)
+    if pred.shape != y.shape:
+        hint = ""
+        if pred.size == y.size:
+            hint = (f" Reshape the {y_name} explicitly, e.g. y.reshape({shape_str(pred.shape)})"
+                    " — losses never broadcast, so (N, 1) against (N,) is an error.")
+        raise ValueError(
+            f"{_where(name)}: {pred_name} and {y_name} must have the same shape, got "
+            f"{pred_name} {shape_str(pred.shape)} and {y_name} {shape_str(y.shape)}.{hint}"
+        )
+    if not (jnp.issubdtype(y.dtype, jnp.number) or y.dtype == jnp.bool_):
+        raise TypeError(f"{_where(name)}: {y_name} must be numeric, got dtype {y.dtype}.")
+    _not_empty(name, pred, pred_name)
+    dtype = jnp.promote_types(pred.dtype, y.dtype) if jnp.issubdtype(
+        y.dtype, jnp.floating) else pred.dtype
+    return pred.astype(dtype), y.astype(dtype)
+
+
+def _scores(name: str, scores, what: str):
+    scores = _predictions(name, scores, what)
+    if scores.ndim < 1:
+        raise ValueError(
+            f"{_where(name)}: expected {what} of shape (N, C) with a class axis last, "
+            f"got a scalar (shape {shape_str(scores.shape)})."
+        )
+    if scores.shape[-1] == 0:
+        raise ValueError(
+            f"{_where(name)}: {what} of shape {shape_str(scores.shape)} have no classes "
+            "(last axis has size 0)."
+        )
+    _not_empty(name, scores, what)
+    return scores
+
+
+def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
+    """Validate integer class ids of shape `scores.shape[:-1]`.
+
+    A wrong shape is a `ValueError`; the right shape with a non-integer dtype a
+    `TypeError`. `one_hot_ok` names the `(N, C)` float alternative this loss
+    accepts (or None); it only changes the advice in the messages.
+    """
+    labels = jnp.asarray(labels)
+    want = shape_str(scores.shape[:-1])
+    got = (f"got labels of shape {shape_str(labels.shape)} (dtype {labels.dtype}) for "
+           f"{what} of shape {shape_str(scores.shape)}")
+    if labels.shape != scores.shape[:-1]:
+        hint = ""
+        if labels.shape == scores.shape:
+            hint = (f" Pass one-hot targets as floats ({one_hot_ok}), or class ids of shape "
+                    f"{want} with jnp.argmax(onehot, axis=-1)." if one_hot_ok else
+                    f" This loss takes class ids: convert one-hot targets with "
+                    f"jnp.argmax(onehot, axis=-1) (shape {want}).")
+        elif labels.size == math.prod(scores.shape[:-1]):
+            hint = f" Reshape them with labels.reshape({want})."
+        raise ValueError(
+            f"{_where(name)}: class-id labels must have shape {want}, {got}.{hint}"
+        )
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        advice = "cast them with labels.astype(jnp.int32)"
+        if one_hot_ok:
+            advice += f", or pass {one_hot_ok} as floats of shape {shape_str(scores.shape)}"
+        raise TypeError(
+            f"{_where(name)}: class-id labels must have an integer dtype, {got}; {advice}."
+        )
+    return labels
+
+
+def _pick(x, labels):
+    """`x[..., labels]` along the last axis, and the mask of ids inside `[0, C)`."""
+    num_classes = x.shape[-1]
+    valid = (labels >= 0) & (labels < num_classes)
+    idx = jnp.clip(labels, 0, num_classes - 1)[..., None]
+    return jnp.take_along_axis(x, idx, axis=-1)[..., 0], valid
+
+
+def _nan_where_invalid(per_example, valid):
+    return jnp.where(valid, per_example, jnp.nan)
+
+
+def _abs(x):
+    """|x| whose derivative at 0 is 0 (sign(x)), as PyTorch's abs; jnp.abs gives 1 there."""
+    return x * jnp.sign(x)
+
+
+def _relu(x):
+    """max(x, 0) with derivative 0 at 0 (the library's relu convention)."""
+    return jnp.where(x > 0, x, jnp.zeros_like(x))
+
+
+# ---------------------------------------------------------------------------
+# regression
+
+
+def mse(pred, y):
+    """Mean squared error: `mean((pred − y)²)` over all elements.
+
+    **Arguments:**
+    - `pred`: predictions, float, any shape `(N, ...)`.
+    - `y`: targets, the same shape as `pred`.
+
+    **Returns:** a scalar. Equals PyTorch's `MSELoss()` and Keras's
+    `MeanSquaredError`; `optax.squared_error` is the same per element without
+    the mean, and `optax.l2_loss` is HALF of it (`½(pred − y)²`).
+    """
+    pred, y = _elementwise_args("mse", pred, y)
+    return jnp.mean(jnp.square(pred - y))
+
+
+def mae(pred, y):
+    """Mean absolute error: `mean(|pred − y|)` over all elements.
+
+    The gradient at `pred == y` is 0 (subgradient `sign(0) = 0`, as PyTorch's
+    `L1Loss`). **Shapes:** `pred` and `y` the same shape `(N, ...)`; returns a scalar.
+    """
+    pred, y = _elementwise_args("mae", pred, y)
+    return jnp.mean(_abs(pred - y))
+
+
+def msle(pred, y):
+    """Mean squared logarithmic error.
+
+    `mean((log(1 + max(pred, ε)) − log(1 + max(y, ε)))²)` with `ε = 1e-5`, over
+    all elements; meant for non-negative targets (counts, prices): values below
+    ε are clipped to ε, so negative predictions get a zero gradient.
+
+    Keras's `MeanSquaredLogarithmicError` clips at its epsilon 1e-7 instead of
+    1e-5 (the results differ only for values in `[0, 1e-5)`); PyTorch has no
+    MSLE. **Shapes:** `pred` and `y` the same shape; returns a scalar.
+    """
+    pred, y = _elementwise_args("msle", pred, y)
+    d = jnp.log1p(jnp.maximum(pred, _REGRESSION_EPS)) - jnp.log1p(jnp.maximum(y, _REGRESSION_EPS))
+    return jnp.mean(jnp.square(d))
+
+
+def mape(pred, y):
+    """Mean absolute percentage error, in percent.
+
+    `100 · mean(|pred − y| / max(|y|, ε))` with `ε = 1e-5`, over all elements
+    (targets near 0 make it explode: that is MAPE's nature, ε only avoids a
+    division by zero). Keras's `MeanAbsolutePercentageError` uses ε = 1e-7.
+    **Shapes:** `pred` and `y` the same shape; returns a scalar.
+    """
+    pred, y = _elementwise_args("mape", pred, y)
+    return 100.0 * jnp.mean(_abs(pred - y) / jnp.maximum(_abs(y), _REGRESSION_EPS))
+
+
+def huber(pred, y, delta: float = 1.0):
+    """Huber loss, exactly PyTorch's `huber_loss(pred, y, delta=delta)` (mean reduction).
+
+    With `d = pred − y`, per element:
+
+        ½ d²               if |d| < δ
+        δ (|d| − ½ δ)      otherwise
+
+    then the mean over all elements. Quadratic near the target, linear (slope
+    δ) beyond it, continuous with a continuous first derivative at `|d| = δ`.
+    `optax.huber_loss` and Keras's `Huber` use the same formula (optax without
+    the mean). `huber(p, y, δ) = δ · smooth_l1(p, y, beta=δ)`.
+
+    **Arguments:** `delta > 0` (a Python float, fixed at trace time).
+    **Shapes:** `pred` and `y` the same shape; returns a scalar.
+    """
+    delta = check_number(_where("huber"), "delta", delta, low=0.0, low_open=True)
+    pred, y = _elementwise_args("huber", pred, y)
+    d = pred - y
+    a = _abs(d)
+    return jnp.mean(jnp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta)))
+
+
+def smooth_l1(pred, y, beta: float = 1.0):
+    """Smooth L1 loss, exactly PyTorch's `smooth_l1_loss(pred, y, beta=beta)` (mean reduction).
+
+    With `d = pred − y`, per element:
+
+        ½ d² / β           if |d| < β
+        |d| − ½ β          otherwise
+
+    then the mean over all elements. `beta = 0` is the plain L1 loss (`mae`),
+    as in PyTorch. Differs from `huber` by the factor β: the linear part has
+    slope 1 here, δ in Huber.
+
+    **Arguments:** `beta >= 0` (a Python float, fixed at trace time).
+    **Shapes:** `pred` and `y` the same shape; returns a scalar.
+    """
+    beta = check_number(_where("smooth_l1"), "beta", beta, low=0.0)
+    pred, y = _elementwise_args("smooth_l1", pred, y)
+    d = pred - y
+    a = _abs(d)
+    if beta == 0.0:
+        return jnp.mean(a)
+    return jnp.mean(jnp.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta))
+
+
+# ---------------------------------------------------------------------------
+# binary classification
+
+
+def _softplus(z):
+    """log(1 + e^z) = max(z, 0) + log1p(e^{−|z|}), written so its gradient is σ(z) everywhere.
+
+    The two branches of `where` are both finite for every z (no NaN from the
+    unselected branch), and at z = 0 the derivative is 1 − ½ = ½ = σ(0)
+    (plain `max` and `abs` would give the wrong value at the kink).
+    """
+    pos = z >= 0
+    e = jnp.exp(jnp.where(pos, -z, z))          # e^{−|z|} ∈ (0, 1]
+    return jnp.where(pos, z, jnp.zeros_like(z)) + jnp.log1p(e)
+
+
+def sigmoid_binary_cross_entropy(logits, y):
+    """Binary cross-entropy on logits, numerically stable.
+
+    With `z` the logit and `y ∈ [0, 1]` the target (1 = positive class; soft
+    labels allowed), per element:
+
+        −y log σ(z) − (1 − y) log(1 − σ(z))  =  max(z, 0) − z·y + log(1 + e^{−|z|})
+
+    then the mean over all elements. The right-hand form never overflows
+    (`z = 1e4, y = 0` gives exactly 1e4) and its gradient is `σ(z) − y`
+    (divided by the number of elements). Equals PyTorch's
+    `BCEWithLogitsLoss()` and Keras's `BinaryCrossentropy(from_logits=True)`;
+    `optax.sigmoid_binary_cross_entropy` is the same without the mean.
+
+    **Shapes:** `logits` and `y` the same shape (`(N,)`, or `(N, K)` for K
+    independent labels); returns a scalar.
+    """
+    z, y = _elementwise_args("sigmoid_binary_cross_entropy", logits, y, "logits", "targets")
+    return jnp.mean(_softplus(z) - z * y)
+
+
+def binary_cross_entropy(probs, y):
+    """Binary cross-entropy on probabilities: `−y log p − (1 − y) log(1 − p)`, mean.
+
+    `p` is clipped into `[ε, 1 − ε]` with `ε = 1e-7` (`PROB_EPS`) before the
+    logs, so `p = 0` or `1` gives a finite loss of at most `−log ε ≈ 16.1`;
+    the gradient is 0 where the clip is active. This is Keras's
+    `binary_crossentropy` (same ε = 1e-7); PyTorch's `BCELoss` instead clamps
+    each log term at −100. Prefer `sigmoid_binary_cross_entropy` on logits:
+    it is exact and stable.
+
+    **Shapes:** `probs` and `y ∈ [0, 1]` the same shape; returns a scalar.
+    """
+    p, y = _elementwise_args("binary_cross_entropy", probs, y, "probabilities", "targets")
+    p = jnp.clip(p, PROB_EPS, 1.0 - PROB_EPS)
+    return jnp.mean(-(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p)))
+
+
+def hinge(scores, y):
+    """Binary hinge loss (SVM): `mean(max(0, 1 − y·s))`, y ∈ {−1, +1}.
+
+    Targets must be ±1 (not checked under jit). Keras's `hinge` silently maps
+    {0, 1} labels to {−1, +1}; this one does not: convert with `2·y − 1`.
+    The (sub)gradient at the kink `y·s = 1` is 0. `optax.hinge_loss` is the same
+    per element. **Shapes:** `scores` and `y` the same shape; returns a scalar.
+    """
+    s, y = _elementwise_args("hinge", scores, y, "scores", "targets")
+    return jnp.mean(_relu(1.0 - y * s))
+
+
+def exponential(scores, y):
+    """Exponential loss (AdaBoost): `mean(exp(−y·s))`, y ∈ {−1, +1}.
+
+    Grows without bound for confidently wrong scores; in float32 it overflows
+    to `inf` once `−y·s > 88` — the true value, not a numerical accident.
+    **Shapes:** `scores` and `y` the same shape; returns a scalar.
+    """
+    s, y = _elementwise_args("exponential", scores, y, "scores", "targets")
+    return jnp.mean(jnp.exp(-y * s))
+
+
+# ---------------------------------------------------------------------------
+# multi-class classification
+
+
+def softmax_cross_entropy(logits, labels):
+    """Cross-entropy of softmax(logits) against labels, via log-softmax (stable).
+
+    Per example, with `z` the logits `(C,)`:
+
+    - integer class ids `labels: (N,)`: `−log_softmax(z)[label]`
+      (`= logsumexp(z) − z_label`);
+    - one-hot or probability targets `labels: (N, C)` (float):
+      `−Σ_c y_c log_softmax(z)_c`;
+
+    then the mean over the batch. The gradient with respect to the logits is
+    `(softmax(z) − onehot(label)) / N`. Huge logits (±1e4) are fine: the
+    log-sum-exp shifts by the max. A class id outside `[0, C)` gives NaN.
+
+    PyTorch's `CrossEntropyLoss()` accepts the same two label forms. Optax
+    splits them into `softmax_cross_entropy` (probabilities) and
+    `softmax_cross_entropy_with_integer_labels` (ids), both per example.
+    Keras: `CategoricalCrossentropy(from_logits=True)` /
+    `SparseCategoricalCrossentropy(from_logits=True)`.
+
+    **Shapes:** `logits (N, C)` (or `(..., C)`: e.g. `(N, T, C)` with labels
+    `(N, T)`, averaged over N and T); returns a scalar.
+    """
+    name = "softmax_cross_entropy"
+    z = _scores(name, logits, "logits")
+    labels = jnp.asarray(labels)
+    logp = log_softmax(z, axis=-1)
+    if jnp.issubdtype(labels.dtype, jnp.floating) and labels.shape == z.shape:
+        y = labels.astype(jnp.promote_types(z.dtype, labels.dtype))
+        # 0·log p is 0 even where log p = −inf (a masked logit).
+        return jnp.mean(-jnp.sum(jnp.where(y == 0, 0.0, y * logp), axis=-1))
+    labels = _class_ids(name, z, labels, "logits", one_hot_ok="one-hot/probability targets")
+    picked, valid = _pick(logp, labels)
+    return jnp.mean(_nan_where_invalid(-picked, valid))
+
+
+def cross_entropy(probs, onehot):
+    """Categorical cross-entropy on probabilities: `−Σ_c y_c log p_c`, mean over the batch.
+
+    `p` is clipped below at `ε = 1e-7` (`PROB_EPS`) so `p = 0` gives a finite
+    loss (`−log ε ≈ 16.1` per unit of target mass); the rows of `probs` are
+    NOT renormalised (Keras's `categorical_crossentropy(from_logits=False)`
+    divides by the row sum first and also clips at `1 − ε`). Prefer
+    `softmax_cross_entropy` on logits: it is exact and stable.
+
+    **Shapes:** `probs` and `onehot` (one-hot or probability targets, float)
+    the same shape `(N, C)`; returns a scalar. For class ids use
+    `nll(jnp.log(probs), labels)`.
+    """
+    name = "cross_entropy"
+    p = _scores(name, probs, "probabilities")
+    y = jnp.asarray(onehot)
+    if y.shape == p.shape[:-1] and jnp.issubdtype(y.dtype, jnp.integer):
+        raise ValueError(
+            f"{_where(name)}: targets must be one-hot/probabilities of the same shape as the "
+            f"probabilities, got probabilities {shape_str(p.shape)} and integer targets "
+            f"{shape_str(y.shape)}. For class ids use nll(jnp.log(probs), labels) or "
+            "jax.nn.one_hot(labels, C)."
+        )
+    p, y = _elementwise_args(name, probs, onehot, "probabilities", "targets")
+    return jnp.mean(-jnp.sum(y * jnp.log(jnp.maximum(p, PROB_EPS)), axis=-1))
+
+
+def nll(log_probs, labels):
+    """Negative log-likelihood of class ids: `mean(−log_probs[n, label_n])`.
+
+    Use after a `log_softmax` output layer; `nll(log_softmax(z), labels)` equals
+    `softmax_cross_entropy(z, labels)`. This is PyTorch's `NLLLoss()`. A class
+    id outside `[0, C)` gives NaN.
+
+    **Shapes:** `log_probs (N, C)` (or `(..., C)`), integer `labels (N,)`;
+    returns a scalar.
+    """
+    name = "nll"
+    lp = _scores(name, log_probs, "log-probabilities")
+    labels = _class_ids(name, lp, labels, "log-probabilities", one_hot_ok=None)
+    picked, valid = _pick(lp, labels)
+    return jnp.mean(_nan_where_invalid(-picked, valid))
+
+
+def multiclass_hinge(scores, labels, margin: float = 1.0):
+    """Multi-class SVM loss (Weston–Watkins, CS231n): `Σ_{j≠y} max(0, s_j − s_y + Δ)`, mean.
+
+    Every wrong class whose score comes within `Δ = margin` of the true
+    class's score adds to the loss; the true class itself contributes nothing.
+    PyTorch's `MultiMarginLoss()` is the same sum divided by C; Keras's
+    `categorical_hinge` keeps only the largest wrong class (Crammer–Singer). A
+    class id outside `[0, C)` gives NaN.
+
+    **Arguments:** `margin >= 0` (a Python float, fixed at trace time).
+    **Shapes:** `scores (N, C)` (or `(..., C)`), integer `labels (N,)`; returns a scalar.
+    """
+    name = "multiclass_hinge"
+    margin = check_number(_where(name), "margin", margin, low=0.0)
+    s = _scores(name, scores, "scores")
+    labels = _class_ids(name, s, labels, "scores", one_hot_ok=None)
+    s_true, valid = _pick(s, labels)
+    margins = _relu(s - s_true[..., None] + margin)
+    is_true = jax.lax.broadcasted_iota(labels.dtype, s.shape, s.ndim - 1) == labels[..., None]
+    per_example = jnp.sum(jnp.where(is_true, jnp.zeros_like(margins), margins), axis=-1)
+    return jnp.mean(_nan_where_invalid(per_example, valid))

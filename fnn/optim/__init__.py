@@ -1,0 +1,27 @@
+"""Optimizers as pure `(init, update)` pairs over a pytree state that holds the params.
+
+    opt = fnn.optim.adam(1e-3)
+    state = opt.init(params)
+
+    @jax.jit
+    def train_step(state, batch):
+        grads = jax.grad(loss_fn)(state.params, *batch)
+        state, params = opt.update(state, grads)
+        return state
+
+Every state is a NamedTuple `(step, lr, params, *slots)`; `current_lr(state)`
+returns the learning rate of the latest update. See `fnn.optim.base` for the
+layout and each constructor for its update rule and how it relates to PyTorch,
+Optax and Keras.
+"""
+from fnn.optim import schedules
+from fnn.optim.adaptive import adadelta, adagrad, adam, adamw, rmsprop
+from fnn.optim.base import Optimizer, current_lr
+from fnn.optim.sgd import momentum, sgd
+from fnn.optim.wrappers import clip_by_global_norm, clip_by_value, masked
+
+__all__ = [
+    "Optimizer", "current_lr", "schedules",
+    "sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw",
+    "clip_by_global_norm", "clip_by_value", "masked",
+]

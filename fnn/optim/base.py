@@ -1,0 +1,236 @@
+"""The `Optimizer` pair and the helpers every optimizer shares.
+
+An optimizer is two pure functions (stax/optax style, but the state also holds
+the parameters):
+
+    init(params) -> state
+    update(state, grads) -> (new_state, new_params)   # new_params is new_state.params
+
+Every state is a small NamedTuple whose first three fields are the same for all
+optimizers, followed by the optimizer's slots (pytrees shaped like `params`):
+
+    step:   int32 scalar    number of updates applied so far
+    lr:     float32 scalar  learning rate the most recent update used
+                            (before any update: the learning rate for step 0)
+    params: pytree          the current parameters
+    ...slots                e.g. `m`, `v` for Adam, each a pytree like `params`
+
+Wrappers (`clip_by_global_norm`, `clip_by_value`, `masked`) keep the wrapped
+optimizer's state as is, so `current_lr` and checkpoints see the same layout.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnn._checks import check_number, shape_str
+
+
+class Optimizer(NamedTuple):
+    """An optimizer: two pure functions over a pytree state.
+
+    **Fields:**
+    - `init(params) -> state`: `params` is a pytree (nested dicts) of float arrays.
+    - `update(state, grads) -> (state, params)`: `grads` has the structure and
+      leaf shapes of `params`; returns the new state and the new parameters
+      (the same object as `new_state.params`).
+
+    Both are pure and work under `jax.jit`, `jax.vmap` (e.g. over an ensemble
+    of stacked parameter sets) and `jax.lax.scan`.
+    """
+
+    init: Callable
+    update: Callable
+
+
+def name_of(optimizer: Optimizer) -> str:
+    """A readable name for messages, e.g. "adam" or "masked(adam)"."""
+    return getattr(optimizer.update, "_fnn_name", "optimizer")
+
+
+def make(name: str, init: Callable, update: Callable) -> Optimizer:
+    """Build an `Optimizer`, tagging its `update` with `name` for error messages."""
+    update._fnn_name = name
+    return Optimizer(init, update)
+
+
+def check_optimizer(where: str, optimizer: Any) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"{where}: expected a fnn.optim.Optimizer (e.g. fnn.optim.adam(1e-3)), "
+            f"got {optimizer!r}."
+        )
+    return optimizer
+
+
+def check_hyper(where: str, name: str, value: Any, **bounds) -> Any:
+    """`check_number` for a hyperparameter; a traced value (e.g. under a vmap over
+    learning rates) cannot be checked and passes through unchanged."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    return check_number(where, name, value, **bounds)
+
+
+# ---------------------------------------------------------------------------
+# learning rates
+
+
+def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
+    """Turn a float or a schedule `step -> lr` into a function `step -> float32 scalar`.
+
+    A float is validated here (finite, >= 0). A schedule is evaluated at trace
+    time on the step count before the update; it must return a scalar.
+    """
+    if callable(learning_rate):
+        schedule = learning_rate
+
+        def lr_at(step):
+            lr = schedule(step)
+            if jnp.shape(lr) != ():
+                raise ValueError(
+                    f"{where}: the learning_rate schedule must return a scalar, got "
+                    f"shape {shape_str(jnp.shape(lr))} from {schedule!r}."
+                )
+            if not jnp.issubdtype(jnp.result_type(lr), jnp.number):
+                raise TypeError(
+                    f"{where}: the learning_rate schedule must return a number, got "
+                    f"dtype {jnp.result_type(lr)} from {schedule!r}."
+                )
+            return jnp.asarray(lr, jnp.float32)
+
+        return lr_at
+    if isinstance(learning_rate, bool) or not (
+        isinstance(learning_rate, (int, float)) or getattr(learning_rate, "shape", None) == ()
+    ):
+        raise TypeError(
+            f"{where}: learning_rate must be a number or a schedule step -> lr, "
+            f"got {learning_rate!r}."
+        )
+    value = check_hyper(where, "learning_rate", learning_rate, low=0.0)
+    return lambda step: jnp.asarray(value, jnp.float32)
+
+
+# ---------------------------------------------------------------------------
+# pytree helpers
+
+
+def as_params(where: str, params: Any) -> Any:
+    """Params as a pytree of floating arrays (Python floats become float32 arrays)."""
+    # an explicit dtype drops JAX's weak typing, so the state's dtypes are fixed
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"{where}.init: parameters must be floating-point arrays, got dtype "
+                f"{leaf.dtype} at {jax.tree_util.keystr(path) or 'the root'}. "
+                "Convert with .astype(jnp.float32)."
+            )
+    return params
+
+
+def check_like_params(where: str, params: Any, tree: Any, what: str = "grads",
+                      check_shapes: bool = True) -> None:
+    """Raise ValueError unless `tree` has the pytree structure (and, with
+    `check_shapes`, the leaf shapes) of `params`.
+
+    Runs at trace time; the message names the first mismatching path.
+    """
+    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
+    t_leaves, t_def = jax.tree_util.tree_flatten_with_path(tree)
+    if p_def != t_def:
+        p_paths = [jax.tree_util.keystr(k) for k, _ in p_leaves]
+        t_paths = [jax.tree_util.keystr(k) for k, _ in t_leaves]
+        first = next(
+            (f"{what} has {b or 'a leaf at the root'} where params has "
+             f"{a or 'a leaf at the root'}"
+             for a, b in zip(p_paths, t_paths, strict=False) if a != b),
+            f"params has {len(p_paths)} leaves and {what} has {len(t_paths)}"
+            if len(p_paths) != len(t_paths) else "the container types differ",
+        )
+        raise ValueError(
+            f"{where}: {what} must have the same pytree structure as params; {first}.\n"
+            f"  params: {p_def}\n  {what}: {t_def}"
+        )
+    if not check_shapes:
+        return
+    for (path, p), (_, t) in zip(p_leaves, t_leaves, strict=True):
+        if jnp.shape(p) != jnp.shape(t):
+            raise ValueError(
+                f"{where}: {what} leaf {jax.tree_util.keystr(path) or '(root)'} has shape "
+                f"{shape_str(jnp.shape(t))} but the parameter has shape "
+                f"{shape_str(jnp.shape(p))}."
+            )
+
+
+def step_zero() -> jax.Array:
+    return jnp.zeros((), jnp.int32)
+
+
+def current_lr(state: Any) -> jax.Array:
+    """The learning rate the most recent update used (float32 scalar).
+
+    Before any update it is the learning rate for step 0. Works on the state of
+    every fnn optimizer, wrapped or not (wrappers keep the wrapped state).
+    """
+    lr = getattr(state, "lr", None)
+    if lr is None:
+        raise TypeError(
+            f"current_lr: expected the state of a fnn.optim optimizer (a NamedTuple "
+            f"with an `lr` field), got {type(state).__name__}."
+        )
+    return lr
+
+
+# ---------------------------------------------------------------------------
+# the one builder behind every optimizer
+
+
+def map_leaves(fn: Callable, n_out: int, params: Any, *trees: Any) -> tuple:
+    """Apply `fn(p, *others) -> tuple of n_out leaves` leaf by leaf; return n_out trees.
+
+    The other trees must have the structure of `params` (checked beforehand).
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    others = [treedef.flatten_up_to(t) for t in trees]
+    outs = [fn(*args) for args in zip(leaves, *others, strict=True)]
+    columns = list(zip(*outs, strict=True)) if outs else [()] * n_out
+    return tuple(treedef.unflatten(list(col)) for col in columns)
+
+
+def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
+          rule: Callable) -> Optimizer:
+    """Assemble an `Optimizer` from a per-leaf update rule.
+
+    - `state_cls`: NamedTuple with fields `(step, lr, params, *slots)`.
+    - `init_slots(p) -> tuple of slot leaves` for one parameter leaf.
+    - `rule(t, lr, p, g, *slots) -> (new_p, *new_slots)` for one leaf, where `t`
+      is the step count after this update (1 for the first) and `lr` the
+      learning rate cast to the leaf's dtype.
+    """
+    lr_at = learning_rate_fn(where, learning_rate)
+    n_slots = len(state_cls._fields) - 3
+
+    def init(params):
+        params = as_params(where, params)
+        step = step_zero()
+        slots = map_leaves(lambda p: tuple(init_slots(p)), n_slots, params)
+        return state_cls(step, lr_at(step), params, *slots)
+
+    def update(state, grads):
+        check_like_params(f"{where}.update", state.params, grads)
+        lr = lr_at(state.step)
+        t = state.step + 1
+
+        def leaf(p, g, *slots):
+            new_p, *new_slots = rule(t, lr.astype(p.dtype), p, g, *slots)
+            return (new_p.astype(p.dtype),
+                    *(n.astype(o.dtype) for n, o in zip(new_slots, slots, strict=True)))
+
+        params, *slots = map_leaves(leaf, 1 + n_slots, state.params, grads, *state[3:])
+        new_state = state_cls(t, lr, params, *slots)
+        return new_state, new_state.params
+
+    return make(where, init, update)

@@ -1,0 +1,137 @@
+"""Optimizer wrappers: gradient clipping and masking.
+
+Each wrapper returns an `Optimizer` whose state is the wrapped optimizer's
+state, unchanged in layout, so `current_lr`, checkpoints and nesting all work.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn._checks import check_number
+from fnn.optim.base import Optimizer, check_like_params, check_optimizer, make, name_of
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """‖tree‖₂ over all leaves together (float32 scalar)."""
+    leaves = jax.tree.leaves(tree)
+    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves),
+                        jnp.zeros((), jnp.float32)))
+
+
+def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
+    """Rescale the gradients so that their global L2 norm is at most `max_norm`.
+
+        n = √(Σ over all leaves of Σ g²)
+        g ← g · min(1, max_norm / n)
+
+    then apply `optimizer`. Gradients with `n <= max_norm` (zero included) pass
+    unchanged. This is the rule of `torch.nn.utils.clip_grad_norm_` except that
+    PyTorch divides by `n + 1e-6` (a relative difference below 1e-6/n), and the
+    same as `optax.clip_by_global_norm`. Under `vmap` over an ensemble, each
+    model's gradients are clipped by their own norm.
+
+    **Arguments:**
+    - `optimizer`: the `Optimizer` to wrap; the state is its state.
+    - `max_norm`: > 0.
+    """
+    inner = check_optimizer("clip_by_global_norm", optimizer)
+    max_norm = check_number("clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
+    name = f"clip_by_global_norm({name_of(inner)})"
+
+    def update(state, grads):
+        check_like_params(f"{name}.update", state.params, grads)
+        norm = global_norm(grads)
+        scale = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1.0), 1.0)
+        grads = jax.tree.map(lambda g: (g * scale.astype(g.dtype)).astype(g.dtype), grads)
+        return inner.update(state, grads)
+
+    return make(name, inner.init, update)
+
+
+def clip_by_value(optimizer: Optimizer, limit: float) -> Optimizer:
+    """Clip every gradient element to `[−limit, limit]`, then apply `optimizer`.
+
+    Same as `torch.nn.utils.clip_grad_value_(clip_value=limit)` and
+    `optax.clip(limit)`.
+
+    **Arguments:**
+    - `optimizer`: the `Optimizer` to wrap; the state is its state.
+    - `limit`: > 0.
+    """
+    inner = check_optimizer("clip_by_value", optimizer)
+    limit = check_number("clip_by_value", "limit", limit, low=0.0, low_open=True)
+    name = f"clip_by_value({name_of(inner)})"
+
+    def update(state, grads):
+        check_like_params(f"{name}.update", state.params, grads)
+        return inner.update(state, jax.tree.map(lambda g: jnp.clip(g, -limit, limit), grads))
+
+    return make(name, inner.init, update)
+
+
+def _as_mask(where: str, mask: Any) -> Any:
+    """A pytree of Python bools; any other leaf raises TypeError."""
+    def leaf(path, x):
+        if isinstance(x, (bool, np.bool_)):
+            return bool(x)
+        if isinstance(x, (np.ndarray, jax.Array)) and x.shape == () and x.dtype == bool and (
+                not isinstance(x, jax.core.Tracer)):
+            return bool(x)
+        raise TypeError(
+            f"{where}: mask leaves must be Python bools (True = train, False = freeze), "
+            f"got {x!r} at {jax.tree_util.keystr(path) or 'the root'}."
+        )
+
+    return jax.tree_util.tree_map_with_path(leaf, mask)
+
+
+def masked(optimizer: Optimizer, mask: Any) -> Optimizer:
+    """Train only the parameters where `mask` is True; freeze the others.
+
+    `mask` is a pytree of Python bools with exactly the structure of the params
+    (e.g. `{"w": True, "b": False}`), checked at `init` and `update`. Frozen
+    leaves stay bit-for-bit unchanged, and so do their optimizer slots (momentum,
+    Adam moments, and no weight decay either). The trainable leaves follow the
+    wrapped optimizer exactly as if the frozen leaves were absent; their
+    gradients are zeroed before the wrapped update, so a `clip_by_global_norm`
+    inside `masked` only counts trainable leaves. The shared `step` counter
+    advances on every update.
+
+    The state is the wrapped optimizer's state (slots exist for frozen leaves
+    too, holding their initial values). To exclude biases from `adamw` decay,
+    mask them out of a second, decay-free optimizer, or build the mask with
+    `jax.tree_util.tree_map_with_path`.
+    """
+    inner = check_optimizer("masked", optimizer)
+    mask = _as_mask("masked", mask)
+    name = f"masked({name_of(inner)})"
+
+    def check_mask(where, params):
+        check_like_params(where, params, mask, what="mask", check_shapes=False)
+
+    def init(params):
+        check_mask(f"{name}.init", params)
+        return inner.init(params)
+
+    def select(new, old):
+        return jax.tree.map(lambda m, n, o: n if m else o, mask, new, old)
+
+    def update(state, grads):
+        check_like_params(f"{name}.update", state.params, grads)
+        check_mask(f"{name}.update", state.params)
+        grads = jax.tree.map(lambda m, g: g if m else jnp.zeros_like(g), mask, grads)
+        new_state, _ = inner.update(state, grads)
+        treedef = jax.tree.structure(state.params)
+        fields = {
+            f: select(getattr(new_state, f), getattr(state, f))
+            for f in new_state._fields
+            if f not in ("step", "lr") and jax.tree.structure(getattr(state, f)) == treedef
+        }
+        new_state = new_state._replace(**fields)
+        return new_state, new_state.params
+
+    return make(name, init, update)
