@@ -1,0 +1,388 @@
+"""Preprocessing as pure fit/transform pairs whose fitted statistics are pytrees.
+
+Each constructor returns a `Preprocessor`, a NamedTuple of three pure functions
+(like `fnn.Layer` and `fnn.optim.Optimizer`):
+
+    prep = fnn.preprocessing.standardize()
+    stats = prep.fit(x_train)               # a NamedTuple of arrays (a pytree)
+    z_train = prep.transform(stats, x_train)
+    z_test = prep.transform(stats, x_test)  # statistics of the training set only
+    x_back = prep.inverse(stats, z_test)
+
+| constructor | statistics | transform |
+|---|---|---|
+| `center(axis=0)` | `mean` | `z = x − μ` |
+| `standardize(eps=1e-8, axis=0)` | `mean`, `std` | `z = (x − μ) / max(σ, eps)` |
+| `minmax(eps=1e-8, axis=0)` | `min`, `max` | `z = 2 (x − min) / max(max − min, eps) − 1` |
+| `pca(k=None, variance=None)` | `mean`, `components`, `eigenvalues` | `z = (x − μ) Uₖ` |
+| `pca_whitening(k, variance, eps=1e-5)` | `WhiteningStats` | `z = (x − μ) Uₖ (Λₖ + eps)^-½` |
+| `zca_whitening(eps=1e-5)` | `WhiteningStats` | `z = (x − μ) U (Λ + eps)^-½ Uᵀ` |
+
+Conventions:
+- Inputs are batch-first, `(N, ...)`. Integer and bool inputs (e.g. uint8 images)
+  are converted to float32 first; float inputs keep their dtype.
+- `center`, `standardize` and `minmax` are element-wise: statistics have the
+  shape of one example `x.shape[1:]` (per feature/pixel) with the axes in `axis`
+  (which must include the batch axis 0) reduced to size 1 — `axis=(0, 1, 2)` on
+  NHWC images gives per-channel statistics of shape `(1, 1, C)`. Outputs keep the
+  input's shape.
+- `pca`, `pca_whitening` and `zca_whitening` flatten each example: `(N, ...)` is
+  treated as `(N, D)` with `D = prod(x.shape[1:])`. PCA and PCA whitening return
+  `(N, k)`; `inverse` returns `(N, D)` (reshape it yourself). ZCA whitening stays
+  in input space and returns the input's shape.
+- Covariance is the biased estimate `C = (x − μ)ᵀ(x − μ) / N` and standard
+  deviations use `ddof=0`, so transformed training data have exactly unit
+  variance (up to eps). `C = U Λ Uᵀ` with the eigenvalues `Λ` sorted in
+  decreasing order; `components` holds `Uᵀ` (orthonormal rows), each row's sign
+  fixed so that its largest-magnitude entry is positive (deterministic output).
+- `transform` and `inverse` are jit-compatible; `fit` is too for `k` given (or
+  all components), but choosing `k` from a `variance` fraction needs concrete
+  eigenvalues, so that `fit` runs eagerly.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn._checks import check_number, check_positive_int, shape_str
+
+__all__ = [
+    "Preprocessor", "center", "standardize", "minmax", "pca", "pca_whitening", "zca_whitening",
+    "CenterStats", "StandardizeStats", "MinMaxStats", "PCAStats", "WhiteningStats",
+]
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+class Preprocessor(NamedTuple):
+    """A preprocessing step as pure functions (plus a name).
+
+    `fit(x) -> stats`, `transform(stats, x) -> z`, `inverse(stats, z) -> x`.
+    """
+
+    fit: Callable
+    transform: Callable
+    inverse: Callable
+    name: str
+
+    def fit_transform(self, x):
+        """`(stats, transform(stats, x))` with `stats = fit(x)`."""
+        stats = self.fit(x)
+        return stats, self.transform(stats, x)
+
+
+class CenterStats(NamedTuple):
+    mean: Any  # x.shape[1:] with reduced axes of size 1
+
+
+class StandardizeStats(NamedTuple):
+    mean: Any  # like CenterStats.mean
+    std: Any   # max(σ, eps), same shape (the divisor used by transform)
+
+
+class MinMaxStats(NamedTuple):
+    min: Any   # per-feature minimum
+    max: Any   # per-feature maximum
+
+
+class PCAStats(NamedTuple):
+    mean: Any         # (D,)
+    components: Any   # (k, D) orthonormal rows Uₖᵀ, by decreasing eigenvalue
+    eigenvalues: Any  # (k,) variances along the components, decreasing
+
+
+class WhiteningStats(NamedTuple):
+    mean: Any            # (D,)
+    components: Any      # (k, D) as in PCAStats (k = D for ZCA)
+    eigenvalues: Any     # (k,)
+    matrix: Any          # (D, k) PCA: Uₖ(Λₖ+eps)^{-1/2};  (D, D) ZCA: U(Λ+eps)^{-1/2}Uᵀ
+    inverse_matrix: Any  # (k, D) PCA: (Λₖ+eps)^{1/2}Uₖᵀ;  (D, D) ZCA: U(Λ+eps)^{1/2}Uᵀ
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _as_float(where: str, x):
+    x = jnp.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{where}: expected a batch of shape (N, D) or (N, ...), got shape "
+            f"{shape_str(x.shape)} (rank {x.ndim}). Add a batch axis with x[None] for one example."
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
+            raise TypeError(f"{where}: expected a real-valued input, got dtype {x.dtype}.")
+        x = x.astype(jnp.float32)
+    return x
+
+
+def _check_axis(where: str, axis) -> tuple[int, ...]:
+    axes = (axis,) if isinstance(axis, int) and not isinstance(axis, bool) else axis
+    if not isinstance(axes, tuple) or not all(
+        isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in axes
+    ) or 0 not in axes or len(set(axes)) != len(axes):
+        raise ValueError(
+            f"{where}: axis must be 0 or a tuple of distinct non-negative axes that includes "
+            f"the batch axis 0 (e.g. (0, 1, 2) for per-channel NHWC statistics), got {axis!r}."
+        )
+    return tuple(sorted(axes))
+
+
+def _reduce(where: str, x, axes: tuple[int, ...], fn):
+    if axes[-1] >= x.ndim:
+        raise ValueError(f"{where}: axis {axes} is out of range for input of shape "
+                         f"{shape_str(x.shape)}.")
+    return fn(x, axis=axes, keepdims=True)[0]
+
+
+def _check_stats_shape(where: str, x, stat) -> None:
+    if x.ndim != stat.ndim + 1 or any(
+        s != 1 and s != d for s, d in zip(stat.shape, x.shape[1:], strict=True)
+    ):
+        raise ValueError(
+            f"{where}: expected input of shape (N, ...) matching the fitted statistics of shape "
+            f"{shape_str(stat.shape)} (per example), got shape {shape_str(x.shape)}."
+        )
+
+
+def _flatten(where: str, x, features: int | None = None):
+    x = _as_float(where, x)
+    flat = x.reshape(x.shape[0], -1)
+    if features is not None and flat.shape[1] != features:
+        raise ValueError(
+            f"{where}: expected examples with {features} features (as fitted), got input of "
+            f"shape {shape_str(x.shape)} ({flat.shape[1]} features per example)."
+        )
+    return flat
+
+
+def _eigh_cov(where: str, x, k, variance):
+    """Mean, eigenvalues (decreasing) and Uᵀ rows of the biased covariance of (N, D) `x`."""
+    n, d = x.shape
+    if k is not None and k > d:
+        raise ValueError(f"{where}: k={k} exceeds the number of features D={d}.")
+    mean = jnp.mean(x, axis=0)
+    xc = x - mean[None]
+    cov = jnp.matmul(xc.T, xc, precision=_HIGHEST) / n
+    evals, evecs = jnp.linalg.eigh(cov)  # ascending
+    evals = jnp.clip(evals[::-1], 0.0, None)
+    comps = evecs[:, ::-1].T  # (D, D) rows = eigenvectors, decreasing eigenvalue
+    idx = jnp.argmax(jnp.abs(comps), axis=1)
+    signs = jnp.sign(jnp.take_along_axis(comps, idx[:, None], axis=1))
+    comps = comps * jnp.where(signs == 0, 1.0, signs).astype(comps.dtype)
+    if variance is not None:
+        k = _k_for_variance(where, evals, variance)
+    if k is not None:
+        evals, comps = evals[:k], comps[:k]
+    return mean, comps, evals
+
+
+def _k_for_variance(where: str, evals, variance: float) -> int:
+    try:
+        lam = np.asarray(evals, dtype=np.float64)
+    except jax.errors.TracerArrayConversionError:
+        raise ValueError(
+            f"{where}: choosing k from a variance fraction needs concrete data; call fit "
+            "outside jax.jit, or pass k instead."
+        ) from None
+    total = lam.sum()
+    if total <= 0:
+        return 1
+    ratio = np.cumsum(lam) / total
+    return int(min(np.searchsorted(ratio, variance * (1 - 1e-7), side="left") + 1, lam.size))
+
+
+def _check_k_variance(where: str, k, variance):
+    if k is not None and variance is not None:
+        raise ValueError(f"{where}: give k or variance, not both (got k={k}, variance={variance}).")
+    if k is not None:
+        k = check_positive_int(where, "k", k)
+    if variance is not None:
+        variance = check_number(where, "variance", variance, low=0.0, high=1.0, low_open=True)
+    return k, variance
+
+
+# ---------------------------------------------------------------------------
+# element-wise
+
+
+def center(axis=0) -> Preprocessor:
+    """Mean subtraction: `z = x − μ`, `μ = mean(x, axis)`; inverse `x = z + μ`."""
+    where = "preprocessing.center"
+    axes = _check_axis(where, axis)
+
+    def fit(x):
+        x = _as_float(where + ".fit", x)
+        return CenterStats(_reduce(where + ".fit", x, axes, jnp.mean))
+
+    def transform(stats, x):
+        x = _as_float(where + ".transform", x)
+        _check_stats_shape(where + ".transform", x, stats.mean)
+        return x - stats.mean[None]
+
+    def inverse(stats, z):
+        z = _as_float(where + ".inverse", z)
+        _check_stats_shape(where + ".inverse", z, stats.mean)
+        return z + stats.mean[None]
+
+    return Preprocessor(fit, transform, inverse, "center")
+
+
+def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
+    """Standardisation: `z = (x − μ) / max(σ, eps)`, per feature (mean 0, std 1).
+
+    `μ` and `σ` (population std, `ddof=0`) are taken over `axis`. The `eps`
+    guard keeps a constant feature (`σ = 0`) finite: it maps to 0 instead of
+    0/0. Inverse: `x = z · max(σ, eps) + μ`.
+    """
+    where = "preprocessing.standardize"
+    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
+    axes = _check_axis(where, axis)
+
+    def fit(x):
+        x = _as_float(where + ".fit", x)
+        mean = _reduce(where + ".fit", x, axes, jnp.mean)
+        std = jnp.sqrt(_reduce(where + ".fit", (x - mean[None]) ** 2, axes, jnp.mean))
+        return StandardizeStats(mean, jnp.maximum(std, eps).astype(x.dtype))
+
+    def transform(stats, x):
+        x = _as_float(where + ".transform", x)
+        _check_stats_shape(where + ".transform", x, stats.mean)
+        return (x - stats.mean[None]) / stats.std[None]
+
+    def inverse(stats, z):
+        z = _as_float(where + ".inverse", z)
+        _check_stats_shape(where + ".inverse", z, stats.mean)
+        return z * stats.std[None] + stats.mean[None]
+
+    return Preprocessor(fit, transform, inverse, "standardize")
+
+
+def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
+    """Scaling to [−1, 1]: `z = 2 (x − min) / max(max − min, eps) − 1`, per feature.
+
+    The training data map exactly onto [−1, 1] (a constant feature maps to −1);
+    new data may fall outside. Inverse: `x = (z + 1) / 2 · max(max − min, eps) + min`.
+    """
+    where = "preprocessing.minmax"
+    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
+    axes = _check_axis(where, axis)
+
+    def fit(x):
+        x = _as_float(where + ".fit", x)
+        return MinMaxStats(_reduce(where + ".fit", x, axes, jnp.min),
+                           _reduce(where + ".fit", x, axes, jnp.max))
+
+    def _range(stats):
+        return jnp.maximum(stats.max - stats.min, eps)[None]
+
+    def transform(stats, x):
+        x = _as_float(where + ".transform", x)
+        _check_stats_shape(where + ".transform", x, stats.min)
+        return 2.0 * (x - stats.min[None]) / _range(stats) - 1.0
+
+    def inverse(stats, z):
+        z = _as_float(where + ".inverse", z)
+        _check_stats_shape(where + ".inverse", z, stats.min)
+        return (z + 1.0) * 0.5 * _range(stats) + stats.min[None]
+
+    return Preprocessor(fit, transform, inverse, "minmax")
+
+
+# ---------------------------------------------------------------------------
+# PCA and whitening
+
+
+def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
+    """Principal component analysis: `z = (x − μ) Uₖ`, inverse `x̂ = z Uₖᵀ + μ`.
+
+    `C = (x − μ)ᵀ(x − μ)/N = U Λ Uᵀ`; `Uₖ` holds the eigenvectors of the `k`
+    largest eigenvalues (stored transposed as `components`, shape `(k, D)`).
+
+    **Arguments:**
+    - `k`: the number of components to keep (`1 ≤ k ≤ D`; default all `D`).
+    - `variance`: instead of `k`, keep the fewest components whose eigenvalues sum
+      to at least this fraction of the total variance, in (0, 1].
+
+    `inverse` is exact when `k = D` and the best rank-k reconstruction otherwise.
+    """
+    where = "preprocessing.pca"
+    k, variance = _check_k_variance(where, k, variance)
+
+    def fit(x):
+        x = _flatten(where + ".fit", x)
+        return PCAStats(*_eigh_cov(where + ".fit", x, k, variance))
+
+    def transform(stats, x):
+        x = _flatten(where + ".transform", x, stats.mean.shape[0])
+        return jnp.matmul(x - stats.mean[None], stats.components.T, precision=_HIGHEST)
+
+    def inverse(stats, z):
+        z = _as_float(where + ".inverse", z)
+        if z.ndim != 2 or z.shape[1] != stats.components.shape[0]:
+            raise ValueError(f"{where}.inverse: expected (N, {stats.components.shape[0]}) "
+                             f"component scores, got shape {shape_str(z.shape)}.")
+        return jnp.matmul(z, stats.components, precision=_HIGHEST) + stats.mean[None]
+
+    return Preprocessor(fit, transform, inverse, "pca")
+
+
+def _whitening(where, name, k, variance, eps, zca: bool) -> Preprocessor:
+    def fit(x):
+        x = _flatten(where + ".fit", x)
+        mean, comps, evals = _eigh_cov(where + ".fit", x, k, variance)
+        scale = 1.0 / jnp.sqrt(evals + eps)           # (Λ + eps)^{-1/2}
+        matrix = comps.T * scale[None]                # U (Λ + eps)^{-1/2}      (D, k)
+        inverse_matrix = comps * (1.0 / scale)[:, None]  # (Λ + eps)^{1/2} Uᵀ   (k, D)
+        if zca:
+            matrix = jnp.matmul(matrix, comps, precision=_HIGHEST)            # U Λ^-½ Uᵀ
+            inverse_matrix = jnp.matmul(comps.T, inverse_matrix, precision=_HIGHEST)
+        return WhiteningStats(mean, comps, evals, matrix, inverse_matrix)
+
+    def transform(stats, x):
+        flat = _flatten(where + ".transform", x, stats.mean.shape[0])
+        z = jnp.matmul(flat - stats.mean[None], stats.matrix, precision=_HIGHEST)
+        return z.reshape(jnp.shape(x)) if zca else z
+
+    def inverse(stats, z):
+        z = _as_float(where + ".inverse", z)
+        flat = z.reshape(z.shape[0], -1)
+        if flat.shape[1] != stats.inverse_matrix.shape[0]:
+            raise ValueError(f"{where}.inverse: expected (N, {stats.inverse_matrix.shape[0]}) "
+                             f"whitened data, got shape {shape_str(z.shape)}.")
+        x = jnp.matmul(flat, stats.inverse_matrix, precision=_HIGHEST) + stats.mean[None]
+        return x.reshape(z.shape) if zca else x
+
+    return Preprocessor(fit, transform, inverse, name)
+
+
+def pca_whitening(k: int | None = None, variance: float | None = None,
+                  eps: float = 1e-5) -> Preprocessor:
+    """PCA whitening: `z = (x − μ) Uₖ (Λₖ + eps)^{-1/2}` (decorrelated, unit variance).
+
+    Output `(N, k)` with covariance `Λₖ/(Λₖ + eps) ≈ I`. `eps > 0` keeps directions
+    of tiny variance from being amplified into noise. Inverse:
+    `x = z (Λₖ + eps)^{1/2} Uₖᵀ + μ` (exact for `k = D`). `k`/`variance` as in `pca`.
+    """
+    where = "preprocessing.pca_whitening"
+    k, variance = _check_k_variance(where, k, variance)
+    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
+    return _whitening(where, "pca_whitening", k, variance, eps, zca=False)
+
+
+def zca_whitening(eps: float = 1e-5) -> Preprocessor:
+    """ZCA whitening: `z = (x − μ) W` with the symmetric `W = U (Λ + eps)^{-1/2} Uᵀ`.
+
+    Like PCA whitening but rotated back into input space, so whitened images
+    still look like images (the whitening closest to the input, in the least-squares
+    sense). Covariance of `z` ≈ I; output keeps the input's shape. Inverse:
+    `x = z U (Λ + eps)^{1/2} Uᵀ + μ`.
+    """
+    where = "preprocessing.zca_whitening"
+    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
+    return _whitening(where, "zca_whitening", None, None, eps, zca=True)

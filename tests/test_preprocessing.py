@@ -1,0 +1,223 @@
+"""fnn.preprocessing against float64 NumPy references."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fnn import checkpoint
+from fnn import preprocessing as pp
+
+
+def correlated_data(n=400, d=5, seed=0):
+    """(n, d) float32 data with a well-separated covariance spectrum and a non-zero mean."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    scales = np.linspace(3.0, 0.5, d)
+    x = (rng.normal(size=(n, d)) * scales) @ q.T + rng.normal(size=d) * 5
+    return x.astype(np.float32)
+
+
+def cov64(z):
+    z = np.asarray(z, np.float64).reshape(len(z), -1)
+    zc = z - z.mean(axis=0)
+    return zc.T @ zc / len(z)
+
+
+def test_center_removes_the_mean_and_inverts():
+    x = correlated_data()
+    prep = pp.center()
+    stats, z = prep.fit_transform(x)
+    assert stats.mean.shape == (5,)
+    np.testing.assert_allclose(np.asarray(z, np.float64).mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-5)
+
+
+def test_standardize_gives_mean_0_std_1():
+    x = correlated_data()
+    prep = pp.standardize()
+    stats, z = prep.fit_transform(x)
+    z64 = np.asarray(z, np.float64)
+    np.testing.assert_allclose(z64.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z64.std(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(stats.std, x.astype(np.float64).std(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-4)
+
+
+def test_standardize_constant_feature_stays_finite():
+    x = np.ones((10, 2), np.float32)
+    x[:, 1] = np.arange(10)
+    prep = pp.standardize()
+    z = prep.transform(prep.fit(x), x)
+    assert np.all(np.isfinite(z))
+    np.testing.assert_array_equal(z[:, 0], 0.0)
+
+
+def test_per_channel_standardize_on_images():
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(8, 4, 4, 3)) * [1.0, 2.0, 3.0] + [0.0, 1.0, -1.0]).astype(np.float32)
+    prep = pp.standardize(axis=(0, 1, 2))
+    stats, z = prep.fit_transform(x)
+    assert stats.mean.shape == (1, 1, 3) and z.shape == x.shape
+    z64 = np.asarray(z, np.float64)
+    np.testing.assert_allclose(z64.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z64.std(axis=(0, 1, 2)), 1.0, atol=1e-5)
+
+
+def test_minmax_maps_training_data_onto_minus_one_one():
+    x = correlated_data()
+    prep = pp.minmax()
+    stats, z = prep.fit_transform(x)
+    np.testing.assert_allclose(np.min(z, axis=0), -1.0, atol=1e-6)
+    np.testing.assert_allclose(np.max(z, axis=0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-4)
+
+
+def test_uint8_images_are_converted_to_float32():
+    x = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3, 1)
+    prep = pp.minmax()
+    z = prep.transform(prep.fit(x), x)
+    assert z.dtype == jnp.float32 and z.shape == x.shape
+
+
+def test_pca_matches_float64_eigh():
+    x = correlated_data()
+    stats = pp.pca().fit(x)
+    evals, evecs = np.linalg.eigh(cov64(x))
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    comps = np.asarray(stats.components, np.float64)
+    assert comps.shape == (5, 5)
+    np.testing.assert_allclose(comps @ comps.T, np.eye(5), atol=1e-5)  # orthonormal rows
+    assert np.all(np.diff(np.asarray(stats.eigenvalues)) <= 0)  # decreasing
+    np.testing.assert_allclose(stats.eigenvalues, evals, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(np.sum(comps * evecs.T, axis=1)), 1.0, atol=1e-4)
+    # Deterministic signs: the largest-magnitude entry of each component is positive.
+    assert np.all(comps[np.arange(5), np.argmax(np.abs(comps), axis=1)] > 0)
+
+
+def test_pca_transform_variances_and_round_trip():
+    x = correlated_data()
+    prep = pp.pca()
+    stats, z = prep.fit_transform(x)
+    np.testing.assert_allclose(cov64(z), np.diag(stats.eigenvalues), atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-4)
+
+
+def test_pca_keeps_k_components_and_projects():
+    x = correlated_data()
+    prep = pp.pca(k=2)
+    stats, z = prep.fit_transform(x)
+    assert z.shape == (400, 2) and stats.components.shape == (2, 5)
+    back = np.asarray(prep.inverse(stats, z), np.float64)
+    u = np.asarray(stats.components, np.float64)
+    xc = x - x.mean(axis=0)
+    np.testing.assert_allclose(back - x.mean(axis=0), xc @ u.T @ u, atol=1e-4)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.999, 1.0])
+def test_pca_variance_fraction_keeps_the_fewest_components(fraction):
+    x = correlated_data()
+    stats = pp.pca(variance=fraction).fit(x)
+    evals = np.linalg.eigvalsh(cov64(x))[::-1]
+    ratio = np.cumsum(evals) / evals.sum()
+    expected = min(int(np.argmax(ratio >= fraction - 1e-6)) + 1, 5)
+    assert stats.components.shape == (expected, 5)
+
+
+def test_pca_flattens_image_batches():
+    x = correlated_data(n=50, d=12).reshape(50, 2, 2, 3)
+    prep = pp.pca(k=4)
+    stats, z = prep.fit_transform(x)
+    assert stats.mean.shape == (12,) and z.shape == (50, 4)
+
+
+def test_pca_whitening_has_identity_covariance():
+    x = correlated_data()
+    prep = pp.pca_whitening(eps=1e-8)
+    stats, z = prep.fit_transform(x)
+    assert z.shape == (400, 5)
+    np.testing.assert_allclose(cov64(z), np.eye(5), atol=1e-4)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-4)
+    stats3 = pp.pca_whitening(k=3, eps=1e-8).fit(x)
+    np.testing.assert_allclose(cov64(pp.pca_whitening(k=3).transform(stats3, x)), np.eye(3),
+                               atol=1e-4)
+
+
+def test_zca_whitening_has_identity_covariance_and_symmetric_matrix():
+    x = correlated_data(n=300, d=12).reshape(300, 2, 2, 3)
+    prep = pp.zca_whitening(eps=1e-8)
+    stats, z = prep.fit_transform(x)
+    assert z.shape == x.shape  # ZCA stays in input space
+    w = np.asarray(stats.matrix, np.float64)
+    np.testing.assert_allclose(w, w.T, atol=1e-5)
+    np.testing.assert_allclose(cov64(z), np.eye(12), atol=1e-4)
+    # Reference: W = U Λ^{-1/2} Uᵀ from float64 eigh.
+    evals, evecs = np.linalg.eigh(cov64(x))
+    np.testing.assert_allclose(w, evecs @ np.diag((evals + 1e-8) ** -0.5) @ evecs.T,
+                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, atol=1e-4)
+
+
+def test_whitening_eps_shrinks_small_directions():
+    x = correlated_data()
+    z = pp.pca_whitening(eps=1.0).fit_transform(x)[1]
+    evals = np.linalg.eigvalsh(cov64(x))[::-1]
+    np.testing.assert_allclose(np.diag(cov64(z)), evals / (evals + 1.0), rtol=1e-3)
+
+
+def test_transforms_work_under_jit_and_fit_with_k_too():
+    x = correlated_data()
+    for prep in (pp.standardize(), pp.minmax(), pp.pca(k=3), pp.pca_whitening(k=3),
+                 pp.zca_whitening()):
+        stats = jax.jit(prep.fit)(x)
+        eager = prep.fit(x)
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+                               stats, eager)
+        np.testing.assert_allclose(jax.jit(prep.transform)(stats, x), prep.transform(eager, x),
+                                   atol=1e-4)
+
+
+def test_variance_fraction_fit_refuses_jit():
+    with pytest.raises(ValueError, match="variance fraction needs concrete data"):
+        jax.jit(pp.pca(variance=0.5).fit)(correlated_data())
+
+
+def test_fitted_statistics_are_checkpointable_pytrees(tmp_path):
+    stats = pp.zca_whitening().fit(correlated_data())
+    checkpoint.save(tmp_path / "s.npz", stats)
+    out = checkpoint.load(tmp_path / "s.npz", like=stats)
+    assert type(out) is pp.WhiteningStats
+    jax.tree_util.tree_map(np.testing.assert_array_equal, out, stats)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: pp.pca(k=0), r"preprocessing.pca: k must be a positive int, got 0"),
+    (lambda: pp.pca(variance=0.0), r"variance must be in \(0.0, 1.0\]"),
+    (lambda: pp.pca(variance=1.5), r"variance must be in \(0.0, 1.0\]"),
+    (lambda: pp.pca(k=2, variance=0.5), r"give k or variance, not both"),
+    (lambda: pp.pca_whitening(eps=0.0), r"pca_whitening: eps must be > 0.0"),
+    (lambda: pp.zca_whitening(eps=-1.0), r"zca_whitening: eps must be > 0.0"),
+    (lambda: pp.standardize(eps=0), r"standardize: eps must be > 0.0"),
+    (lambda: pp.center(axis=1), r"axis must be 0 or a tuple .* includes"),
+])
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_shapes():
+    x = correlated_data()
+    with pytest.raises(ValueError, match=r"pca.fit: k=6 exceeds the number of features D=5"):
+        pp.pca(k=6).fit(x)
+    with pytest.raises(ValueError, match=r"standardize.fit: expected a batch of shape \(N, D\)"):
+        pp.standardize().fit(x[0])
+    prep = pp.standardize()
+    with pytest.raises(ValueError, match=r"statistics of shape \(5,\).*got shape \(3, 4\)"):
+        prep.transform(prep.fit(x), x[:3, :4])
+    prep = pp.pca(k=2)
+    stats = prep.fit(x)
+    with pytest.raises(ValueError, match=r"pca.transform: expected examples with 5 features"):
+        prep.transform(stats, x[:, :4])
+    with pytest.raises(ValueError, match=r"pca.inverse: expected \(N, 2\) component scores"):
+        prep.inverse(stats, x)
+    with pytest.raises(ValueError, match=r"zca_whitening.inverse: expected \(N, 5\)"):
+        pp.zca_whitening().inverse(pp.zca_whitening().fit(x), x[:, :3])
