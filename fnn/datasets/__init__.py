@@ -1,6 +1,12 @@
 """Data sets: generated ones (no download) and readers for the classic files."""
+from fnn.datasets.cifar import CIFAR10_CLASSES, cifar10, read_cifar_batch
+from fnn.datasets.digits import digits
+from fnn.datasets.download import download
+from fnn.datasets.mnist import mnist, mnist_source, read_idx
 from fnn.datasets.sequences import adding_problem, image_rows, sine_sequences
 from fnn.datasets.synthetic import blobs, planar_flower, spiral, xor
 
 __all__ = ["blobs", "planar_flower", "spiral", "xor",
            "adding_problem", "sine_sequences", "image_rows"]
+__all__ += ["digits", "mnist", "mnist_source", "read_idx", "cifar10", "read_cifar_batch",
+            "CIFAR10_CLASSES", "download"]

@@ -1,9 +1,19 @@
-"""Normalisation layers."""
+"""Normalisation layers: `LayerNorm`, `BatchNorm`."""
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_axis_size, check_min_rank, check_number
+from fnn._checks import (
+    check_axis_size,
+    check_floating,
+    check_min_rank,
+    check_number,
+    shape_str,
+)
+from fnn._util import along_last
 from fnn.core import Layer
 
 
@@ -28,6 +38,95 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
         check_axis_size("LayerNorm", x, -1, params["scale"].shape[0], "features (last axis)")
         mean = jnp.mean(x, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-        return (x - mean) * jnp.reciprocal(jnp.sqrt(var + eps)) * params["scale"] + params["bias"], state
+        y = (x - mean) * jax.lax.rsqrt(var + eps)
+        return y * along_last(params["scale"], x.ndim) + along_last(params["bias"], x.ndim), state
 
     return Layer(init, apply, "LayerNorm")
+
+
+def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer:
+    """Batch normalisation (Ioffe & Szegedy 2015) with running statistics in `state`.
+
+    Statistics are per channel (the `axis` of the batched input, default the
+    last), taken over every other axis: the batch for `(N, C)`, batch and
+    positions for images `(N, H, W, C)`.
+
+    - `train=True`: with the batch mean `μ_B` and the BIASED batch variance
+      `σ²_B = mean((x − μ_B)²)` (computed from the centred values, never as
+      `E[x²] − E[x]²`), `y = (x − μ_B) / √(σ²_B + eps) · scale + bias`, and the
+      returned state is
+      `mean ← decay·mean + (1 − decay)·μ_B`,
+      `var ← decay·var + (1 − decay)·σ²_B · m/(m − 1)` (the UNBIASED variance over
+      the `m` values per channel). Needs `m >= 2`.
+    - `train=False`: `y = (x − mean) / √(var + eps) · scale + bias` with the
+      running statistics; the state is returned unchanged.
+
+    `decay` is the weight kept on the old statistics. PyTorch's `momentum=0.1`
+    is `decay=0.9` (`decay = 1 − momentum`), the default here and the same
+    running-variance rule (unbiased); Keras/Flax `momentum=0.99` already means
+    `decay=0.99`.
+
+    Under `jit`, pass `train` as a Python bool (static), and thread the returned
+    state into the next step.
+
+    **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros).
+    **State:** `mean: (C,)` (zeros), `var: (C,)` (ones). **Shapes:** unchanged.
+    """
+    where = "BatchNorm"
+    decay = check_number(where, "decay", decay, low=0.0, high=1.0)
+    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
+        raise TypeError(f"{where}: axis must be an int, got {axis!r}.")
+    axis = int(axis)
+
+    def channel_axis(rank: int, shape: str) -> int:
+        ax = axis + rank if axis < 0 else axis
+        if not 1 <= ax < rank:
+            raise ValueError(
+                f"{where}: axis={axis} must name a non-batch axis of the batched input "
+                f"(rank {rank}, shape {shape}); the default -1 is the channel axis."
+            )
+        return ax
+
+    def init(key, input_shape):
+        del key
+        input_shape = tuple(int(s) for s in input_shape)
+        if len(input_shape) < 1:
+            raise ValueError(f"{where}: expected input_shape (..., C), got {input_shape}.")
+        batched = "(" + ", ".join(["N", *map(str, input_shape)]) + ")"
+        c = input_shape[channel_axis(len(input_shape) + 1, batched) - 1]
+        params = {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
+        return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del key
+        check_min_rank(where, x, 2, "(N, ..., C)")
+        check_floating(where, x)
+        ax = channel_axis(x.ndim, shape_str(x.shape))
+        c = params["scale"].shape[0]
+        check_axis_size(where, x, ax, c, f"channels on axis {axis}")
+        reduce = tuple(i for i in range(x.ndim) if i != ax)
+        bshape = tuple(c if i == ax else 1 for i in range(x.ndim))
+        if train:
+            m = math.prod(x.shape[i] for i in reduce)
+            if m < 2:
+                raise ValueError(
+                    f"{where}: train=True needs more than one value per channel to estimate "
+                    f"a variance, got input of shape {shape_str(x.shape)}; use a batch of 2 or "
+                    "more, or train=False."
+                )
+            mean = jnp.mean(x, axis=reduce, keepdims=True)
+            var = jnp.mean(jnp.square(x - mean), axis=reduce, keepdims=True)
+            batch_mean, batch_var = mean.reshape(c), var.reshape(c)
+            new_state = {
+                "mean": decay * state["mean"] + (1.0 - decay) * batch_mean,
+                "var": decay * state["var"] + (1.0 - decay) * batch_var * (m / (m - 1)),
+            }
+        else:
+            mean, var = state["mean"].reshape(bshape), state["var"].reshape(bshape)
+            new_state = state
+        inv = jnp.reciprocal(jnp.sqrt(var + eps)) * params["scale"].reshape(bshape)
+        y = (x - mean) * inv + params["bias"].reshape(bshape)
+        return y.astype(x.dtype), new_state
+
+    return Layer(init, apply, "BatchNorm")

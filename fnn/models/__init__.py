@@ -1,4 +1,11 @@
 """The model zoo: functions returning a whole model as a `fnn.Layer`."""
+from fnn.models.alexnet import alexnet
+from fnn.models.inception import inception_block, inception_net
+from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
+from fnn.models.recurrent import char_lstm, lstm_classifier, rnn_classifier
+from fnn.models.resnet import resnet, resnet18
 
-__all__ = ["mlp"]
+__all__ = [
+    "lenet5", "alexnet", "inception_block", "inception_net", "resnet", "resnet18",
+    "mlp", "rnn_classifier", "lstm_classifier", "char_lstm"]

@@ -1,0 +1,211 @@
+"""2-D convolution (`Conv2D`) and the output-size rule (`conv_output_size`).
+
+Images are NHWC `(N, H, W, C)` and kernels HWIO `(kh, kw, in, out)`. The
+padding forms, shared with the pooling layers:
+
+| `padding` | pads per spatial axis | output size for input `n`, kernel `k`, stride `s` |
+|---|---|---|
+| `"SAME"` | total `max((⌈n/s⌉−1)·s + k − n, 0)`, the extra cell at the end | `⌈n/s⌉` |
+| `"VALID"` | none | `⌊(n − k)/s⌋ + 1` |
+| `p` (int) | `p` on every side | `⌊(n + 2p − k)/s⌋ + 1` |
+| `((top, bottom), (left, right))` | as given | `⌊(n + p₁ + p₂ − k)/s⌋ + 1` |
+
+With dilation `d` the kernel acts as one of size `k_eff = d·(k − 1) + 1`.
+`"same"`/`"valid"` are accepted case-insensitively. `"SAME"` follows
+TensorFlow/`jax.lax` (an odd total pad puts the extra cell bottom/right);
+PyTorch's symmetric `padding=p` is the int form.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fnn import initializers
+from fnn._checks import check_floating, check_positive_int, pair, shape_str
+from fnn.core import Layer
+
+_PADDING_FORMS = '"SAME", "VALID", an int p (p on every side), or ((top, bottom), (left, right))'
+
+
+def _is_int(v) -> bool:
+    return hasattr(v, "__index__") and not isinstance(v, bool)
+
+
+def normalize_padding(where: str, padding):
+    """`padding` -> "SAME" | "VALID" | ((top, bottom), (left, right)); ValueError otherwise."""
+    if isinstance(padding, str):
+        up = padding.upper()
+        if up in ("SAME", "VALID"):
+            return up
+        raise ValueError(f"{where}: unknown padding {padding!r}; expected {_PADDING_FORMS}.")
+    if _is_int(padding):
+        p = int(padding)
+        if p < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {p}.")
+        return ((p, p), (p, p))
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+        isinstance(q, (tuple, list)) and len(q) == 2 and all(_is_int(v) for v in q)
+        for q in padding
+    ):
+        pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+        if any(v < 0 for q in pads for v in q):
+            raise ValueError(f"{where}: padding must be >= 0, got {pads}.")
+        return pads
+    raise ValueError(f"{where}: invalid padding {padding!r}; expected {_PADDING_FORMS}.")
+
+
+def positive_pair(where: str, name: str, value) -> tuple[int, int]:
+    """An int or a pair of ints, each >= 1 (kernel sizes, strides, dilations)."""
+    pr = pair(where, name, value)
+    if min(pr) < 1:
+        raise ValueError(f"{where}: {name} must be positive, got {value!r}.")
+    return pr
+
+
+def _padded_output(size: int, kernel: int, stride: int, pad, dilation: int = 1):
+    """(output size, padded input size, effective kernel) on one axis; output may be < 1."""
+    k_eff = dilation * (kernel - 1) + 1
+    if pad == "SAME":
+        return -(-size // stride), size, k_eff
+    lo, hi = (0, 0) if pad == "VALID" else pad
+    padded = size + lo + hi
+    return (padded - k_eff) // stride + 1, padded, k_eff
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *,
+                     dilation: int = 1) -> int:
+    """Output length of a convolution or pooling window along one spatial axis.
+
+    - `"SAME"`: `⌈n/s⌉`
+    - `"VALID"`: `⌊(n − k_eff)/s⌋ + 1`
+    - `p` (int, both sides) or `(p₁, p₂)`: `⌊(n + p₁ + p₂ − k_eff)/s⌋ + 1`
+
+    where `k_eff = dilation·(k − 1) + 1`. Example: `conv_output_size(32, 5)` is 28,
+    `conv_output_size(224, 11, 4, 2)` is 55, `conv_output_size(7, 3, 2, "SAME")` is 4.
+
+    Raises `ValueError` when the (dilated) kernel is larger than the padded input.
+    """
+    where = "conv_output_size"
+    size = check_positive_int(where, "size", size)
+    kernel = check_positive_int(where, "kernel", kernel)
+    stride = check_positive_int(where, "stride", stride)
+    dilation = check_positive_int(where, "dilation", dilation)
+    if isinstance(padding, str):
+        pad = normalize_padding(where, padding)
+    elif _is_int(padding):
+        pad = normalize_padding(where, padding)[0]
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2 and all(map(_is_int, padding)):
+        pad = normalize_padding(where, (tuple(padding), (0, 0)))[0]
+    else:
+        raise ValueError(
+            f"{where}: invalid padding {padding!r}; expected \"SAME\", \"VALID\", an int p "
+            "(p on both sides) or a pair (before, after)."
+        )
+    out, padded, k_eff = _padded_output(size, kernel, stride, pad, dilation)
+    if out < 1:
+        raise ValueError(
+            f"{where}: kernel {k_eff} (dilation {dilation}) is larger than the padded "
+            f"input {padded} (size {size}, padding {padding!r})."
+        )
+    return out
+
+
+def check_window_fits(where: str, spatial, window, stride, padding, dilation=(1, 1),
+                      *, x_shape, kernel_shape, what="kernel") -> tuple[int, int]:
+    """Output (H', W') of a window op on `spatial` (H, W); ValueError naming both shapes."""
+    per_axis = padding if not isinstance(padding, str) else (padding, padding)
+    outs = [_padded_output(int(n), k, s, p, d)
+            for n, k, s, d, p in zip(spatial, window, stride, dilation, per_axis,
+                                         strict=True)]
+    if any(out < 1 for out, _, _ in outs):
+        eff = tuple(k for _, _, k in outs)
+        padded = tuple(p for _, p, _ in outs)
+        raise ValueError(
+            f"{where}: the {what} {shape_str(kernel_shape)} (effective spatial size "
+            f"{shape_str(eff)}) is larger than the input {shape_str(x_shape)} after "
+            f"padding={padding!r} (padded spatial size {shape_str(padded)}); use a smaller "
+            'kernel, more padding or padding="SAME".'
+        )
+    return tuple(out for out, _, _ in outs)
+
+
+def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
+           use_bias: bool = True, w_init=initializers.lecun_normal,
+           b_init=initializers.zeros) -> Layer:
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    `y[n, i, j, o] = b[o] + Σ_{a, b, c} x̃[n, i·s_h + a·d_h, j·s_w + b·d_w, c] · w[a, b, c, o]`
+    where `x̃` is the padded input. Runs on `jax.lax.conv_general_dilated` with
+    dimension numbers `("NHWC", "HWIO", "NHWC")`.
+
+    **Arguments:**
+    - `features`: number of output channels (kernels).
+    - `kernel_size`, `stride`, `dilation`: an int or a pair `(h, w)`, each >= 1.
+    - `padding`: `"SAME"`, `"VALID"`, an int `p`, or `((top, bottom), (left, right))`
+      (see the module docstring; output sizes follow `fnn.conv_output_size`).
+    - `use_bias`: add `b` (default True; turn it off before a BatchNorm).
+    - `w_init`, `b_init`: initialisers or their names; `fan_in = kh·kw·in`.
+
+    **Params:** `w: (kh, kw, in, features)`, `b: (features,)`
+    (`kh·kw·in·features + features` numbers).
+
+    **Shapes:** `(N, H, W, in) -> (N, H', W', features)` with
+    `H' = conv_output_size(H, kh, s_h, padding, dilation=d_h)`, likewise `W'`.
+    """
+    where = "Conv2D"
+    features = check_positive_int(where, "features", features)
+    kernel = positive_pair(where, "kernel_size", kernel_size)
+    strides = positive_pair(where, "stride", stride)
+    dilations = positive_pair(where, "dilation", dilation)
+    pad = normalize_padding(where, padding)
+    try:
+        w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+    def init(key, input_shape):
+        input_shape = tuple(int(s) for s in input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{where}: expected input_shape (H, W, C) for one image, got "
+                f"{shape_str(input_shape)}."
+            )
+        cin = input_shape[-1]
+        check_window_fits(where, input_shape[:2], kernel, strides, pad, dilations,
+                          x_shape=input_shape, kernel_shape=(*kernel, cin, features))
+        kw, kb = jax.random.split(key)
+        params = {"w": w_init(kw, (*kernel, cin, features))}
+        if use_bias:
+            params["b"] = b_init(kb, (features,))
+        return params, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del key, train
+        w = params["w"]
+        if x.ndim != 4:
+            hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
+            raise ValueError(
+                f"{where}: expected a rank-4 input (N, H, W, C), got shape "
+                f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
+            )
+        check_floating(where, x)
+        if x.shape[-1] != w.shape[2]:
+            raise ValueError(
+                f"{where}: the kernel of shape {shape_str(w.shape)} (kh, kw, in, out) expects "
+                f"{w.shape[2]} input channels, got input of shape {shape_str(x.shape)} with "
+                f"{x.shape[-1]}."
+            )
+        check_window_fits(where, x.shape[1:3], kernel, strides, pad, dilations,
+                          x_shape=x.shape, kernel_shape=w.shape)
+        dtype = jnp.result_type(x, w)
+        y = jax.lax.conv_general_dilated(
+            x.astype(dtype), w.astype(dtype), window_strides=strides,
+            padding=pad if isinstance(pad, str) else list(pad), rhs_dilation=dilations,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        if use_bias:
+            y = y + params["b"].astype(dtype).reshape(1, 1, 1, -1)
+        return y, state
+
+    return Layer(init, apply, "Conv2D")
+

@@ -1,0 +1,126 @@
+"""Pooling layers on `jax.lax.reduce_window`: `MaxPool`, `AvgPool`, `GlobalAvgPool`.
+
+Inputs are NHWC `(N, H, W, C)`; windows slide over H and W, one channel at a
+time. `padding` takes the same forms as `Conv2D` (`"SAME"`, `"VALID"`, an int,
+`((top, bottom), (left, right))`); output sizes follow `fnn.conv_output_size`.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn._checks import check_floating, shape_str
+from fnn.core import Layer
+from fnn.layers.conv import check_window_fits, normalize_padding, positive_pair
+
+
+def _explicit_pads(spatial, window, strides, pad):
+    if isinstance(pad, str):
+        return tuple(jax.lax.padtype_to_pads(tuple(spatial), window, strides, pad))
+    return pad
+
+
+def _pool(where: str, window, stride, padding, reduce):
+    window = positive_pair(where, "window", window)
+    strides = window if stride is None else positive_pair(where, "stride", stride)
+    pad = normalize_padding(where, padding)
+
+    def init(key, input_shape):
+        del key
+        input_shape = tuple(int(s) for s in input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{where}: expected input_shape (H, W, C) for one image, got "
+                f"{shape_str(input_shape)}."
+            )
+        check_window_fits(where, input_shape[:2], window, strides, pad,
+                          x_shape=input_shape, kernel_shape=window, what="window")
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        if x.ndim != 4:
+            hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
+            raise ValueError(
+                f"{where}: expected a rank-4 input (N, H, W, C), got shape "
+                f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
+            )
+        check_floating(where, x)
+        check_window_fits(where, x.shape[1:3], window, strides, pad,
+                          x_shape=x.shape, kernel_shape=window, what="window")
+        pads = ((0, 0), *_explicit_pads(x.shape[1:3], window, strides, pad), (0, 0))
+        return reduce(x, (1, *window, 1), (1, *strides, 1), pads), state
+
+    return Layer(init, apply, where)
+
+
+# The init values are concrete numpy scalars so that `reduce_window` recognises the
+# max/sum monoids and uses its differentiable primitives (also under `jit`).
+
+
+def _max(x, dims, strides, pads):
+    return jax.lax.reduce_window(x, np.asarray(-np.inf, x.dtype), jax.lax.max, dims, strides,
+                                 pads)
+
+
+def _avg(x, dims, strides, pads):
+    zero = np.asarray(0, x.dtype)
+    total = jax.lax.reduce_window(x, zero, jax.lax.add, dims, strides, pads)
+    count = jax.lax.reduce_window(np.ones((1, *x.shape[1:3], 1), x.dtype), zero, jax.lax.add,
+                                  dims, strides, pads)
+    return total / count
+
+
+def MaxPool(window, stride=None, padding="VALID") -> Layer:
+    """Max pooling: the maximum over each `window` of every channel.
+
+    **Arguments:**
+    - `window`: an int or a pair `(h, w)`.
+    - `stride`: an int or a pair; defaults to `window` (non-overlapping windows).
+    - `padding`: as in `Conv2D`; padded cells hold −∞, so they never win.
+
+    **Shapes:** `(N, H, W, C) -> (N, H', W', C)` with
+    `H' = conv_output_size(H, window_h, stride_h, padding)`.
+    """
+    return _pool("MaxPool", window, stride, padding, _max)
+
+
+def AvgPool(window, stride=None, padding="VALID") -> Layer:
+    """Average pooling: the mean over each `window` of every channel.
+
+    Padded cells are excluded from the average (each output is divided by the
+    number of real input cells under its window, as `count_include_pad=False`
+    in PyTorch and `"SAME"` average pooling in TensorFlow).
+
+    **Arguments:** as `MaxPool`. **Shapes:** as `MaxPool`.
+    """
+    return _pool("AvgPool", window, stride, padding, _avg)
+
+
+def GlobalAvgPool() -> Layer:
+    """Mean over all spatial positions: `(N, H, W, C) -> (N, C)`.
+
+    Any input of rank >= 3 is accepted: the mean runs over every axis between
+    the batch axis and the channel (last) axis, e.g. `(N, T, C) -> (N, C)`.
+    """
+
+    def init(key, input_shape):
+        del key
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"GlobalAvgPool: expected input_shape (H, W, C), got {shape_str(input_shape)}."
+            )
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        if x.ndim < 3:
+            raise ValueError(
+                f"GlobalAvgPool: expected an input (N, H, W, C), got shape "
+                f"{shape_str(x.shape)} (rank {x.ndim})."
+            )
+        check_floating("GlobalAvgPool", x)
+        return jnp.mean(x, axis=tuple(range(1, x.ndim - 1))), state
+
+    return Layer(init, apply, "GlobalAvgPool")

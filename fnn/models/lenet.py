@@ -1,0 +1,81 @@
+"""LeNet-5 (LeCun et al. 1998)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+from fnn import activations
+from fnn._checks import check_positive_int, shape_str
+from fnn.core import Layer, serial
+from fnn.layers.conv import Conv2D
+from fnn.layers.dense import Dense, Flatten
+from fnn.layers.pool import AvgPool
+
+
+def _pad_to(size: int) -> Layer:
+    """Zero-pad H and W up to `size` (centred; an odd extra cell goes bottom/right)."""
+
+    def init(key, input_shape):
+        del key
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"lenet5: expected input_shape (H, W, C), e.g. (28, 28, 1) or (32, 32, 1), "
+                f"got {shape_str(input_shape)}."
+            )
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        if x.ndim != 4:
+            raise ValueError(
+                f"lenet5: expected a rank-4 input (N, H, W, C), got shape {shape_str(x.shape)}."
+            )
+        ph, pw = max(size - x.shape[1], 0), max(size - x.shape[2], 0)
+        if ph == pw == 0:
+            return x, state
+        pads = ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))
+        return jnp.pad(x, pads), state
+
+    return Layer(init, apply, f"PadTo{size}")
+
+
+def lenet5(num_classes: int = 10, *, activation: str | Callable = activations.tanh) -> Layer:
+    """LeNet-5 for 32×32×1 images, and for 28×28×1 (MNIST) padded to 32×32.
+
+    The classic layout (without the original's trainable pooling coefficients,
+    partial C3 connections and RBF output, as in every modern re-implementation):
+
+    | layer | output (32×32×1 in) | params |
+    |---|---|---|
+    | `PadTo32` (zero-pads smaller inputs, centred: 28×28 gets 2 on each side) | 32×32×1 | 0 |
+    | C1 `Conv2D(6, 5, padding="VALID")` + tanh | 28×28×6 | 156 |
+    | S2 `AvgPool(2)` | 14×14×6 | 0 |
+    | C3 `Conv2D(16, 5, padding="VALID")` + tanh | 10×10×16 | 2,416 |
+    | S4 `AvgPool(2)` | 5×5×16 | 0 |
+    | C5 `Conv2D(120, 5, padding="VALID")` + tanh, `Flatten` | 120 | 48,120 |
+    | F6 `Dense(84)` + tanh | 84 | 10,164 |
+    | output `Dense(num_classes)` (logits) | 10 | 850 |
+
+    61,706 parameters with 10 classes, for 28×28×1 and 32×32×1 inputs alike:
+    padding a 28×28 image by 2 is exactly C1 with `padding=2` ("SAME"), as LeCun
+    centred the 28×28 MNIST digits in a 32×32 field. Inputs larger than 32×32
+    work too (C5 then has a spatial extent and F6 gets more inputs).
+
+    **Arguments:** `num_classes`; `activation` (default tanh, as in the paper;
+    `fnn.relu` is a common modern choice).
+    """
+    num_classes = check_positive_int("lenet5", "num_classes", num_classes)
+    act = activations.get(activation)
+    model = serial(
+        _pad_to(32),
+        Conv2D(6, 5, padding="VALID"), act,
+        AvgPool(2),
+        Conv2D(16, 5, padding="VALID"), act,
+        AvgPool(2),
+        Conv2D(120, 5, padding="VALID"), act,
+        Flatten(),
+        Dense(84), act,
+        Dense(num_classes),
+    )
+    return Layer(model.init, model.apply, "LeNet5")

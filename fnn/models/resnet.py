@@ -1,0 +1,137 @@
+"""Residual networks (He et al. 2016): the CIFAR `resnet(depth)` and ImageNet `resnet18`."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from fnn import activations, initializers
+from fnn._checks import check_positive_int, shape_str
+from fnn.core import Layer, residual, serial
+from fnn.layers.conv import Conv2D
+from fnn.layers.dense import Dense
+from fnn.layers.norm import BatchNorm
+from fnn.layers.pool import GlobalAvgPool, MaxPool
+
+
+def _named(layer: Layer, name: str) -> Layer:
+    return Layer(layer.init, layer.apply, name)
+
+
+def _conv(features, kernel, stride=1):
+    """Conv without bias (BatchNorm follows), He-normal init, symmetric PyTorch padding."""
+    return Conv2D(features, kernel, stride=stride, padding=(kernel - 1) // 2, use_bias=False,
+                  w_init=initializers.he_normal)
+
+
+def _subsample_and_pad(features: int, stride: int) -> Layer:
+    """Option-A shortcut: `x[:, ::s, ::s, :]`, then zero channels up to `features`."""
+
+    def init(key, input_shape):
+        del key
+        if input_shape[-1] > features:
+            raise ValueError(
+                f"resnet shortcut: cannot pad {shape_str(input_shape)} down to {features} "
+                "channels."
+            )
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        y = x[:, ::stride, ::stride, :]
+        extra = features - x.shape[-1]
+        pads = ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2))
+        return jnp.pad(y, pads), state
+
+    return Layer(init, apply, "PadShortcut")
+
+
+def basic_block(features: int, stride: int = 1, *, in_features: int | None = None,
+                shortcut: str = "B") -> Layer:
+    """`relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut(x))`, the ResNet basic block.
+
+    The first 3×3 convolution has stride `stride`. When the shape changes
+    (`stride > 1` or `in_features != features`), the shortcut is option B, a
+    projection `Conv2D(features, 1, stride)` + BatchNorm (ResNet-18/34,
+    torchvision), or option A, subsampling plus zero channels (no parameters; the
+    paper's CIFAR networks). Otherwise it is the identity.
+    """
+    relu = activations.relu
+    block = serial(_conv(features, 3, stride), BatchNorm(), relu,
+                   _conv(features, 3), BatchNorm())
+    project = stride != 1 or (in_features is not None and in_features != features)
+    if not project:
+        short = None
+    elif shortcut == "A":
+        short = _subsample_and_pad(features, stride)
+    else:
+        short = _named(serial(_conv(features, 1, stride), BatchNorm()), "Projection")
+    return _named(serial(residual(block, short), relu), "BasicBlock")
+
+
+def resnet(depth: int = 20, num_classes: int = 10, *, shortcut: str = "A") -> Layer:
+    """CIFAR ResNet with `depth = 6n + 2` layers (He et al. 2016, §4.2), for 32×32×3.
+
+    `Conv2D(16, 3)` + BatchNorm + relu; three stages of `n` basic blocks with
+    16, 32, 64 channels (the first block of stages 2 and 3 has stride 2:
+    32×32 → 16×16 → 8×8); `GlobalAvgPool`; `Dense(num_classes)` (logits).
+    Convolutions have no bias (BatchNorm follows) and He-normal weights.
+
+    **Arguments:**
+    - `depth`: 8, 14, 20, 32, 44, 56, 110, … (`6n + 2`).
+    - `num_classes`: output size.
+    - `shortcut`: `"A"` (default, the paper's CIFAR choice): where the shape
+      changes, the shortcut subsamples with stride 2 and pads the new channels
+      with zeros, adding no parameters; `"B"`: a 1×1 convolution + BatchNorm
+      projection there.
+
+    **Parameters** (10 classes, counting BatchNorm's scale and bias; the running
+    statistics are state): ResNet-20: 269,722 with option A (the paper's
+    "0.27M"), 272,474 with option B; ResNet-8: 75,290 with option A, 78,042 with B.
+    """
+    depth = check_positive_int("resnet", "depth", depth)
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"resnet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), "
+            f"got {depth}."
+        )
+    num_classes = check_positive_int("resnet", "num_classes", num_classes)
+    if shortcut not in ("A", "B"):
+        raise ValueError(f'resnet: shortcut must be "A" or "B", got {shortcut!r}.')
+    n = (depth - 2) // 6
+    layers = [_conv(16, 3), BatchNorm(), activations.relu]
+    in_features = 16
+    for features in (16, 32, 64):
+        for i in range(n):
+            stride = 2 if (i == 0 and features != 16) else 1
+            layers.append(basic_block(features, stride, in_features=in_features,
+                                      shortcut=shortcut))
+            in_features = features
+    layers += [GlobalAvgPool(), Dense(num_classes)]
+    return _named(serial(*layers), f"ResNet{depth}")
+
+
+def resnet18(num_classes: int = 1000) -> Layer:
+    """ResNet-18 in the ImageNet layout (He et al. 2016; torchvision's `resnet18`).
+
+    | stage | layers | output (224×224×3 in) |
+    |---|---|---|
+    | stem | `Conv2D(64, 7, stride=2, padding=3)`, BN, relu, `MaxPool(3, 2, padding=1)` | 56×56×64 |
+    | 1 | 2 basic blocks, 64 channels | 56×56×64 |
+    | 2 | 2 basic blocks, 128 channels, first with stride 2 | 28×28×128 |
+    | 3 | 2 basic blocks, 256 channels, first with stride 2 | 14×14×256 |
+    | 4 | 2 basic blocks, 512 channels, first with stride 2 | 7×7×512 |
+    | head | `GlobalAvgPool`, `Dense(num_classes)` | num_classes |
+
+    Convolutions have no bias; where the shape changes the shortcut is a 1×1
+    stride-2 convolution + BatchNorm (option B). 11,689,512 parameters with
+    1000 classes, as torchvision. Padding is PyTorch's symmetric `(k − 1)/2`.
+    """
+    num_classes = check_positive_int("resnet18", "num_classes", num_classes)
+    layers = [_conv(64, 7, 2), BatchNorm(), activations.relu, MaxPool(3, 2, padding=1)]
+    in_features = 64
+    for features in (64, 128, 256, 512):
+        for i in range(2):
+            stride = 2 if (i == 0 and features != 64) else 1
+            layers.append(basic_block(features, stride, in_features=in_features, shortcut="B"))
+            in_features = features
+    layers += [GlobalAvgPool(), Dense(num_classes)]
+    return _named(serial(*layers), "ResNet18")

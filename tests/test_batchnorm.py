@@ -1,0 +1,155 @@
+"""BatchNorm: batch statistics in train mode, running statistics in closed form, eval mode."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fnn.layers import BatchNorm
+
+
+def batch(seed, shape, offset=3.0, spread=2.0):
+    """Per-channel shifted and scaled normal data, from numpy."""
+    rng = np.random.default_rng(seed)
+    c = shape[-1]
+    return (offset * np.arange(1, c + 1) + spread * np.arange(1, c + 1)
+            * rng.normal(size=shape)).astype(np.float32)
+
+
+def fresh(layer, input_shape):
+    return layer.init(None, input_shape)
+
+
+def test_init_layout():
+    params, state = fresh(BatchNorm(), (4, 4, 3))
+    assert {k: v.shape for k, v in params.items()} == {"scale": (3,), "bias": (3,)}
+    assert {k: v.shape for k, v in state.items()} == {"mean": (3,), "var": (3,)}
+    np.testing.assert_array_equal(params["scale"], 1.0)
+    np.testing.assert_array_equal(params["bias"], 0.0)
+    np.testing.assert_array_equal(state["mean"], 0.0)
+    np.testing.assert_array_equal(state["var"], 1.0)
+
+
+@pytest.mark.parametrize("shape", [(16, 3), (4, 5, 6, 3)])
+def test_train_normalises_each_channel(seed, shape):
+    layer = BatchNorm()
+    params, state = fresh(layer, shape[1:])
+    x = batch(seed, shape)
+    y, _ = layer.apply(params, state, x, train=True)
+    axes = tuple(range(len(shape) - 1))
+    np.testing.assert_allclose(np.mean(y, axis=axes), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.var(y, axis=axes), 1.0, rtol=1e-3)  # var/(var+eps)
+    # scale and bias come after the normalisation
+    scale, bias = np.array([2.0, 0.5, -1.0]), np.array([1.0, -2.0, 0.0])
+    params = {"scale": jnp.asarray(scale, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+    z, _ = layer.apply(params, state, x, train=True)
+    np.testing.assert_allclose(z, np.asarray(y) * scale + bias, atol=1e-5)
+
+
+def test_train_uses_biased_batch_variance():
+    """Hand-countable: one channel, values 1, 2, 3, 4 -> mean 2.5, biased var 1.25."""
+    x = jnp.array([[1.0], [2.0], [3.0], [4.0]])
+    params, state = fresh(BatchNorm(eps=1e-5), (1,))
+    y, new = BatchNorm(eps=1e-5).apply(params, state, x, train=True)
+    np.testing.assert_allclose(y[:, 0], (np.array([1, 2, 3, 4]) - 2.5) / np.sqrt(1.25 + 1e-5),
+                               rtol=1e-6)
+    np.testing.assert_allclose(new["mean"], [0.1 * 2.5], rtol=1e-6)          # 0.9*0 + 0.1*2.5
+    np.testing.assert_allclose(new["var"], [0.9 + 0.1 * 5.0 / 3.0], rtol=1e-6)  # unbiased 5/3
+
+
+def test_large_offset_has_no_cancellation():
+    """Variance from centred values: a 1e4 offset in float32 still normalises correctly."""
+    x = (1e4 + np.array([-1.0, 1.0, -1.0, 1.0]) * 0.01).astype(np.float32).reshape(4, 1)
+    params, state = fresh(BatchNorm(eps=1e-12), (1,))
+    y, _ = BatchNorm(eps=1e-12).apply(params, state, x, train=True)
+    np.testing.assert_allclose(y[:, 0], [-1.0, 1.0, -1.0, 1.0], rtol=1e-2)
+
+
+def test_running_statistics_closed_form(seed):
+    """Same batch k times: mean_k = (1 - d^k)·μ, var_k = d^k·1 + (1 - d^k)·s² (unbiased)."""
+    decay, k = 0.8, 4
+    layer = BatchNorm(decay=decay)
+    x = batch(seed, (3, 2, 2, 4))
+    params, state = fresh(layer, x.shape[1:])
+    step = jax.jit(lambda s, x: layer.apply(params, s, x, train=True)[1])
+    for _ in range(k):
+        state = step(state, x)
+    x64 = x.astype(np.float64).reshape(-1, 4)
+    mu, s2 = x64.mean(0), x64.var(0, ddof=1)
+    np.testing.assert_allclose(state["mean"], (1 - decay ** k) * mu, rtol=1e-5)
+    np.testing.assert_allclose(state["var"], decay ** k + (1 - decay ** k) * s2, rtol=1e-5)
+
+
+def test_running_statistics_recursion(seed):
+    """Different batches: the update rule applied step by step in numpy."""
+    layer = BatchNorm()
+    params, state = fresh(layer, (3,))
+    mean, var = np.zeros(3), np.ones(3)
+    step = jax.jit(lambda s, x: layer.apply(params, s, x, train=True)[1])
+    for i in range(3):
+        x = batch(seed + i, (5, 3), offset=i + 1.0)
+        state = step(state, x)
+        mean = 0.9 * mean + 0.1 * x.astype(np.float64).mean(0)
+        var = 0.9 * var + 0.1 * x.astype(np.float64).var(0, ddof=1)
+    np.testing.assert_allclose(state["mean"], mean, rtol=1e-5)
+    np.testing.assert_allclose(state["var"], var, rtol=1e-5)
+
+
+def test_eval_uses_running_statistics_and_keeps_state(seed):
+    layer = BatchNorm(eps=1e-3)
+    params = {"scale": jnp.array([2.0, 3.0]), "bias": jnp.array([0.5, -0.5])}
+    state = {"mean": jnp.array([1.0, -1.0]), "var": jnp.array([4.0, 0.25])}
+    x = batch(seed, (3, 4, 2))
+    y, new_state = jax.jit(lambda p, s, x: layer.apply(p, s, x, train=False))(params, state, x)
+    expected = (x - np.array([1.0, -1.0])) / np.sqrt(np.array([4.0, 0.25]) + 1e-3) \
+        * np.array([2.0, 3.0]) + np.array([0.5, -0.5])
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    for name in ("mean", "var"):
+        np.testing.assert_array_equal(new_state[name], state[name])
+    _, same = layer.apply(params, state, x)
+    assert same is state
+
+
+def test_train_step_under_jit_and_grad(seed):
+    layer = BatchNorm()
+    x = batch(seed, (4, 3, 3, 2))
+    params, state = fresh(layer, x.shape[1:])
+
+    @jax.jit
+    def step(params, state, x):
+        def loss(p):
+            y, s = layer.apply(p, state, x, train=True)
+            return jnp.sum(y ** 2 * jnp.arange(1.0, 3.0).reshape(1, 1, 1, 2)), s
+        (value, new_state), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        return value, new_state, grads
+
+    value, new_state, grads = step(params, state, x)
+    assert np.isfinite(value)
+    assert jax.tree.map(jnp.shape, grads) == {"scale": (2,), "bias": (2,)}
+    assert not np.allclose(new_state["mean"], 0.0)
+
+
+def test_axis_1_channels_first(seed):
+    layer = BatchNorm(axis=1)
+    x = np.moveaxis(batch(seed, (4, 3, 3, 2)), -1, 1)  # (N, C, H, W)
+    params, state = fresh(layer, x.shape[1:])
+    assert params["scale"].shape == (2,)
+    y, new = layer.apply(params, state, x, train=True)
+    np.testing.assert_allclose(np.mean(y, axis=(0, 2, 3)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(new["mean"], 0.1 * x.astype(np.float64).mean((0, 2, 3)),
+                               rtol=1e-5)
+
+
+def test_errors():
+    params, state = fresh(BatchNorm(), (4,))
+    with pytest.raises(ValueError, match=r"BatchNorm: expected channels on axis -1 4 \(from "
+                                         r"init\), got 5 in input of shape \(2, 5\)"):
+        BatchNorm().apply(params, state, jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"BatchNorm: train=True needs more than one value per "
+                                         r"channel .* got input of shape \(1, 4\)"):
+        BatchNorm().apply(params, state, jnp.ones((1, 4)), train=True)
+    with pytest.raises(ValueError, match=r"BatchNorm: axis=0 must name a non-batch axis"):
+        BatchNorm(axis=0).init(None, (4,))
+    with pytest.raises(ValueError, match=r"BatchNorm: decay must be in \[0.0, 1.0\], got 1.5"):
+        BatchNorm(decay=1.5)
+    with pytest.raises(TypeError, match="BatchNorm: expected a floating-point input"):
+        BatchNorm().apply(params, state, jnp.ones((2, 4), jnp.int32))
