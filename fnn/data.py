@@ -1,0 +1,219 @@
+"""Batching: the three classic modes, train/validation splits, and on-device epochs.
+
+Two paths over the same shuffle:
+
+- `batches(key, *arrays, batch_size, shuffle=True, drop_last=False)` is a plain
+  Python iterator of tuples, for hand-written loops. `batch_size=None` is the whole
+  data set (batch gradient descent), `1` is stochastic gradient descent, `n` is
+  mini-batch.
+- `epoch_batches(key, arrays, batch_size)` shuffles with `jax.random.permutation`
+  and gathers every batch of an epoch on the device in one call, returning arrays
+  stacked as `(num_batches, batch_size, ...)`. The ragged tail is dropped, so a
+  training step sees one shape and never recompiles. `fnn.train.fit` uses this.
+- `padded_batches(arrays, batch_size)` is the evaluation counterpart: it pads the
+  last batch (repeating the last example) and returns a `(num_batches, batch_size)`
+  mask, so every example counts exactly once and the shape stays fixed.
+
+Both shuffling paths draw the same permutation for the same key:
+`jax.random.permutation(key, N)`; the order depends on the key only.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "batches", "num_batches", "train_val_split", "epoch_batches", "padded_batches",
+    "iter_padded_batches",
+]
+
+
+def _check_arrays(where: str, arrays) -> int:
+    """Validate a non-empty tuple of arrays with one common, non-zero first axis."""
+    if not arrays:
+        raise ValueError(f"{where}: expected at least one array, got none.")
+    sizes = []
+    for i, a in enumerate(arrays):
+        shape = getattr(a, "shape", None)
+        if shape is None:
+            raise TypeError(
+                f"{where}: argument {i} must be an array (numpy or jax), got {type(a).__name__}."
+            )
+        if len(shape) == 0:
+            raise ValueError(
+                f"{where}: argument {i} is a scalar; arrays must have a batch axis first."
+            )
+        sizes.append(int(shape[0]))
+    if len(set(sizes)) != 1:
+        raise ValueError(
+            f"{where}: all arrays must have the same first (batch) dimension, "
+            f"got first dimensions {sizes}."
+        )
+    if sizes[0] == 0:
+        raise ValueError(f"{where}: the arrays are empty (first dimension 0).")
+    return sizes[0]
+
+
+def _check_batch_size(where: str, batch_size, n: int) -> int:
+    """`None` -> n; otherwise an int in [1, n]."""
+    if batch_size is None:
+        return n
+    if isinstance(batch_size, bool) or not hasattr(batch_size, "__index__"):
+        raise TypeError(
+            f"{where}: batch_size must be None (whole data set), 1 (SGD) or a positive int, "
+            f"got {batch_size!r}."
+        )
+    batch_size = int(batch_size)
+    if not 1 <= batch_size <= n:
+        raise ValueError(
+            f"{where}: batch_size must be in [1, {n}] for {n} examples, got {batch_size}; "
+            "use batch_size=None for the whole data set."
+        )
+    return batch_size
+
+
+def num_batches(n: int, batch_size: int | None, drop_last: bool = False) -> int:
+    """Number of batches `batches` yields for `n` examples."""
+    batch_size = _check_batch_size("num_batches", batch_size, n)
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def _permutation(key, n: int) -> np.ndarray:
+    return np.asarray(jax.random.permutation(key, n))
+
+
+def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
+            drop_last: bool = False) -> Iterator[tuple]:
+    """Iterate over one epoch of `arrays` in batches; yields tuples of batches.
+
+    **Arguments:**
+    - `key`: a PRNG key for the shuffle (`jax.random.key(seed)`); may be `None`
+      when `shuffle=False`.
+    - `*arrays`: numpy or jax arrays sharing their first axis `N` (e.g. `x, y`).
+    - `batch_size`: `None` for the whole data set in one batch (batch gradient
+      descent), `1` for stochastic gradient descent, `n` for mini-batches of `n`.
+    - `shuffle`: visit examples in the order `jax.random.permutation(key, N)`.
+    - `drop_last`: drop the final batch when it has fewer than `batch_size` examples.
+
+    Every example appears exactly once per epoch (`N // batch_size` full batches
+    plus a ragged one of `N % batch_size` unless `drop_last`). Batches keep the
+    array type given (numpy in, numpy out). Arguments are validated on the call,
+    not on the first `next`.
+    """
+    n = _check_arrays("batches", arrays)
+    bs = _check_batch_size("batches", batch_size, n)
+    if shuffle and key is None:
+        raise ValueError(
+            "batches: shuffle=True needs a key, e.g. batches(jax.random.key(0), x, y, "
+            "batch_size=32); pass shuffle=False for a fixed order."
+        )
+    order = _permutation(key, n) if shuffle else None
+    stop = n - n % bs if drop_last else n
+
+    def generate():
+        for start in range(0, stop, bs):
+            end = min(start + bs, n)
+            if order is None:
+                yield tuple(a[start:end] for a in arrays)
+            else:
+                idx = order[start:end]
+                yield tuple(a[idx] for a in arrays)
+
+    return generate()
+
+
+def train_val_split(key, *arrays, val_fraction: float):
+    """Shuffle and split arrays into a training and a validation part.
+
+    Returns `(train, val)`, two tuples with one entry per input array:
+    `(x_tr, y_tr), (x_va, y_va) = train_val_split(key, x, y, val_fraction=0.1)`.
+    The validation part has `round(N * val_fraction)` examples (at least one, and
+    at least one is left for training); the split depends only on `key`.
+    """
+    n = _check_arrays("train_val_split", arrays)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+        raise TypeError(f"train_val_split: val_fraction must be a number, got {val_fraction!r}.")
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(
+            f"train_val_split: val_fraction must be in (0, 1), got {val_fraction}."
+        )
+    if n < 2:
+        raise ValueError(f"train_val_split: need at least 2 examples to split, got {n}.")
+    n_val = min(max(int(round(n * float(val_fraction))), 1), n - 1)
+    order = _permutation(key, n)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
+
+
+@partial(jax.jit, static_argnames=("batch_size",))
+def _epoch_batches(key, arrays, batch_size):
+    n = arrays[0].shape[0]
+    nb = n // batch_size
+    if key is None:
+        idx = jnp.arange(nb * batch_size)
+    else:
+        idx = jax.random.permutation(key, n)[: nb * batch_size]
+    idx = idx.reshape(nb, batch_size)
+    return tuple(jnp.take(a, idx, axis=0) for a in arrays)
+
+
+def epoch_batches(key, arrays, batch_size: int | None):
+    """One shuffled epoch gathered on the device: arrays stacked `(num_batches, batch, ...)`.
+
+    `arrays` is a tuple (e.g. `(x, y)`); the result is a tuple of the same length
+    whose `i`-th batch is `out[j][i]`. The order is `jax.random.permutation(key, N)`
+    (the same order as `batches(key, ...)`; `key=None` keeps the data order) and
+    the ragged tail (`N % batch_size` examples) is dropped so every batch has one
+    shape; it is a different tail each epoch, so no example is left out for good.
+    Jitted: a small data set stays on the device for the whole run.
+    """
+    arrays = tuple(arrays)
+    n = _check_arrays("epoch_batches", arrays)
+    bs = _check_batch_size("epoch_batches", batch_size, n)
+    return _epoch_batches(key, tuple(jnp.asarray(a) for a in arrays), bs)
+
+
+def padded_batches(arrays, batch_size: int | None):
+    """Fixed-shape evaluation batches: `(stacked_arrays, mask)`.
+
+    Each array becomes `(num_batches, batch_size, ...)` with
+    `num_batches = ceil(N / batch_size)`; the last batch is padded by repeating
+    the last example (so padded rows hold valid values for any loss), and
+    `mask` is a bool `(num_batches, batch_size)` array that is True exactly on
+    the `N` real examples, in data order. `batch_size=None` gives one batch of `N`.
+    """
+    arrays = tuple(arrays)
+    n = _check_arrays("padded_batches", arrays)
+    bs = _check_batch_size("padded_batches", batch_size, n)
+    nb = -(-n // bs)
+    idx = np.minimum(np.arange(nb * bs), n - 1).reshape(nb, bs)
+    mask = (np.arange(nb * bs) < n).reshape(nb, bs)
+    return tuple(jnp.take(jnp.asarray(a), idx, axis=0) for a in arrays), jnp.asarray(mask)
+
+
+def iter_padded_batches(arrays, batch_size: int | None):
+    """Like `padded_batches`, one batch at a time: yields `(batch_tuple, mask)`.
+
+    Slices the arrays as they are (no copy of the whole set); only the last,
+    ragged batch is padded (repeating the last example). Used by
+    `fnn.train.evaluate` and `predict`.
+    """
+    arrays = tuple(arrays)
+    n = _check_arrays("iter_padded_batches", arrays)
+    bs = _check_batch_size("iter_padded_batches", batch_size, n)
+
+    def generate():
+        for start in range(0, n, bs):
+            end = min(start + bs, n)
+            if end - start == bs:
+                yield tuple(a[start:end] for a in arrays), jnp.ones((bs,), bool)
+            else:
+                idx = np.minimum(np.arange(start, start + bs), n - 1)
+                yield (tuple(jnp.take(jnp.asarray(a), idx, axis=0) for a in arrays),
+                       jnp.asarray(np.arange(start, start + bs) < n))
+
+    return generate()
