@@ -1,0 +1,140 @@
+"""Ensembles of K models trained in lockstep: one jitted, `vmap`ped step for all.
+
+    keys = jax.random.split(jax.random.key(0), 5)
+    params, state = fnn.ensemble.init_ensemble(model, keys, (2,))   # leaves (5, ...)
+    opt_state = jax.vmap(optimizer.init)(params)                    # stacked slots too
+    step = fnn.ensemble.make_ensemble_step(model, fnn.losses.softmax_cross_entropy, optimizer)
+    for x, y in batches:
+        opt_state, state, losses = step(opt_state, state, x, y)     # losses: (5,)
+    probs = fnn.ensemble.predict_mean(model, opt_state.params, state, x, transform=fnn.softmax)
+
+Every leaf of an ensemble's params, model state and optimizer state carries a
+leading member axis `K`. Member `i` is exactly the model one would train alone
+from `model.init(keys[i], input_shape)` with the same batches (`member(tree, i)`
+takes it out); only the K forward/backward passes are batched.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnn._checks import shape_str
+from fnn.core import Layer
+
+__all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean", "member",
+           "ensemble_size"]
+
+
+def ensemble_size(tree) -> int:
+    """K, the leading (member) axis shared by every leaf of an ensemble pytree."""
+    leaves = jax.tree.leaves(tree)
+    sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in leaves}
+    if not leaves or len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            "ensemble: expected a stacked pytree whose leaves all share a leading member "
+            f"axis K, got leaves of shapes {[shape_str(jnp.shape(a)) for a in leaves][:6]}."
+        )
+    return int(sizes.pop())
+
+
+def member(tree, i: int):
+    """Member `i` of a stacked ensemble pytree (params, state or optimizer state)."""
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def init_ensemble(model: Layer, keys, input_shape):
+    """Initialise K models at once: `vmap(model.init)` over `keys` (K keys).
+
+    `keys` is a batch of PRNG keys, e.g. `jax.random.split(key, K)`. Returns
+    `(params, state)` whose leaves have a leading axis K; member `i` equals
+    `model.init(keys[i], input_shape)`.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"init_ensemble: model must be a fnn.Layer, got {model!r}.")
+    raw = jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
+    if raw.ndim != 2:
+        raise ValueError(
+            "init_ensemble: keys must be a batch of K keys, e.g. jax.random.split(key, K); "
+            f"got an array of shape {shape_str(jnp.shape(keys))}."
+        )
+    shape = tuple(int(s) for s in input_shape)
+    return jax.vmap(lambda k: model.init(k, shape))(keys)
+
+
+def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
+                       regularizer: Callable | None = None, shared_data: bool = True,
+                       jit: bool = True) -> Callable:
+    """Build `step(opt_state, model_state, x, y, key=None) -> (opt_state, model_state, losses)`.
+
+    One training step for every member at once: `vmap` over the member axis of
+    the optimizer state (which holds the params) and the model state, of
+
+        pred, new_state = model.apply(params_i, state_i, x, key=key_i, train=True)
+        grads = ∇ (loss(pred, y) + regularizer(params_i))
+        opt_state_i, _ = optimizer.update(opt_state_i, grads)
+
+    **Arguments:**
+    - `loss(pred, y) -> scalar` (`fnn.losses`), `optimizer` (`fnn.optim`),
+      `regularizer(params) -> scalar` (optional).
+    - `shared_data`: every member sees the same batch `x: (N, ...)` (default).
+      With `False`, `x: (K, N, ...)` and `y: (K, N, ...)` give each member its
+      own batch (bagging).
+    - `jit`: wrap the step in `jax.jit` (default).
+
+    The optimizer state is the vmapped one: `jax.vmap(optimizer.init)(params)`.
+    `key` (for Dropout) is split into K keys, member `i` getting
+    `jax.random.split(key, K)[i]`. `losses` is `(K,)`, each member's data loss
+    (without the penalty).
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"make_ensemble_step: model must be a fnn.Layer, got {model!r}.")
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            "make_ensemble_step: optimizer must be a fnn.optim.Optimizer "
+            f"(e.g. fnn.optim.adam(1e-3)), got {optimizer!r}."
+        )
+    data_axis = None if shared_data else 0
+
+    def member_step(opt_state, model_state, x, y, key):
+        def objective(params):
+            pred, new_state = model.apply(params, model_state, x, key=key, train=True)
+            data_loss = loss(pred, y)
+            total = data_loss if regularizer is None else data_loss + regularizer(params)
+            return total, (data_loss, new_state)
+
+        (_, (data_loss, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(
+            opt_state.params)
+        opt_state, _ = optimizer.update(opt_state, grads)
+        return opt_state, new_state, data_loss
+
+    no_key = jax.vmap(lambda o, s, x, y: member_step(o, s, x, y, None),
+                      in_axes=(0, 0, data_axis, data_axis))
+    with_key = jax.vmap(member_step, in_axes=(0, 0, data_axis, data_axis, 0))
+
+    def step(opt_state, model_state, x, y, key=None):
+        if key is None:
+            return no_key(opt_state, model_state, x, y)
+        k = ensemble_size(opt_state.step)
+        return with_key(opt_state, model_state, x, y, jax.random.split(key, k))
+
+    return jax.jit(step) if jit else step
+
+
+def predict_all(model: Layer, params, state, x, *, transform: Callable | None = None):
+    """Every member's prediction, `(K, N, ...)`: `model.apply(params_i, state_i, x)`
+    with `train=False`, followed by `transform` (e.g. `fnn.softmax`) if given."""
+    def one(p, s):
+        y, _ = model.apply(p, s, x)
+        return y if transform is None else transform(y)
+
+    return jax.vmap(one)(params, state)
+
+
+def predict_mean(model: Layer, params, state, x, *, transform: Callable | None = None):
+    """The ensemble's prediction: the mean over members of `predict_all`, `(N, ...)`.
+
+    For classifiers average probabilities, not logits: `transform=fnn.softmax`.
+    """
+    return jnp.mean(predict_all(model, params, state, x, transform=transform), axis=0)

@@ -1,0 +1,111 @@
+"""Every layer's output of a `serial` model, keyed like the params.
+
+    acts = fnn.intermediates(model, params, state, x)
+    # {"0_Dense": (N, 100), "1_relu": (N, 100), "2_Dense": (N, 3)}
+
+Nested `serial` models give nested dicts; the last entry is the model output.
+"""
+from __future__ import annotations
+
+import jax
+
+from fnn.core import Layer, _accepted_keywords, _call, _check_extra, as_layer, children
+
+__all__ = ["intermediates", "flatten", "layer_paths"]
+
+
+def _is_serial(layer: Layer) -> bool:
+    return layer.name == "Serial" and bool(children(layer))
+
+
+def _split(key, n: int):
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def _leaf_keywords(layer: Layer) -> list:
+    """The accepted extra keywords of every non-serial layer inside `layer`."""
+    if _is_serial(layer):
+        return [acc for _, child in children(layer) for acc in _leaf_keywords(child)]
+    return [_accepted_keywords(layer.apply)]
+
+
+def _walk(layer: Layer, params, state, x, key, train, extra):
+    outs = {}
+    pairs = children(layer)
+    for (name, child), k in zip(pairs, _split(key, len(pairs)), strict=True):
+        p, s = params.get(name, {}), state.get(name, {})
+        if _is_serial(child):
+            sub, x = _walk(child, p, s, x, k, train, extra)
+            outs[name] = sub
+        else:
+            x, _ = _call(child, _accepted_keywords(child.apply), p, s, x, k, train, extra)
+            outs[name] = x
+    return outs, x
+
+
+def intermediates(model: Layer, params, state, x, *, key=None, train: bool = False,
+                  **kwargs) -> dict:
+    """The output of every layer of a `serial` model for the batch `x`.
+
+    **Returns:** a dict keyed `"{index}_{name}"` exactly like `params`, with an
+    entry for every layer, parameter-free ones included (`"1_relu"`,
+    `"3_Flatten"`). A nested `serial` gives a nested dict of its own layers'
+    outputs (its last entry is its output); `concat` and `residual` blocks and
+    all other layers give one array each, their output. The last entry (of the
+    innermost nested dict, if the last layer is a nested `serial`) equals
+    `model.apply(params, state, x, key=key, train=train)[0]`.
+
+    The layers run exactly as inside `model.apply` (same per-layer keys, so the
+    same dropout masks with the same `key`; extra keywords such as a recurrent
+    layer's `lengths` go to the layers that accept them); updated state (BatchNorm
+    statistics with `train=True`) is discarded. Pure, so it can be jitted:
+    `jax.jit(lambda p, s, x: fnn.intermediates(model, p, s, x))` (a jitted
+    function returns dicts with sorted keys, `"10_relu"` before `"2_Dense"`;
+    `layer_paths(model)` gives the layer order).
+    Flatten the result to `{"0_Dense": ..., "2_Serial/0_Dense": ...}` with
+    `from fnn.intermediates import flatten` (`fnn.intermediates` itself is this function).
+    """
+    model = as_layer(model)
+    if not _is_serial(model):
+        raise TypeError(
+            f"intermediates: expected a model built with fnn.serial, got a {model.name!r} "
+            f"layer; wrap it: fnn.intermediates(fnn.serial(layer), {{'0_{model.name}': params}}, "
+            "...)."
+        )
+    _check_extra("intermediates", _leaf_keywords(model), kwargs)
+    outs, _ = _walk(model, params, state, x, key, train, kwargs)
+    return outs
+
+
+def layer_paths(model: Layer) -> list[str]:
+    """The flat paths of `intermediates(model, ...)` in layer order, e.g.
+    `["0_Dense", "1_relu", "2_Serial/0_Dense", ...]`.
+
+    Use it to restore the order after `jax.jit`: a jitted function returns its
+    dicts with sorted keys (`"10_relu"` before `"1_relu"`).
+    """
+    model = as_layer(model)
+    paths: list[str] = []
+
+    def walk(layer, prefix):
+        for name, child in children(layer):
+            if _is_serial(child):
+                walk(child, f"{prefix}{name}/")
+            else:
+                paths.append(f"{prefix}{name}")
+
+    walk(model, "")
+    return paths
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested intermediates dict as a flat one with "/"-joined keys, in layer order:
+    `{"0_Serial": {"0_Dense": a}}` -> `{"0_Serial/0_Dense": a}`."""
+    flat = {}
+    for name, value in tree.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, path + "/"))
+        else:
+            flat[path] = value
+    return flat

@@ -1,0 +1,70 @@
+"""Per-example gradients with `vmap(grad)`: one gradient per example, in one pass.
+
+    g = fnn.per_example_grads(loss_fn, params, x, y)   # leaves (N, *leaf.shape)
+    norms = fnn.per_example.per_example_grad_norms(loss_fn, params, x, y)   # (N,)
+
+Uses: gradient-norm outliers (mislabelled or hard examples), gradient noise
+and its scale, per-example clipping (DP-SGD), influence estimates.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fnn._checks import shape_str
+
+__all__ = ["per_example_grads", "per_example_grad_norms"]
+
+
+def _batch_size(where: str, batch) -> int:
+    if not batch:
+        raise ValueError(
+            f"{where}: expected at least one batched array after params, e.g. "
+            f"{where}(loss_fn, params, x, y)."
+        )
+    sizes = [jnp.shape(b)[0] if jnp.ndim(b) else None for b in batch]
+    if None in sizes or len(set(sizes)) != 1:
+        shapes = ", ".join(shape_str(jnp.shape(b)) for b in batch)
+        raise ValueError(
+            f"{where}: every batch array needs the same leading (batch) axis; got shapes {shapes}."
+        )
+    return int(sizes[0])
+
+
+def per_example_grads(loss_fn: Callable, params, *batch):
+    """Gradients of `loss_fn` for each example separately: `vmap(grad)`.
+
+    `loss_fn(params, *example_batch) -> scalar` is called on a batch of ONE
+    example (every array in `batch` is sliced to `(1, ...)`), so an ordinary
+    batch-mean loss works unchanged:
+
+        def loss_fn(params, x, y):
+            logits, _ = model.apply(params, state, x)
+            return fnn.losses.softmax_cross_entropy(logits, y)
+
+    **Returns:** a pytree like `params` whose leaves have a leading axis `N`:
+    leaf `[i]` is `∂ loss_fn(params, x[i:i+1], y[i:i+1]) / ∂ params`. For a
+    batch-mean loss, the mean over `N` equals the batch gradient.
+
+    A model whose output for one example depends on the others (BatchNorm in
+    training mode) has no per-example gradient in this sense: each example is
+    normalised with its own (single-example) statistics.
+    """
+    _batch_size("per_example_grads", batch)
+    grad_fn = jax.grad(loss_fn)
+
+    def one(p, *example):
+        return grad_fn(p, *(e[None] for e in example))
+
+    return jax.vmap(one, in_axes=(None,) + (0,) * len(batch))(params, *batch)
+
+
+def per_example_grad_norms(loss_fn: Callable, params, *batch):
+    """The global L2 norm of each example's gradient, `(N,)`:
+    `‖g_i‖ = sqrt(Σ_leaves Σ g_i²)` with `g_i` from `per_example_grads`."""
+    grads = per_example_grads(loss_fn, params, *batch)
+    squares = [jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
+               for g in jax.tree.leaves(grads)]
+    return jnp.sqrt(sum(squares))

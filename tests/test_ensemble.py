@@ -1,0 +1,112 @@
+"""An ensemble trained with one vmapped step equals K separately trained models."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+import fnn.losses
+from fnn import ensemble
+
+K = 3
+LOSS = fnn.losses.softmax_cross_entropy
+
+
+def _data():
+    x, y = fnn.datasets.spiral(jax.random.key(0), num_per_class=8, num_classes=3)
+    return x, y
+
+
+def _separate(model, optimizer, keys, x, y, steps, dropout_keys=None):
+    """Reference: train each member alone with the same keys and batches."""
+
+    @jax.jit
+    def step(opt_state, model_state, key):
+        def objective(p):
+            pred, s = model.apply(p, model_state, x, key=key, train=True)
+            return LOSS(pred, y), s
+
+        (loss, s), g = jax.value_and_grad(objective, has_aux=True)(opt_state.params)
+        return optimizer.update(opt_state, g)[0], s, loss
+
+    out = []
+    for i in range(len(keys)):
+        params, state = model.init(keys[i], (2,))
+        opt_state = optimizer.init(params)
+        for t in range(steps):
+            k = None if dropout_keys is None else jax.random.split(dropout_keys[t], len(keys))[i]
+            opt_state, state, _ = step(opt_state, state, k)
+        out.append(opt_state.params)
+    return out
+
+
+def test_init_ensemble_members_equal_single_inits():
+    model = fnn.models.mlp([5, 3])
+    keys = jax.random.split(jax.random.key(1), K)
+    params, state = ensemble.init_ensemble(model, keys, (2,))
+    assert ensemble.ensemble_size(params) == K
+    for i in range(K):
+        single, _ = model.init(keys[i], (2,))
+        jax.tree.map(np.testing.assert_array_equal, ensemble.member(params, i), single)
+
+
+def test_ensemble_training_equals_separate_training():
+    model = fnn.models.mlp([6, 3], activation="tanh")
+    optimizer = fnn.optim.adam(0.05)
+    keys = jax.random.split(jax.random.key(2), K)
+    x, y = _data()
+    params, state = ensemble.init_ensemble(model, keys, (2,))
+    opt_state = jax.vmap(optimizer.init)(params)
+    step = ensemble.make_ensemble_step(model, LOSS, optimizer)
+    for _ in range(4):
+        opt_state, state, losses = step(opt_state, state, x, y)
+    assert losses.shape == (K,)
+    for i, ref in enumerate(_separate(model, optimizer, keys, x, y, 4)):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
+                     ensemble.member(opt_state.params, i), ref)
+    assert int(opt_state.step[0]) == 4
+
+
+def test_ensemble_with_dropout_keys_equals_separate_training():
+    model = fnn.serial(fnn.layers.Dense(6), fnn.relu, fnn.layers.Dropout(0.3),
+                       fnn.layers.Dense(3))
+    optimizer = fnn.optim.sgd(0.1)
+    keys = jax.random.split(jax.random.key(3), K)
+    dropout_keys = jax.random.split(jax.random.key(4), 2)
+    x, y = _data()
+    params, state = ensemble.init_ensemble(model, keys, (2,))
+    opt_state = jax.vmap(optimizer.init)(params)
+    step = ensemble.make_ensemble_step(model, LOSS, optimizer)
+    for t in range(2):
+        opt_state, state, _ = step(opt_state, state, x, y, dropout_keys[t])
+    for i, ref in enumerate(_separate(model, optimizer, keys, x, y, 2, dropout_keys)):
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
+                     ensemble.member(opt_state.params, i), ref)
+
+
+def test_bagging_gives_each_member_its_batch_and_predict_mean():
+    model = fnn.models.mlp([4, 3])
+    optimizer = fnn.optim.sgd(0.5)
+    keys = jax.random.split(jax.random.key(5), 2)
+    x, y = _data()
+    xs, ys = jnp.stack([x[:12], x[12:]]), jnp.stack([y[:12], y[12:]])
+    params, state = ensemble.init_ensemble(model, keys, (2,))
+    opt_state = jax.vmap(optimizer.init)(params)
+    step = ensemble.make_ensemble_step(model, LOSS, optimizer, shared_data=False)
+    opt_state, state, _ = step(opt_state, state, xs, ys)
+    for i in range(2):
+        p0, _ = model.init(keys[i], (2,))
+        g = jax.grad(lambda p, i=i: LOSS(model.apply(p, {}, xs[i])[0], ys[i]))(p0)
+        want = jax.tree.map(lambda p, g: p - 0.5 * g, p0, g)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     ensemble.member(opt_state.params, i), want)
+    mean = ensemble.predict_mean(model, opt_state.params, state, x, transform=fnn.softmax)
+    each = [fnn.softmax(model.apply(ensemble.member(opt_state.params, i), {}, x)[0])
+            for i in range(2)]
+    np.testing.assert_allclose(mean, (each[0] + each[1]) / 2, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(jnp.sum(mean, axis=1), jnp.ones(x.shape[0]), rtol=1e-5)
+
+
+def test_bad_keys_raise():
+    with pytest.raises(ValueError, match="init_ensemble: keys must be a batch of K keys"):
+        ensemble.init_ensemble(fnn.models.mlp([2]), jax.random.PRNGKey(0), (2,))

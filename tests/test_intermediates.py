@@ -1,0 +1,82 @@
+"""intermediates: every layer's output, keyed like the params; the last equals apply."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn.intermediates import flatten, intermediates, layer_paths
+
+Dense = fnn.layers.Dense
+
+
+def test_keys_and_manual_forward(key):
+    model = fnn.serial(Dense(4), fnn.relu, Dense(3), jnp.tanh)
+    params, state = model.init(key, (2,))
+    x = jax.random.normal(jax.random.key(7), (6, 2))
+    acts = intermediates(model, params, state, x)
+    assert list(acts) == ["0_Dense", "1_relu", "2_Dense", "3_tanh"]
+    p0, p2 = params["0_Dense"], params["2_Dense"]
+    h = np.asarray(x) @ np.asarray(p0["w"]) + np.asarray(p0["b"])[None, :]
+    np.testing.assert_allclose(acts["0_Dense"], h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["1_relu"], np.maximum(h, 0), rtol=1e-5, atol=1e-6)
+    z = np.maximum(h, 0) @ np.asarray(p2["w"]) + np.asarray(p2["b"])[None, :]
+    np.testing.assert_allclose(acts["2_Dense"], z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["3_tanh"], np.tanh(z), rtol=1e-5, atol=1e-6)
+
+
+def test_nested_serial_and_last_equals_apply(key):
+    inner = fnn.serial(Dense(5), fnn.sigmoid)
+    model = fnn.serial(Dense(4), fnn.relu, inner, fnn.residual(fnn.serial(Dense(5), fnn.tanh)),
+                       fnn.serial(Dense(2)))
+    params, state = model.init(key, (3,))
+    x = jax.random.normal(jax.random.key(1), (4, 3))
+    acts = intermediates(model, params, state, x)
+    assert set(acts["2_Serial"]) == {"0_Dense", "1_sigmoid"}
+    assert acts["3_Residual"].shape == (4, 5)
+    assert list(flatten(acts)) == ["0_Dense", "1_relu", "2_Serial/0_Dense", "2_Serial/1_sigmoid",
+                                   "3_Residual", "4_Serial/0_Dense"]
+    assert layer_paths(model) == list(flatten(acts))
+    y, _ = model.apply(params, state, x)
+    np.testing.assert_array_equal(acts["4_Serial"]["0_Dense"], y)
+    inner_y, _ = inner.apply(params["2_Serial"], {}, acts["1_relu"])
+    np.testing.assert_allclose(acts["2_Serial"]["1_sigmoid"], inner_y, rtol=1e-6)
+
+
+def test_same_dropout_mask_as_apply(key):
+    model = fnn.serial(Dense(8), fnn.layers.Dropout(0.5), Dense(2))
+    params, state = model.init(key, (3,))
+    x = jnp.ones((5, 3))
+    k = jax.random.key(3)
+    acts = intermediates(model, params, state, x, key=k, train=True)
+    y, _ = model.apply(params, state, x, key=k, train=True)
+    np.testing.assert_allclose(acts["2_Dense"], y, rtol=1e-6)
+    assert 0 < float(jnp.mean(acts["1_Dropout"] == 0)) < 1
+
+
+def test_jit():
+    model = fnn.models.mlp([4, 2])
+    params, state = model.init(jax.random.key(0), (3,))
+    acts = jax.jit(lambda p, s, x: intermediates(model, p, s, x))(params, state, jnp.ones((2, 3)))
+    assert acts["2_Dense"].shape == (2, 2)
+    assert fnn.intermediates is intermediates
+
+
+def test_non_serial_raises():
+    layer = Dense(3)
+    params, state = layer.init(jax.random.key(0), (2,))
+    with pytest.raises(TypeError, match="intermediates: expected a model built with fnn.serial, "
+                                        "got a 'Dense' layer"):
+        intermediates(layer, params, state, jnp.ones((1, 2)))
+
+
+def test_extra_keywords_reach_the_layers_that_take_them(key):
+    model = fnn.serial(fnn.layers.SimpleRNN(4), Dense(2))
+    params, state = model.init(key, (5, 3))
+    x = jax.random.normal(jax.random.key(1), (2, 5, 3))
+    lengths = jnp.array([5, 2])
+    acts = intermediates(model, params, state, x, lengths=lengths)
+    y, _ = model.apply(params, state, x, lengths=lengths)
+    np.testing.assert_allclose(acts["1_Dense"], y, rtol=1e-6)
+    with pytest.raises(TypeError, match="unexpected keyword argument\\(s\\) \\['lenghts'\\]"):
+        intermediates(model, params, state, x, lenghts=lengths)

@@ -1,0 +1,73 @@
+"""per_example_grads equals a loop of single-example jax.grad calls."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+import fnn.losses
+from fnn.per_example import per_example_grad_norms, per_example_grads
+
+MODEL = fnn.serial(fnn.layers.Dense(4), fnn.tanh, fnn.layers.Dense(3))
+
+
+def _setup(key):
+    kx, kp = jax.random.split(key)
+    params, state = MODEL.init(kp, (2,))
+    x = jax.random.normal(kx, (5, 2))
+    y = jnp.array([0, 2, 1, 1, 0])
+
+    def loss_fn(p, x, y):
+        return fnn.losses.softmax_cross_entropy(MODEL.apply(p, state, x)[0], y)
+
+    return loss_fn, params, x, y
+
+
+def test_equals_loop_of_single_example_grads(key):
+    loss_fn, params, x, y = _setup(key)
+    got = per_example_grads(loss_fn, params, x, y)
+    single = jax.jit(jax.grad(loss_fn))  # reference: one example at a time
+    for i in range(x.shape[0]):
+        want = single(params, x[i:i + 1], y[i:i + 1])
+        jax.tree.map(lambda g, w, i=i: np.testing.assert_allclose(g[i], w, rtol=1e-5, atol=1e-6),
+                     got, want)
+
+
+def test_mean_equals_batch_gradient(key):
+    loss_fn, params, x, y = _setup(key)
+    got = jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example_grads(loss_fn, params, x, y))
+    want = jax.grad(loss_fn)(params, x, y)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6), got, want)
+
+
+def test_top_level_name_and_shapes(key):
+    loss_fn, params, x, y = _setup(key)
+    got = jax.jit(fnn.per_example_grads, static_argnums=0)(loss_fn, params, x, y)
+    assert jax.tree.map(jnp.shape, got) == jax.tree.map(lambda p: (5, *p.shape), params)
+
+
+def test_norms_match_manual(key):
+    loss_fn, params, x, y = _setup(key)
+    norms = per_example_grad_norms(loss_fn, params, x, y)
+    single = jax.jit(jax.grad(loss_fn))
+    want = [np.sqrt(sum(float(np.sum(np.square(g))) for g in jax.tree.leaves(
+        single(params, x[i:i + 1], y[i:i + 1])))) for i in range(5)]
+    np.testing.assert_allclose(norms, want, rtol=1e-5)
+
+
+def test_linear_regression_closed_form():
+    # loss = (w·x - y)^2 -> per-example grad 2 (w·x - y) x
+    w = jnp.array([1.0, -2.0])
+    x = jnp.array([[1.0, 0.0], [0.0, 1.0], [2.0, 3.0]])
+    y = jnp.array([0.0, 1.0, -1.0])
+    g = per_example_grads(lambda w, x, y: jnp.mean((x @ w - y) ** 2), w, x, y)
+    want = 2.0 * (x @ w - y)[:, None] * x
+    np.testing.assert_allclose(g, want, rtol=1e-6)
+
+
+def test_mismatched_batch_raises():
+    with pytest.raises(ValueError, match="per_example_grads: every batch array needs the same "
+                                         "leading.*\\(3, 2\\), \\(4,\\)"):
+        per_example_grads(lambda p, x, y: jnp.sum(p), jnp.ones(2), jnp.ones((3, 2)), jnp.ones(4))
+    with pytest.raises(ValueError, match="per_example_grads: expected at least one batched"):
+        per_example_grads(lambda p: jnp.sum(p), jnp.ones(2))
