@@ -2,14 +2,37 @@
 
 The public face: re-exports only. See README.md for a tour and API.md for the contract.
 """
-from fnn import activations, initializers, layers, models
+from fnn import (
+    activations,
+    checkpoint,
+    datasets,
+    diagnostics,
+    distributed,
+    ensemble,
+    gradcheck,
+    initializers,
+    layers,
+    losses,
+    models,
+    optim,
+    preprocessing,
+    regularizers,
+)
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from fnn.core import Layer, concat, output_shape, residual, serial
+from fnn.intermediates import intermediates
+from fnn.layers.conv import conv_output_size
+from fnn.per_example import per_example_grads
+from fnn.summary import summary
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Layer", "serial", "concat", "residual", "output_shape",
-    "activations", "initializers", "layers", "models",
+    "Layer", "serial", "concat", "residual", "output_shape", "summary", "conv_output_size",
+    "activations", "datasets", "initializers", "layers", "models", "optim",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "identity",
 ]
+__all__ += ["checkpoint", "preprocessing"]
+__all__ += ["losses", "regularizers"]
+__all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
+__all__ += ["distributed"]

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import distributed
 from fnn.core import Layer
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
@@ -189,7 +190,8 @@ def _path(p) -> str:
 
 
 def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
-                    *, accumulate: int = 1, check_finite: bool = False, jit: bool = True):
+                    *, accumulate: int = 1, check_finite: bool = False, jit: bool = True,
+                    mesh=None):
     """Build `step(train_state, x, y) -> (train_state, metrics)`.
 
     One step: split `train_state.key` into (next key, dropout key), run
@@ -216,6 +218,9 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
       values in `x`, `y`, the loss and each gradient leaf (`fit` turns them
       into an error naming the leaf).
     - `jit`: wrap the step in `jax.jit(..., donate_argnums=0)` (default).
+    - `mesh`: a `jax.sharding.Mesh` (`fnn.distributed.make_mesh()`): return
+      `fnn.distributed.make_train_step(...)`'s data-parallel step instead
+      (batch split along `"data"`, state replicated; needs `jit=True`).
 
     **Metrics** (scalars on the device): `"loss"` (the data loss, mean over the
     batch, without the penalty), `"accuracy"` for classification (scores `(N, C)`
@@ -228,6 +233,12 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
     accumulate = int(accumulate)
     if accumulate < 1:
         raise ValueError(f"make_train_step: accumulate must be >= 1, got {accumulate}.")
+    if mesh is not None:
+        if not jit:
+            raise ValueError("make_train_step: mesh= needs jit=True (the shardings are "
+                             "those of the jitted step); drop jit=False or mesh=.")
+        return distributed.make_train_step(model, loss, optimizer, mesh, regularizer,
+                                           accumulate=accumulate, check_finite=check_finite)
 
     regression = _is_regression(loss)
 
@@ -303,11 +314,12 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_train_step(model, loss, optimizer, regularizer, accumulate, check_finite):
+def _cached_train_step(model, loss, optimizer, regularizer, accumulate, check_finite,
+                       mesh=None):
     """`fit`'s step: one jitted step per (model, loss, optimizer, ...) combination, so
     repeated `fit` calls with the same objects reuse the compiled program."""
     return make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                           check_finite=check_finite)
+                           check_finite=check_finite, mesh=mesh)
 
 
 # ---------------------------------------------------------------------------
@@ -543,7 +555,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         checkpoint_dir=None, progress: bool | str = True, check_finite: bool = False,
         input_shape=None, accumulate: int = 1, reduce_lr: ReduceOnPlateau | None = None,
         eval_batch_size: int = 256, keep_checkpoints: int = 3,
-        on_epoch_end: Callable | None = None):
+        on_epoch_end: Callable | None = None, mesh=None):
     """Train `model` with `optimizer` on `train_data = (x, y)`; returns `(train_state, history)`.
 
     **Arguments:**
@@ -581,6 +593,13 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `eval_batch_size`: batch size of the validation pass.
     - `on_epoch_end(epoch, logs)`: called after each epoch with the 1-based epoch
       number and that epoch's metrics (plus `"time"` in seconds).
+    - `mesh`: a `jax.sharding.Mesh` from `fnn.distributed.make_mesh()`: train
+      data-parallel on its devices (each batch split along `"data"`, params and
+      optimizer state replicated, gradients all-reduced by XLA; see
+      `fnn.distributed`). The results equal those without a mesh up to float32
+      rounding, and checkpoints are interchangeable. `batch_size` is the global
+      batch and must be a multiple of the number of devices on `"data"`
+      (`ValueError` otherwise). Validation runs replicated on every device.
 
     **History** maps `"loss"`, `"accuracy"`, `"val_loss"`, `"val_accuracy"` (as
     requested and applicable) to per-epoch lists of Python floats; `"loss"` and
@@ -619,6 +638,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             f"got {accumulate}."
         )
     steps = n // bs
+    if mesh is not None:
+        distributed._check_batch(f"{where} (batch_size)", mesh, bs)
     metrics = _check_metrics(where, metrics)
     if progress not in (True, False, "transient"):
         raise ValueError(f"{where}: progress must be True, False or 'transient', got {progress!r}.")
@@ -698,11 +719,14 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
 
     try:
         step_fn = _cached_train_step(model, loss, optimizer, regularizer, accumulate,
-                                     check_finite)
+                                     check_finite, mesh)
     except TypeError:  # an unhashable model/loss/optimizer: no reuse across fits
         step_fn = make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                                  check_finite=check_finite)
+                                  check_finite=check_finite, mesh=mesh)
     x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
+    if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
+        ts = distributed.shard_model(mesh, ts)
+        x_dev, y_dev = distributed.replicate(mesh, (x_dev, y_dev))
     show = progress if progress and sys.stderr.isatty() else False
 
     epoch = int(ts.epoch)
@@ -713,6 +737,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         bar = _progress_bar(show, steps, f"epoch {epoch + 1}/{epochs}")
         try:
             xb, yb = epoch_batches(shuffle_key, (x_dev, y_dev), bs)
+            if mesh is not None:  # every batch split along "data"
+                xb, yb = distributed._shard_epoch(mesh, (xb, yb))
             ts, sums = _run_epoch(step_fn, ts, xb, yb, bar, steps=steps, bs=bs, epoch=epoch,
                                   epochs=epochs, check_finite=check_finite,
                                   checkpoint_dir=checkpoint_dir, t0=t0)
