@@ -69,7 +69,7 @@ def check_number(where: str, name: str, value: Any, *, low: float | None = None,
     `low_open` / `high_open` exclude the end points. Returns it as float.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
-        hasattr(value, "shape") and getattr(value, "shape") == ()
+        hasattr(value, "shape") and value.shape == ()
     ):
         raise TypeError(f"{where}: {name} must be a number, got {value!r}.")
     v = float(value)
@@ -99,3 +99,14 @@ def pair(where: str, name: str, value: Any) -> tuple[int, int]:
     ):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}.")
+
+
+def resolve(where: str, kind: str, value, table: dict, callable_form: str):
+    """A callable as is, or the entry of `table` named by the string `value`."""
+    if callable(value):
+        return value
+    if isinstance(value, str) and value in table:
+        return table[value]
+    raise ValueError(
+        f"{where}: unknown {kind} {value!r}; expected {callable_form} or one of {sorted(table)}."
+    )

@@ -17,10 +17,12 @@ directly in `fnn.serial` as a parameter-free layer. Derivatives (what
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from fnn._checks import resolve
 
 
 def sigmoid(x):
@@ -81,11 +83,4 @@ _BY_NAME: dict[str, Callable] = {
 
 def get(activation: str | Callable) -> Callable:
     """Resolve an activation given by name (`"relu"`) or as a callable."""
-    if callable(activation):
-        return activation
-    if isinstance(activation, str) and activation in _BY_NAME:
-        return _BY_NAME[activation]
-    raise ValueError(
-        f"fnn.activations.get: unknown activation {activation!r}; "
-        f"expected a callable or one of {sorted(_BY_NAME)}."
-    )
+    return resolve("fnn.activations.get", "activation", activation, _BY_NAME, "a callable")

@@ -56,12 +56,13 @@ import json
 import math
 import os
 import re
-import uuid
 import zipfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fnn._atomic import atomic_file
 
 __all__ = ["save", "load", "load_metadata", "CheckpointManager", "FORMAT_VERSION"]
 
@@ -230,19 +231,6 @@ class _Encoder:
         )
 
 
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # e.g. Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_npz(fileobj, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED,
                          allowZip64=True) as zf:
@@ -252,25 +240,6 @@ def _write_npz(fileobj, arrays: dict[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             with zf.open(info, mode="w", force_zip64=True) as f:
                 np.lib.format.write_array(f, array, allow_pickle=False)
-
-
-def _atomic_write(path: str, arrays: dict[str, np.ndarray]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
 
 
 def save(path, tree, *, metadata: dict | None = None) -> str:
@@ -298,7 +267,8 @@ def save(path, tree, *, metadata: dict | None = None) -> str:
         raise TypeError(f"fnn.checkpoint.save: metadata must be JSON-serialisable: {e}") from e
     arrays = {_META: np.asarray(text)}
     arrays.update(encoder.arrays)
-    _atomic_write(path, arrays)
+    with atomic_file(path) as f:
+        _write_npz(f, arrays)
     return path
 
 

@@ -23,12 +23,12 @@ the std is exactly the one in the table.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_number
+from fnn._checks import check_number, resolve
 
 
 def fan_in_fan_out(shape) -> tuple[int, int]:
@@ -124,7 +124,9 @@ def orthogonal(key, shape, dtype=jnp.float32):
     """
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(f"fnn.initializers.orthogonal: expected a shape of rank >= 2, got {shape}.")
+        raise ValueError(
+            f"fnn.initializers.orthogonal: expected a shape of rank >= 2, got {shape}."
+        )
     rows, cols = math.prod(shape[:-1]), shape[-1]
     a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
     q, r = jnp.linalg.qr(a)
@@ -144,11 +146,5 @@ _BY_NAME = {
 
 def get(initializer: str | Callable) -> Callable:
     """Resolve an initialiser given by name (`"he_normal"`) or as a callable."""
-    if callable(initializer):
-        return initializer
-    if isinstance(initializer, str) and initializer in _BY_NAME:
-        return _BY_NAME[initializer]
-    raise ValueError(
-        f"fnn.initializers.get: unknown initializer {initializer!r}; "
-        f"expected a callable init(key, shape, dtype) or one of {sorted(_BY_NAME)}."
-    )
+    return resolve("fnn.initializers.get", "initializer", initializer, _BY_NAME,
+                   "a callable init(key, shape, dtype)")

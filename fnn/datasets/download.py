@@ -17,15 +17,16 @@ not downloaded again. Mirrors are tried in order.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import posixpath
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
-import uuid
 from typing import NamedTuple
+
+from fnn._atomic import atomic_file
 
 __all__ = ["download", "RESOURCES", "DigestMismatch"]
 
@@ -86,59 +87,26 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _tmp_path(dest: str) -> str:
-    folder, base = os.path.split(dest)
-    return os.path.join(folder, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def _write_atomic(dest: str, chunks) -> None:
-    tmp = _tmp_path(dest)
-    try:
-        with open(tmp, "xb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _fetch(url: str, dest: str, expected: _File, timeout: float) -> None:
     """Stream `url` into `dest` (atomically) if its SHA-256 is `expected.sha256`."""
     h = hashlib.sha256()
-    tmp = _tmp_path(dest)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "xb") as f:
-            total = 0
-            while chunk := response.read(_CHUNK):
-                total += len(chunk)
-                if total > expected.size:  # a wrong file; never fill the disk
-                    break
-                h.update(chunk)
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_file(dest) as f, urllib.request.urlopen(url, timeout=timeout) as response:
+        total = 0
+        while chunk := response.read(_CHUNK):
+            total += len(chunk)
+            if total > expected.size:  # a wrong file; never fill the disk
+                break
+            h.update(chunk)
+            f.write(chunk)
         digest = h.hexdigest()
         if total != expected.size or digest != expected.sha256:
             got = f"more than {expected.size} bytes" if total > expected.size else (
                 f"{total} bytes, SHA-256 {digest}")
-            raise DigestMismatch(
+            raise DigestMismatch(  # atomic_file discards what was written
                 f"download: {expected.name} from {url} failed verification: expected "
                 f"{expected.size} bytes with SHA-256 {expected.sha256}, got {got}. The file was "
                 "discarded."
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _extract(archive: str, folder: str, members: tuple) -> None:
@@ -149,8 +117,8 @@ def _extract(archive: str, folder: str, members: tuple) -> None:
             base = posixpath.basename(member.name)
             if base in members and member.isfile() and base not in found:
                 source = tar.extractfile(member)
-                _write_atomic(os.path.join(folder, base),
-                              iter(functools.partial(source.read, _CHUNK), b""))
+                with atomic_file(os.path.join(folder, base)) as f:
+                    shutil.copyfileobj(source, f, _CHUNK)
                 found.add(base)
     missing = sorted(set(members) - found)
     if missing:

@@ -110,6 +110,17 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *
     return out
 
 
+def check_image_batch(where: str, x) -> None:
+    """Raise unless `x` is a floating-point batch of images `(N, H, W, C)`."""
+    if x.ndim != 4:
+        hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
+        raise ValueError(
+            f"{where}: expected a rank-4 input (N, H, W, C), got shape "
+            f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
+        )
+    check_floating(where, x)
+
+
 def check_window_fits(where: str, spatial, window, stride, padding, dilation=(1, 1),
                       *, x_shape, kernel_shape, what="kernel") -> tuple[int, int]:
     """Output (H', W') of a window op on `spatial` (H, W); ValueError naming both shapes."""
@@ -182,13 +193,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     def apply(params, state, x, *, key=None, train=False):
         del key, train
         w = params["w"]
-        if x.ndim != 4:
-            hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
-            raise ValueError(
-                f"{where}: expected a rank-4 input (N, H, W, C), got shape "
-                f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
-            )
-        check_floating(where, x)
+        check_image_batch(where, x)
         if x.shape[-1] != w.shape[2]:
             raise ValueError(
                 f"{where}: the kernel of shape {shape_str(w.shape)} (kh, kw, in, out) expects "

@@ -12,7 +12,12 @@ import numpy as np
 
 from fnn._checks import check_floating, shape_str
 from fnn.core import Layer
-from fnn.layers.conv import check_window_fits, normalize_padding, positive_pair
+from fnn.layers.conv import (
+    check_image_batch,
+    check_window_fits,
+    normalize_padding,
+    positive_pair,
+)
 
 
 def _explicit_pads(spatial, window, strides, pad):
@@ -40,13 +45,7 @@ def _pool(where: str, window, stride, padding, reduce):
 
     def apply(params, state, x, *, key=None, train=False):
         del params, key, train
-        if x.ndim != 4:
-            hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
-            raise ValueError(
-                f"{where}: expected a rank-4 input (N, H, W, C), got shape "
-                f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
-            )
-        check_floating(where, x)
+        check_image_batch(where, x)
         check_window_fits(where, x.shape[1:3], window, strides, pad,
                           x_shape=x.shape, kernel_shape=window, what="window")
         pads = ((0, 0), *_explicit_pads(x.shape[1:3], window, strides, pad), (0, 0))

@@ -1,7 +1,7 @@
 """Multi-layer perceptron."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from fnn import activations, initializers
 from fnn.core import Layer, serial
