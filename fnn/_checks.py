@@ -6,9 +6,12 @@ so that a user never has to decode a raw XLA shape error.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def shape_str(shape) -> str:
@@ -110,3 +113,139 @@ def resolve(where: str, kind: str, value, table: dict, callable_form: str):
     raise ValueError(
         f"{where}: unknown {kind} {value!r}; expected {callable_form} or one of {sorted(table)}."
     )
+
+
+# ---------------------------------------------------------------------------
+# the arguments every layer takes: input_shape, key, params/state, train
+
+
+def _quoted_list(names) -> str:
+    """['w', 'b'] -> "'w' and 'b'"; ['a', 'b', 'c'] -> "'a', 'b' and 'c'"."""
+    q = [repr(n) for n in names]
+    return q[0] if len(q) == 1 else ", ".join(q[:-1]) + " and " + q[-1]
+
+
+def check_input_shape(where: str, input_shape: Any, layout: str, *,
+                      rank: int | None = None, min_rank: int = 0,
+                      hint: str = "") -> tuple[int, ...]:
+    """`input_shape` (one example, no batch axis) as a tuple of ints, checked.
+
+    - not a tuple/list of ints (e.g. the int `4`) -> TypeError (for a layer on
+      feature vectors, `min_rank=1`, showing the fix `(4,)`);
+    - a negative size -> ValueError;
+    - `rank` given and `len != rank`, or `len < min_rank` -> ValueError
+      "{where}: expected input_shape {layout}, got (...).{hint}"
+
+    `layout` reads like "(H, W, C) for one image" or "(..., in_features)"; `hint`
+    (a sentence with a leading space) follows a rank error.
+    """
+    is_sequence = isinstance(input_shape, (tuple, list)) or (
+        isinstance(input_shape, np.ndarray) and input_shape.ndim == 1)
+    if not is_sequence or any(
+        isinstance(s, bool) or not hasattr(s, "__index__") for s in input_shape
+    ):
+        fix = ""
+        if hasattr(input_shape, "__index__") and not isinstance(input_shape, bool) and (
+            min_rank == 1 and rank in (None, 1)
+        ):
+            fix = f" such as ({int(input_shape)},)"  # the fix for the usual slip, 4 for (4,)
+        raise TypeError(
+            f"{where}: input_shape must be a tuple {layout}{fix}, without the batch axis, "
+            f"got {input_shape!r}."
+        )
+    shape = tuple(int(s) for s in input_shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{where}: input_shape sizes must be >= 0, got {shape_str(shape)}.")
+    if (rank is not None and len(shape) != rank) or len(shape) < min_rank:
+        raise ValueError(
+            f"{where}: expected input_shape {layout}, got {shape_str(shape)}.{hint}")
+    return shape
+
+
+def keys_str(tree: Mapping) -> str:
+    """"a dict with keys ['a', 'b']" or "an empty dict", for messages."""
+    return f"a dict with keys {sorted(map(str, tree))}" if tree else "an empty dict"
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad argument: the repr of a scalar, dtype/shape of an array."""
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return f"an array of dtype {value.dtype} and shape {shape_str(np.shape(value))}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def check_key(where: str, key: Any) -> None:
+    """Raise unless `key` is ONE PRNG key: `jax.random.key(seed)` (a typed key array of
+    shape `()`) or `jax.random.PRNGKey(seed)` (raw `uint32` data of rank 1).
+
+    `None` is a ValueError (a key is missing); any other value a TypeError. Only
+    dtype and shape are read, so it is free under `jit` and `vmap`.
+    """
+    how = "a PRNG key from jax.random.key(seed) (or jax.random.PRNGKey(seed))"
+    if key is None:
+        raise ValueError(f"{where}: key must be {how}, got None.")
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(getattr(key, "shape", ()))
+    if dtype is not None and isinstance(key, (jax.Array, np.ndarray)):
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if shape == ():
+                return
+            raise TypeError(
+                f"{where}: key must be {how}, got a batch of keys of shape {shape_str(shape)}; "
+                "pass one key, e.g. keys[0]."
+            )
+        if dtype == np.uint32 and len(shape) == 1:
+            return
+    raise TypeError(
+        f"{where}: key must be {how}, got {_describe(key)}. Make one with "
+        "key = jax.random.key(0) and split it for each use."
+    )
+
+
+class MissingEntryError(ValueError):
+    """A params/state dict lacks an entry the layer needs (so combinators can name the path)."""
+
+
+def check_params(where: str, params: Any, keys, *, what: str = "params") -> None:
+    """Raise unless `params` is a dict holding every name in `keys` (extra names are fine).
+
+    Not a dict -> TypeError (a `(params, state)` pair passed as params gets its
+    own hint); a missing name -> `MissingEntryError` (a ValueError). `what` is
+    "params" or "state". Reads only the container, never the arrays.
+    """
+    keys = tuple(keys)
+    wanted = f"a dict with {_quoted_list(keys)}" if keys else "a dict"
+    layer = where.split(".")[0]
+    if not isinstance(params, Mapping):
+        hint = ""
+        if isinstance(params, tuple) and len(params) == 2:
+            hint = (" — did you pass the (params, state) pair from init? Unpack it: "
+                    "params, state = layer.init(key, input_shape)")
+        got = (f"a {type(params).__name__} of length {len(params)}"
+               if isinstance(params, (tuple, list)) else _describe(params))
+        raise TypeError(
+            f"{where}: {what} must be {wanted} (as returned by {layer}.init), got {got}{hint}."
+        )
+    missing = [k for k in keys if k not in params]
+    if missing:
+        raise MissingEntryError(
+            f"{where}: {what} must be {wanted} (as returned by {layer}.init), got "
+            f"{keys_str(params)}; "
+            f"{_quoted_list(missing)} {'is' if len(missing) == 1 else 'are'} missing."
+        )
+
+
+def check_train(where: str, train: Any) -> bool:
+    """`train` as a Python bool; a traced value (train passed through `jit`) is a TypeError."""
+    if isinstance(train, (bool, np.bool_)):
+        return bool(train)
+    if isinstance(train, jax.core.Tracer):
+        raise TypeError(
+            f"{where}: train must be a Python bool, got a traced value — under jit it must be "
+            "static: jax.jit(step, static_argnames='train'), or call apply with train=True / "
+            "train=False written in the jitted function."
+        )
+    if isinstance(train, (jax.Array, np.ndarray)) and train.shape == () and train.dtype == bool:
+        return bool(train)
+    raise TypeError(f"{where}: train must be a Python bool, got {_describe(train)}.")

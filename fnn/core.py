@@ -9,6 +9,13 @@ A layer is a pair of pure functions (plus a name):
 `(N, *input_shape)`. `params` and `state` are plain nested dicts of arrays.
 Shapes flow between layers with `jax.eval_shape`, never hand-kept arithmetic.
 
+A child without params (or state) gets no entry in its parent's dicts and is
+called with `{}`. When an entry is missing for a child that needs one (params
+from another model, or `{}`), the child fails on the empty dict; the combinator
+then confirms with `jax.eval_shape` of the child's `init` (only on this error
+path) that the child does have params, and raises a `ValueError` naming the
+missing entry (`"serial.apply: params has no entry '0_Dense' ..."`).
+
 Layers whose `apply` takes extra keyword arguments (recurrent layers take
 `lengths`) receive them from the combinators: a combinator passes each extra
 keyword to every child that accepts it, and raises `TypeError` for a keyword no
@@ -23,7 +30,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import shape_str
+from fnn._checks import (
+    MissingEntryError,
+    check_input_shape,
+    check_key,
+    check_params,
+    keys_str,
+    shape_str,
+)
 
 
 class Layer(NamedTuple):
@@ -104,9 +118,58 @@ def _accepted_keywords(apply: Callable) -> frozenset[str] | None:
         "key", "train"}
 
 
-def _call(layer: Layer, accepted, params, state, x, key, train, extra: dict):
+def _call(where: str, entry: str, what: str, layer: Layer, accepted, params, state, x, key,
+          train, extra: dict):
+    """Apply the child stored under `entry` (`what` describes it, e.g. "layer 0, Dense")."""
     kwargs = extra if accepted is None else {k: v for k, v in extra.items() if k in accepted}
-    return layer.apply(params, state, x, key=key, train=train, **kwargs)
+    p, s = params.get(entry), state.get(entry)
+    try:
+        return layer.apply({} if p is None else p, {} if s is None else s, x, key=key,
+                           train=train, **kwargs)
+    except (KeyError, MissingEntryError) as err:
+        if p is None or s is None:
+            _raise_missing_entry(where, entry, what, layer, params, state, p is None,
+                                 s is None, x, err)
+        raise
+
+
+def _raise_missing_entry(where, entry, what, layer, params, state, no_params, no_state, x,
+                         err) -> None:
+    """Raise a clear error if the child that failed really needs the missing entry.
+
+    Only runs after a child has failed, so its `jax.eval_shape` of `init` costs
+    nothing on the normal path. Returns (letting the original error through)
+    when the child has neither params nor state to miss.
+    """
+    try:
+        needs_p, needs_s = jax.eval_shape(
+            lambda: layer.init(jax.random.PRNGKey(0), tuple(x.shape[1:])))
+    except Exception:  # the child cannot even init: its own error says more
+        return
+    for kind, missing, tree, needed in (("params", no_params, params, needs_p),
+                                        ("state", no_state, state, needs_s)):
+        if missing and needed:
+            raise MissingEntryError(
+                f"{where}: {kind} has no entry {entry!r} (for {what}), got {keys_str(tree)}. "
+                f"Pass the {kind} this model's init returned: "
+                "params, state = model.init(key, input_shape)."
+            ) from err
+
+
+def _check_apply_args(where: str, params, state, key) -> None:
+    check_params(where, params, ())
+    check_params(where, state, (), what="state")
+    if key is not None:
+        check_key(where, key)
+
+
+def _check_init_args(where: str, key, input_shape) -> tuple[int, ...]:
+    """The input shape as a tuple; a given key checked (None is passed on to the
+    children, so a parameter-free model initialises without one)."""
+    shape = check_input_shape(where, input_shape, "(d1, ..., dk)")
+    if key is not None:
+        check_key(where, key)
+    return shape
 
 
 def _check_extra(where: str, accepted_sets, extra: dict) -> None:
@@ -154,7 +217,7 @@ def output_shape(layer: Layer, input_shape, dtype=None, params=None, state=None)
 def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None):
     """Like `output_shape` but returns the batched `jax.ShapeDtypeStruct` (batch 1)."""
     layer = as_layer(layer)
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = check_input_shape("output_shape", input_shape, "(d1, ..., dk)")
     dtype = input_dtype(layer) if dtype is None else dtype
     if params is None or state is None:
         params, state = jax.eval_shape(lambda: layer.init(jax.random.PRNGKey(0), input_shape))
@@ -183,7 +246,7 @@ def serial(*layers) -> Layer:
 
     def init(key, input_shape):
         params, state = {}, {}
-        shape, dtype = tuple(input_shape), input_dtype(layers[0])
+        shape, dtype = _check_init_args("serial.init", key, input_shape), input_dtype(layers[0])
         for name, layer, k in zip(names, layers, _split(key, len(layers))):
             p, s = layer.init(k, shape)
             if p:
@@ -196,9 +259,12 @@ def serial(*layers) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("serial", accepted, extra)
+        _check_apply_args("serial.apply", params, state, key)
         new_state = dict(state)
-        for name, layer, acc, k in zip(names, layers, accepted, _split(key, len(layers))):
-            x, s = _call(layer, acc, params.get(name, {}), state.get(name, {}), x, k, train, extra)
+        for i, (name, layer, acc, k) in enumerate(
+                zip(names, layers, accepted, _split(key, len(layers)))):
+            x, s = _call("serial.apply", name, f"layer {i}, {layer.name}", layer, acc, params,
+                         state, x, k, train, extra)
             if s:
                 new_state[name] = s
         return x, new_state
@@ -211,26 +277,39 @@ def concat(*branches, axis: int = -1) -> Layer:
     """Apply every branch to the same input and concatenate the outputs on `axis`.
 
     Params/state keyed `"{index}_{name}"` per branch, as in `serial`. All
-    branches must agree on every output axis except `axis` (checked at init).
+    branches must agree on every output axis except `axis`, and `axis` must name
+    a non-batch axis of the branch outputs (both checked at init).
     """
     if not branches:
         raise ValueError("concat: expected at least one branch, got none.")
+    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
+        raise TypeError(f"concat: axis must be an int, got {axis!r}.")
+    axis = int(axis)
     branches = tuple(as_layer(b) for b in branches)
     names = [_child_key(i, b) for i, b in enumerate(branches)]
     accepted = [_accepted_keywords(b.apply) for b in branches]
 
     def init(key, input_shape):
+        input_shape = _check_init_args("concat.init", key, input_shape)
         params, state, shapes = {}, {}, []
         for name, branch, k in zip(names, branches, _split(key, len(branches))):
-            p, s = branch.init(k, tuple(input_shape))
+            p, s = branch.init(k, input_shape)
             if p:
                 params[name] = p
             if s:
                 state[name] = s
             shapes.append(output_shape(branch, input_shape, None, p, s))
+        rank = len(shapes[0])
+        if not (1 <= axis <= rank or -rank <= axis <= -1):
+            batched = "(" + ", ".join(["N", *map(str, shapes[0])]) + ")"
+            choices = ("axis=1 or axis=-1" if rank == 1 else
+                       f"an axis in [1, {rank}] or [-{rank}, -1]")
+            raise ValueError(
+                f"concat: axis={axis} is out of range for the branch outputs {batched} "
+                f"(rank {rank + 1}, from {names[0]}); use {choices} (axis 0 is the batch axis)."
+            )
+        cat = (axis if axis >= 0 else rank + 1 + axis) - 1  # per-example axis
         for name, shp in zip(names[1:], shapes[1:]):
-            rank = len(shapes[0])
-            cat = (axis if axis >= 0 else rank + 1 + axis) - 1  # per-example axis
             if len(shp) != rank or any(
                 a != b for i, (a, b) in enumerate(zip(shapes[0], shp)) if i != cat
             ):
@@ -242,9 +321,12 @@ def concat(*branches, axis: int = -1) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("concat", accepted, extra)
+        _check_apply_args("concat.apply", params, state, key)
         outs, new_state = [], dict(state)
-        for name, b, acc, k in zip(names, branches, accepted, _split(key, len(branches))):
-            y, s = _call(b, acc, params.get(name, {}), state.get(name, {}), x, k, train, extra)
+        for i, (name, b, acc, k) in enumerate(
+                zip(names, branches, accepted, _split(key, len(branches)))):
+            y, s = _call("concat.apply", name, f"branch {i}, {b.name}", b, acc, params, state,
+                         x, k, train, extra)
             outs.append(y)
             if s:
                 new_state[name] = s
@@ -266,9 +348,10 @@ def residual(block, shortcut=None) -> Layer:
     acc_short = None if short is None else _accepted_keywords(short.apply)
 
     def init(key, input_shape):
+        input_shape = _check_init_args("residual.init", key, input_shape)
         kb, ks = _split(key, 2)
         params, state = {}, {}
-        pb, sb = block.init(kb, tuple(input_shape))
+        pb, sb = block.init(kb, input_shape)
         out_block = output_shape(block, input_shape, None, pb, sb)
         if pb:
             params["block"] = pb
@@ -277,7 +360,7 @@ def residual(block, shortcut=None) -> Layer:
         if short is None:
             out_short = tuple(input_shape)
         else:
-            ps, ss = short.init(ks, tuple(input_shape))
+            ps, ss = short.init(ks, input_shape)
             out_short = output_shape(short, input_shape, None, ps, ss)
             if ps:
                 params["shortcut"] = ps
@@ -293,16 +376,17 @@ def residual(block, shortcut=None) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("residual", [acc_block, acc_short] if short else [acc_block], extra)
+        _check_apply_args("residual.apply", params, state, key)
         kb, ks = _split(key, 2)
         new_state = dict(state)
-        y, sb = _call(block, acc_block, params.get("block", {}), state.get("block", {}),
-                      x, kb, train, extra)
+        y, sb = _call("residual.apply", "block", f"the block, {block.name}", block, acc_block,
+                      params, state, x, kb, train, extra)
         if sb:
             new_state["block"] = sb
         if short is None:
             return y + x, new_state
-        z, ss = _call(short, acc_short, params.get("shortcut", {}), state.get("shortcut", {}),
-                      x, ks, train, extra)
+        z, ss = _call("residual.apply", "shortcut", f"the shortcut, {short.name}", short,
+                      acc_short, params, state, x, ks, train, extra)
         if ss:
             new_state["shortcut"] = ss
         return y + z, new_state

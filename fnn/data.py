@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._checks import check_key
+
 __all__ = [
     "batches", "num_batches", "train_val_split", "epoch_batches", "padded_batches",
     "iter_padded_batches",
@@ -111,6 +113,8 @@ def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
             "batches: shuffle=True needs a key, e.g. batches(jax.random.key(0), x, y, "
             "batch_size=32); pass shuffle=False for a fixed order."
         )
+    if shuffle:
+        check_key("batches", key)
     order = _permutation(key, n) if shuffle else None
     stop = n - n % bs if drop_last else n
 
@@ -144,6 +148,7 @@ def train_val_split(key, *arrays, val_fraction: float):
     if n < 2:
         raise ValueError(f"train_val_split: need at least 2 examples to split, got {n}.")
     n_val = min(max(int(round(n * float(val_fraction))), 1), n - 1)
+    check_key("train_val_split", key)
     order = _permutation(key, n)
     val_idx, train_idx = order[:n_val], order[n_val:]
     return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
@@ -174,6 +179,8 @@ def epoch_batches(key, arrays, batch_size: int | None):
     arrays = tuple(arrays)
     n = _check_arrays("epoch_batches", arrays)
     bs = _check_batch_size("epoch_batches", batch_size, n)
+    if key is not None:
+        check_key("epoch_batches", key)
     return _epoch_batches(key, tuple(jnp.asarray(a) for a in arrays), bs)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import shape_str
+from fnn._checks import check_input_shape, shape_str
 from fnn.core import Layer
 
 __all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean", "member",
@@ -59,7 +59,7 @@ def init_ensemble(model: Layer, keys, input_shape):
             "init_ensemble: keys must be a batch of K keys, e.g. jax.random.split(key, K); "
             f"got an array of shape {shape_str(jnp.shape(keys))}."
         )
-    shape = tuple(int(s) for s in input_shape)
+    shape = check_input_shape("init_ensemble", input_shape, "(d1, ..., dk)")
     return jax.vmap(lambda k: model.init(k, shape))(keys)
 
 

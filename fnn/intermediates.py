@@ -32,13 +32,13 @@ def _leaf_keywords(layer: Layer) -> list:
 def _walk(layer: Layer, params, state, x, key, train, extra):
     outs = {}
     pairs = children(layer)
-    for (name, child), k in zip(pairs, _split(key, len(pairs)), strict=True):
-        p, s = params.get(name, {}), state.get(name, {})
+    for i, ((name, child), k) in enumerate(zip(pairs, _split(key, len(pairs)), strict=True)):
         if _is_serial(child):
-            sub, x = _walk(child, p, s, x, k, train, extra)
+            sub, x = _walk(child, params.get(name, {}), state.get(name, {}), x, k, train, extra)
             outs[name] = sub
         else:
-            x, _ = _call(child, _accepted_keywords(child.apply), p, s, x, k, train, extra)
+            x, _ = _call("intermediates", name, f"layer {i}, {child.name}", child,
+                         _accepted_keywords(child.apply), params, state, x, k, train, extra)
             outs[name] = x
     return outs, x
 

@@ -36,9 +36,10 @@ Two families:
 same errors appear eagerly and under `jax.jit`/`vmap`): predictions and targets
 must have exactly the same shape — `(N, 1)` against `(N,)` raises `ValueError`
 instead of silently broadcasting to `(N, N)`; class ids must be integers;
-an empty batch raises `ValueError`. Target *values* (y ∈ {0, 1}, ids in
-`[0, C)`) cannot be checked under `jit`; a class id outside `[0, C)` makes
-the loss NaN rather than a silently wrong number.
+an empty batch raises `ValueError`. Class ids outside `[0, C)` raise
+`ValueError` when the labels are concrete (outside `jit`/`vmap`); under `jit`
+their values cannot be checked, and such an id makes the loss NaN rather than
+a silently wrong number. Other target values (y ∈ {0, 1}) are never checked.
 
 **Other libraries.** PyTorch's `nn.*Loss` with the default `reduction="mean"`
 give the same numbers (`MSELoss`, `L1Loss`, `HuberLoss`, `SmoothL1Loss`,
@@ -53,6 +54,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn._checks import check_number, shape_str
 from fnn.activations import log_softmax
@@ -80,8 +82,22 @@ def _where(name: str) -> str:
     return f"fnn.losses.{name}"
 
 
+def _asarray(name: str, x, what: str):
+    """`jnp.asarray(x)`, after checking that a non-JAX input (list, numpy) is numeric.
+
+    Strings and objects would otherwise fail inside `jnp.asarray` with an error
+    that names neither the loss nor the argument. JAX arrays (and tracers) are
+    always numeric and pass without a look at their values.
+    """
+    if not isinstance(x, jax.Array):
+        dtype = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+        if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+            raise TypeError(f"{_where(name)}: {what} must be numeric, got dtype {dtype}.")
+    return jnp.asarray(x)
+
+
 def _predictions(name: str, x, what: str):
-    x = jnp.asarray(x)
+    x = _asarray(name, x, what)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
             f"{_where(name)}: expected floating-point {what}, got dtype {x.dtype} "
@@ -102,7 +118,7 @@ def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
                       y_name: str = "targets"):
     """Validate `(pred, y)` of an element-wise loss; return them, y cast to pred's dtype."""
     pred = _predictions(name, pred, pred_name)
-    y = jnp.asarray(y)
+    y = _asarray(name, y, y_name)
     if pred.shape != y.shape:
         hint = ""
         if pred.size == y.size:
@@ -143,7 +159,7 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
     `TypeError`. `one_hot_ok` names the `(N, C)` float alternative this loss
     accepts (or None); it only changes the advice in the messages.
     """
-    labels = jnp.asarray(labels)
+    labels = _asarray(name, labels, "labels")
     want = shape_str(scores.shape[:-1])
     got = (f"got labels of shape {shape_str(labels.shape)} (dtype {labels.dtype}) for "
            f"{what} of shape {shape_str(scores.shape)}")
@@ -166,6 +182,17 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
         raise TypeError(
             f"{_where(name)}: class-id labels must have an integer dtype, {got}; {advice}."
         )
+    num_classes = scores.shape[-1]
+    if not isinstance(labels, jax.core.Tracer) and labels.size:
+        # concrete labels (not under jit/vmap): check their values, as Embedding does
+        v = np.asarray(labels)
+        lo, hi = int(v.min()), int(v.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(
+                f"{_where(name)}: class ids must be in [0, {num_classes - 1}] ({what} have "
+                f"{num_classes} classes), got {lo if lo < 0 else hi} (labels range from {lo} "
+                f"to {hi})."
+            )
     return labels
 
 
@@ -388,7 +415,8 @@ def softmax_cross_entropy(logits, labels):
 
     then the mean over the batch. The gradient with respect to the logits is
     `(softmax(z) − onehot(label)) / N`. Huge logits (±1e4) are fine: the
-    log-sum-exp shifts by the max. A class id outside `[0, C)` gives NaN.
+    log-sum-exp shifts by the max. A class id outside `[0, C)` raises
+    `ValueError` on concrete labels and gives NaN under `jit`.
 
     PyTorch's `CrossEntropyLoss()` accepts the same two label forms. Optax
     splits them into `softmax_cross_entropy` (probabilities) and
@@ -401,7 +429,7 @@ def softmax_cross_entropy(logits, labels):
     """
     name = "softmax_cross_entropy"
     z = _scores(name, logits, "logits")
-    labels = jnp.asarray(labels)
+    labels = _asarray(name, labels, "labels")
     logp = log_softmax(z, axis=-1)
     if jnp.issubdtype(labels.dtype, jnp.floating) and labels.shape == z.shape:
         y = labels.astype(jnp.promote_types(z.dtype, labels.dtype))
@@ -427,7 +455,7 @@ def cross_entropy(probs, onehot):
     """
     name = "cross_entropy"
     p = _scores(name, probs, "probabilities")
-    y = jnp.asarray(onehot)
+    y = _asarray(name, onehot, "targets")
     if y.shape == p.shape[:-1] and jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(
             f"{_where(name)}: targets must be one-hot/probabilities of the same shape as the "
@@ -444,7 +472,8 @@ def nll(log_probs, labels):
 
     Use after a `log_softmax` output layer; `nll(log_softmax(z), labels)` equals
     `softmax_cross_entropy(z, labels)`. This is PyTorch's `NLLLoss()`. A class
-    id outside `[0, C)` gives NaN.
+    id outside `[0, C)` raises `ValueError` on concrete labels and gives NaN
+    under `jit`.
 
     **Shapes:** `log_probs (N, C)` (or `(..., C)`), integer `labels (N,)`;
     returns a scalar.
@@ -463,7 +492,8 @@ def multiclass_hinge(scores, labels, margin: float = 1.0):
     class's score adds to the loss; the true class itself contributes nothing.
     PyTorch's `MultiMarginLoss()` is the same sum divided by C; Keras's
     `categorical_hinge` keeps only the largest wrong class (Crammer–Singer). A
-    class id outside `[0, C)` gives NaN.
+    class id outside `[0, C)` raises `ValueError` on concrete labels and gives
+    NaN under `jit`.
 
     **Arguments:** `margin >= 0` (a Python float, fixed at trace time).
     **Shapes:** `scores (N, C)` (or `(..., C)`), integer `labels (N,)`; returns a scalar.

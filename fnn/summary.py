@@ -27,6 +27,7 @@ from typing import NamedTuple
 import jax
 from jax.extend import core as jcore
 
+from fnn._checks import check_input_shape
 from fnn.core import Layer, as_layer, children, input_dtype, output_struct
 
 
@@ -238,7 +239,7 @@ def summary(model, input_shape, dtype=None) -> Summary:
     2764800
     """
     model = as_layer(model)
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = check_input_shape("summary", input_shape, "(d1, ..., dk)")
     dtype = input_dtype(model) if dtype is None else dtype
     params, state = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_shape))
     out = output_struct(model, input_shape, dtype, params, state)

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import distributed
+from fnn._checks import check_input_shape
 from fnn.core import Layer
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
@@ -118,7 +119,7 @@ def init_train_state(model: Layer, optimizer, key, input_shape) -> TrainState:
     initialisation runs under `jax.jit` (shape errors still surface at trace time).
     """
     key = _raw_key("init_train_state", key)
-    shape = tuple(int(s) for s in input_shape)
+    shape = check_input_shape("init_train_state", input_shape, "(d1, ..., dk)")
     try:
         init = _init_fn(model, optimizer, shape)
     except TypeError:  # unhashable model or optimizer: no reuse across calls

@@ -132,3 +132,59 @@ def test_serial_under_jit_grad_vmap(key):
         np.testing.assert_allclose(ys[i], model.apply(p_i, {}, x)[0], rtol=1e-6)
     grads = jax.grad(lambda p: model.apply(p, {}, x)[0].sum())(jax.tree.map(lambda a: a[0], params))
     chex.assert_trees_all_equal_structs(grads, jax.tree.map(lambda a: a[0], params))
+
+
+def _scale_layer(name="Scale"):
+    """A user-written layer with params that reads them with a plain `params["v"]`."""
+    def init(key, input_shape):
+        del key
+        return {"v": jnp.ones(input_shape[-1:])}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del key, train
+        return x * params["v"].reshape(1, -1), state
+
+    return fnn.Layer(init, apply, name)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_missing_params_entry_is_named_at_every_level(key, jit):
+    model = fnn.serial(fnn.serial(Dense(3), fnn.relu), _scale_layer())
+    params, state = model.init(key, (4,))
+    run = (jax.jit(model.apply) if jit else model.apply)
+    x = jnp.ones((2, 4))
+    with pytest.raises(ValueError, match=r"serial\.apply: params has no entry '0_Serial' "
+                                         r"\(for layer 0, Serial\), got a dict with keys "
+                                         r"\['1_Scale'\]"):
+        run({"1_Scale": params["1_Scale"]}, state, x)
+    with pytest.raises(ValueError, match=r"serial\.apply: params has no entry '1_Scale' "
+                                         r"\(for layer 1, Scale\)") as info:
+        run({"0_Serial": params["0_Serial"]}, state, x)
+    assert isinstance(info.value.__cause__, KeyError)  # the user layer's own error, chained
+
+
+def test_missing_entry_check_leaves_parameter_free_layers_alone(key):
+    def broken(params, state, x, *, key=None, train=False):
+        return {}["oops"], state
+
+    model = fnn.serial(Dense(2), fnn.Layer(lambda k, s: ({}, {}), broken, "Broken"))
+    params = {"0_Dense": Dense(2).init(key, (3,))[0]}
+    with pytest.raises(KeyError, match="oops"):  # not reported as a missing entry
+        model.apply(params, {}, jnp.ones((1, 3)))
+
+
+def test_concat_and_residual_name_their_missing_entries(key):
+    x = jnp.ones((2, 4))
+    with pytest.raises(ValueError, match=r"concat\.apply: params has no entry '1_Dense' "
+                                         r"\(for branch 1, Dense\)"):
+        fnn.concat(Flatten(), Dense(2)).apply({}, {}, x)
+    with pytest.raises(ValueError, match=r"residual\.apply: params has no entry 'shortcut' "
+                                         r"\(for the shortcut, Dense\)"):
+        block = fnn.residual(Dense(4), Dense(4))
+        params, _ = block.init(key, (4,))
+        block.apply({"block": params["block"]}, {}, x)
+
+
+def test_parameter_free_models_initialise_without_a_key():
+    params, state = fnn.serial(Flatten(), fnn.relu).init(None, (2, 2))
+    assert params == {} and state == {}

@@ -486,7 +486,7 @@ def test_grads_with_a_missing_leaf():
     state = opt.init({"w": jnp.ones(2), "b": jnp.ones(())})
     with pytest.raises(ValueError, match=r"clip_by_global_norm\(sgd\).update: grads must have "
                                          r"the same pytree structure.*"
-                                         r"grads has \['w'\] where params has \['b'\]"):
+                                         r"grads lacks \['b'\], which params has"):
         opt.update(state, {"w": jnp.ones(2)})
 
 

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from fnn._checks import check_axis_size, check_min_rank, check_number
+from fnn._checks import (
+    check_axis_size,
+    check_floating,
+    check_input_shape,
+    check_min_rank,
+    check_number,
+    check_params,
+)
 from fnn._util import along_last
 from fnn.core import Layer
 
@@ -20,11 +27,14 @@ def PReLU(init: float = 0.25) -> Layer:
 
     def init_fn(key, input_shape):
         del key
-        return {"alpha": jnp.full((int(input_shape[-1]),), init_value, jnp.float32)}, {}
+        input_shape = check_input_shape("PReLU", input_shape, "(..., C)", min_rank=1)
+        return {"alpha": jnp.full((input_shape[-1],), init_value, jnp.float32)}, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params("PReLU", params, ("alpha",))
         check_min_rank("PReLU", x, 2, "(N, ..., C)")
+        check_floating("PReLU", x)
         check_axis_size("PReLU", x, -1, params["alpha"].shape[0], "channels (last axis)")
         return jnp.where(x > 0, x, along_last(params["alpha"], x.ndim) * x), state
 

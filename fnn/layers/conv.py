@@ -21,8 +21,19 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
-from fnn._checks import check_floating, check_positive_int, pair, shape_str
+from fnn._checks import (
+    check_floating,
+    check_input_shape,
+    check_key,
+    check_params,
+    check_positive_int,
+    pair,
+    shape_str,
+)
 from fnn.core import Layer
+
+#: How the image layers describe their `input_shape` in messages.
+IMAGE_LAYOUT = "(H, W, C) for one image"
 
 _PADDING_FORMS = '"SAME", "VALID", an int p (p on every side), or ((top, bottom), (left, right))'
 
@@ -174,16 +185,14 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
 
+    param_names = ("w", "b") if use_bias else ("w",)
+
     def init(key, input_shape):
-        input_shape = tuple(int(s) for s in input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{where}: expected input_shape (H, W, C) for one image, got "
-                f"{shape_str(input_shape)}."
-            )
+        input_shape = check_input_shape(where, input_shape, IMAGE_LAYOUT, rank=3)
         cin = input_shape[-1]
         check_window_fits(where, input_shape[:2], kernel, strides, pad, dilations,
                           x_shape=input_shape, kernel_shape=(*kernel, cin, features))
+        check_key(f"{where}.init", key)
         kw, kb = jax.random.split(key)
         params = {"w": w_init(kw, (*kernel, cin, features))}
         if use_bias:
@@ -192,6 +201,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params(where, params, param_names)
         w = params["w"]
         check_image_batch(where, x)
         if x.shape[-1] != w.shape[2]:

@@ -7,7 +7,15 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
-from fnn._checks import check_axis_size, check_floating, check_min_rank, check_positive_int
+from fnn._checks import (
+    check_axis_size,
+    check_floating,
+    check_input_shape,
+    check_key,
+    check_min_rank,
+    check_params,
+    check_positive_int,
+)
 from fnn._util import along_last
 from fnn.core import Layer
 
@@ -40,17 +48,20 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
     features = check_positive_int("Dense", "features", features)
     w_init, b_init = _weight_init("Dense", w_init, b_init)
 
+    param_names = ("w", "b") if use_bias else ("w",)
+
     def init(key, input_shape):
-        if len(input_shape) < 1:
-            raise ValueError(f"Dense: expected input_shape (..., in_features), got {input_shape}.")
+        input_shape = check_input_shape("Dense", input_shape, "(..., in_features)", min_rank=1)
+        check_key("Dense.init", key)
         kw, kb = jax.random.split(key)
-        params = {"w": w_init(kw, (int(input_shape[-1]), features))}
+        params = {"w": w_init(kw, (input_shape[-1], features))}
         if use_bias:
             params["b"] = b_init(kb, (features,))
         return params, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params("Dense", params, param_names)
         _check_features_input("Dense", x, params["w"].shape[0])
         y = x @ params["w"]
         if use_bias:
@@ -75,12 +86,15 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
     w_init, b_init = _weight_init("Maxout", w_init, b_init)
 
     def init(key, input_shape):
+        input_shape = check_input_shape("Maxout", input_shape, "(..., in_features)", min_rank=1)
+        check_key("Maxout.init", key)
         width = features * pieces
         kw, kb = jax.random.split(key)
-        return {"w": w_init(kw, (int(input_shape[-1]), width)), "b": b_init(kb, (width,))}, {}
+        return {"w": w_init(kw, (input_shape[-1], width)), "b": b_init(kb, (width,))}, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params("Maxout", params, ("w", "b"))
         _check_features_input("Maxout", x, params["w"].shape[0])
         z = x @ params["w"]
         z = z + along_last(params["b"], z.ndim)
@@ -93,7 +107,8 @@ def Flatten() -> Layer:
     """Flatten all axes but the batch axis: `(N, d1, d2, ...) -> (N, d1·d2·...)`."""
 
     def init(key, input_shape):
-        del key, input_shape
+        del key
+        check_input_shape("Flatten", input_shape, "(d1, d2, ...)")
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_floating, check_number
+from fnn._checks import check_floating, check_input_shape, check_key, check_number, check_train
 from fnn.core import Layer
 
 
@@ -25,12 +25,13 @@ def Dropout(rate: float) -> Layer:
     rate = check_number("Dropout", "rate", rate, low=0.0, high=1.0, high_open=True)
 
     def init(key, input_shape):
-        del key, input_shape
+        del key
+        check_input_shape("Dropout", input_shape, "(...)")
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        if not train or rate == 0.0:
+        if not check_train("Dropout", train) or rate == 0.0:
             return x, state
         if key is None:
             raise ValueError(
@@ -38,6 +39,7 @@ def Dropout(rate: float) -> Layer:
                 "apply(params, state, x, key=jax.random.key(0), train=True) with a fresh key "
                 "each step."
             )
+        check_key("Dropout", key)
         check_floating("Dropout", x)
         keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state

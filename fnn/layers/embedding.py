@@ -6,7 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import initializers
-from fnn._checks import check_min_rank, check_positive_int, shape_str
+from fnn._checks import (
+    check_input_shape,
+    check_key,
+    check_min_rank,
+    check_params,
+    check_positive_int,
+    shape_str,
+)
 from fnn.core import Layer
 
 __all__ = ["Embedding"]
@@ -41,13 +48,15 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
         raise ValueError(f"Embedding: {e}") from None
 
     def init(key, input_shape):
-        del input_shape
+        check_input_shape("Embedding", input_shape, "(...) of integer ids")
+        check_key("Embedding.init", key)
         return {"table": table_init(key, (vocab_size, features))}, {}
 
     init.input_dtype = jnp.int32
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params("Embedding", params, ("table",))
         check_min_rank("Embedding", x, 1, "(N, ...) of integer ids")
         if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
             raise TypeError(

@@ -9,8 +9,11 @@ import jax.numpy as jnp
 from fnn._checks import (
     check_axis_size,
     check_floating,
+    check_input_shape,
     check_min_rank,
     check_number,
+    check_params,
+    check_train,
     shape_str,
 )
 from fnn._util import along_last
@@ -29,12 +32,14 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
 
     def init(key, input_shape):
         del key
-        c = int(input_shape[-1])
+        c = check_input_shape("LayerNorm", input_shape, "(..., C)", min_rank=1)[-1]
         return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}, {}
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_params("LayerNorm", params, ("scale", "bias"))
         check_min_rank("LayerNorm", x, 2, "(N, ..., C)")
+        check_floating("LayerNorm", x)
         check_axis_size("LayerNorm", x, -1, params["scale"].shape[0], "features (last axis)")
         mean = jnp.mean(x, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
@@ -90,9 +95,7 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
 
     def init(key, input_shape):
         del key
-        input_shape = tuple(int(s) for s in input_shape)
-        if len(input_shape) < 1:
-            raise ValueError(f"{where}: expected input_shape (..., C), got {input_shape}.")
+        input_shape = check_input_shape(where, input_shape, "(..., C)", min_rank=1)
         batched = "(" + ", ".join(["N", *map(str, input_shape)]) + ")"
         c = input_shape[channel_axis(len(input_shape) + 1, batched) - 1]
         params = {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
@@ -100,6 +103,9 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
 
     def apply(params, state, x, *, key=None, train=False):
         del key
+        train = check_train(where, train)
+        check_params(where, params, ("scale", "bias"))
+        check_params(where, state, ("mean", "var"), what="state")
         check_min_rank(where, x, 2, "(N, ..., C)")
         check_floating(where, x)
         ax = channel_axis(x.ndim, shape_str(x.shape))

@@ -10,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_floating, shape_str
+from fnn._checks import check_floating, check_input_shape, shape_str
 from fnn.core import Layer
 from fnn.layers.conv import (
+    IMAGE_LAYOUT,
     check_image_batch,
     check_window_fits,
     normalize_padding,
@@ -26,19 +27,38 @@ def _explicit_pads(spatial, window, strides, pad):
     return pad
 
 
-def _pool(where: str, window, stride, padding, reduce):
+def _check_pads_inside_window(where: str, pad, window, padding, window_arg, fill: str):
+    """Every explicit pad must be smaller than the window along its axis.
+
+    A pad `p >= k` on one side lets a window cover padding only (its output would
+    be `fill`). Conversely, with every pad `< k` no window can: the first window
+    starts at the first cell and reaches real cells after at most `lo < k` pads,
+    and a window inside the trailing pad would need `hi >= k` cells of it.
+    "SAME" pads at most `k − 1` in total on an axis, so it always passes;
+    "VALID" pads nothing. PyTorch's rule (`pad <= k/2`) is stricter.
+    """
+    if isinstance(pad, str):
+        return
+    for axis, (lo, hi), k in zip(("H", "W"), pad, window, strict=True):
+        if max(lo, hi) >= k:
+            raise ValueError(
+                f"{where}: padding {padding!r} must be smaller than the window {window_arg!r} "
+                f"on every side (got a pad of {max(lo, hi)} on the {axis} axis, where the window "
+                f"is {k}); a window made only of padding would give {fill}. Use a pad of at "
+                f"most {k - 1}, or padding=\"SAME\"."
+            )
+
+
+def _pool(where: str, window, stride, padding, reduce, fill: str):
+    window_arg = window
     window = positive_pair(where, "window", window)
     strides = window if stride is None else positive_pair(where, "stride", stride)
     pad = normalize_padding(where, padding)
+    _check_pads_inside_window(where, pad, window, padding, window_arg, fill)
 
     def init(key, input_shape):
         del key
-        input_shape = tuple(int(s) for s in input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{where}: expected input_shape (H, W, C) for one image, got "
-                f"{shape_str(input_shape)}."
-            )
+        input_shape = check_input_shape(where, input_shape, IMAGE_LAYOUT, rank=3)
         check_window_fits(where, input_shape[:2], window, strides, pad,
                           x_shape=input_shape, kernel_shape=window, what="window")
         return {}, {}
@@ -77,12 +97,14 @@ def MaxPool(window, stride=None, padding="VALID") -> Layer:
     **Arguments:**
     - `window`: an int or a pair `(h, w)`.
     - `stride`: an int or a pair; defaults to `window` (non-overlapping windows).
-    - `padding`: as in `Conv2D`; padded cells hold −∞, so they never win.
+    - `padding`: as in `Conv2D`; padded cells hold −∞, so they never win. An
+      explicit pad must be smaller than the window on every side (else a window
+      could hold only padding); `"SAME"` always satisfies this.
 
     **Shapes:** `(N, H, W, C) -> (N, H', W', C)` with
     `H' = conv_output_size(H, window_h, stride_h, padding)`.
     """
-    return _pool("MaxPool", window, stride, padding, _max)
+    return _pool("MaxPool", window, stride, padding, _max, "-inf")
 
 
 def AvgPool(window, stride=None, padding="VALID") -> Layer:
@@ -94,7 +116,7 @@ def AvgPool(window, stride=None, padding="VALID") -> Layer:
 
     **Arguments:** as `MaxPool`. **Shapes:** as `MaxPool`.
     """
-    return _pool("AvgPool", window, stride, padding, _avg)
+    return _pool("AvgPool", window, stride, padding, _avg, "NaN (0/0)")
 
 
 def GlobalAvgPool() -> Layer:
@@ -106,10 +128,7 @@ def GlobalAvgPool() -> Layer:
 
     def init(key, input_shape):
         del key
-        if len(input_shape) < 2:
-            raise ValueError(
-                f"GlobalAvgPool: expected input_shape (H, W, C), got {shape_str(input_shape)}."
-            )
+        check_input_shape("GlobalAvgPool", input_shape, "(H, W, C)", min_rank=2)
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):

@@ -51,7 +51,10 @@ from fnn import activations, initializers
 from fnn._checks import (
     check_axis_size,
     check_floating,
+    check_input_shape,
+    check_key,
     check_number,
+    check_params,
     check_positive_int,
     check_rank,
     shape_str,
@@ -212,13 +215,12 @@ def _blockwise(init, key, hidden: int, blocks: int):
     return jnp.concatenate([init(k, (hidden, hidden)) for k in keys], axis=1)
 
 
+_SEQUENCE_LAYOUT = "(T, features) for one sequence"
+
+
 def _check_input_shape(where, input_shape):
-    if len(tuple(input_shape)) != 2:
-        raise ValueError(
-            f"{where}: expected input_shape (T, features) for one sequence, got "
-            f"{tuple(input_shape)}. Sequences are batch-first (N, T, features)."
-        )
-    return int(tuple(input_shape)[-1])
+    return check_input_shape(where, input_shape, _SEQUENCE_LAYOUT, rank=2,
+                             hint=" Sequences are batch-first (N, T, features).")[-1]
 
 
 def _is_concrete(x) -> bool:
@@ -293,7 +295,7 @@ def _run(step, carry, xw, mask, return_sequences: bool, unroll: int):
     return jax.lax.scan(masked_body, carry, (xw, mask), unroll=unroll)
 
 
-def _recurrent_layer(name, hidden, make_params, project, make_step, carry_type,
+def _recurrent_layer(name, hidden, make_params, param_names, project, make_step, carry_type,
                      return_sequences, unroll):
     """Build the `Layer` shared by SimpleRNN / LSTM / GRU.
 
@@ -304,10 +306,12 @@ def _recurrent_layer(name, hidden, make_params, project, make_step, carry_type,
 
     def init(key, input_shape):
         in_features = _check_input_shape(name, input_shape)
+        check_key(f"{name}.init", key)
         return make_params(key, in_features), {}
 
     def apply(params, state, x, *, key=None, train=False, lengths=None):
         del key, train
+        check_params(name, params, param_names)
         _check_sequence(name, x, params["w_x"].shape[0])
         n, t = x.shape[0], x.shape[1]
         lengths = _check_lengths(name, lengths, n, t)
@@ -374,7 +378,7 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
                 "b": b_init(kb, (hidden,))}
 
     return _recurrent_layer(
-        "SimpleRNN", hidden, make_params, partial(_project, bias="b"),
+        "SimpleRNN", hidden, make_params, ("w_x", "w_h", "b"), partial(_project, bias="b"),
         lambda p: partial(_simple_rnn_step, act, p["w_h"]), RNNCarry, return_sequences, unroll)
 
 
@@ -414,7 +418,7 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
                 "w_h": _blockwise(h_init, kh, hidden, 4), "b": b}
 
     return _recurrent_layer(
-        "LSTM", hidden, make_params, partial(_project, bias="b"),
+        "LSTM", hidden, make_params, ("w_x", "w_h", "b"), partial(_project, bias="b"),
         lambda p: partial(_lstm_step, p["w_h"]), LSTMCarry, return_sequences, unroll)
 
 
@@ -449,7 +453,7 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
                 "b_x": b_init(kbx, (3 * hidden,)), "b_h": b_init(kbh, (3 * hidden,))}
 
     return _recurrent_layer(
-        "GRU", hidden, make_params, partial(_project, bias="b_x"),
+        "GRU", hidden, make_params, ("w_x", "w_h", "b_x", "b_h"), partial(_project, bias="b_x"),
         lambda p: partial(_gru_step, p["w_h"], p["b_h"]), RNNCarry, return_sequences, unroll)
 
 
@@ -508,15 +512,21 @@ def Bidirectional(layer: Layer, merge: str = "concat") -> Layer:
     takes_lengths = accepted is None or "lengths" in accepted
 
     def init(key, input_shape):
+        input_shape = check_input_shape("Bidirectional", input_shape, _SEQUENCE_LAYOUT)
+        check_key("Bidirectional.init", key)
         kf, kb = jax.random.split(key)
-        pf, sf = inner.init(kf, tuple(input_shape))
-        pb, sb = inner.init(kb, tuple(input_shape))
+        pf, sf = inner.init(kf, input_shape)
+        pb, sb = inner.init(kb, input_shape)
         params = {"forward": pf, "backward": pb} if (pf or pb) else {}
         state = {"forward": sf, "backward": sb} if (sf or sb) else {}
         return params, state
 
     def apply(params, state, x, *, key=None, train=False, lengths=None):
         check_rank("Bidirectional", x, 3, "(N, T, features) — batch, time, features")
+        check_params("Bidirectional", params, ())
+        check_params("Bidirectional", state, (), what="state")
+        if key is not None:
+            check_key("Bidirectional", key)
         n, t = x.shape[0], x.shape[1]
         lengths = _check_lengths("Bidirectional", lengths, n, t)
         extra = {}

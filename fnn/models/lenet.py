@@ -6,7 +6,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 
 from fnn import activations
-from fnn._checks import check_positive_int, shape_str
+from fnn._checks import check_input_shape, check_positive_int, shape_str
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
@@ -18,11 +18,8 @@ def _pad_to(size: int) -> Layer:
 
     def init(key, input_shape):
         del key
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"lenet5: expected input_shape (H, W, C), e.g. (28, 28, 1) or (32, 32, 1), "
-                f"got {shape_str(input_shape)}."
-            )
+        check_input_shape("lenet5", input_shape, "(H, W, C), e.g. (28, 28, 1) or (32, 32, 1)",
+                          rank=3)
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn._checks import check_number, shape_str
 
@@ -89,6 +90,12 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
 
         def lr_at(step):
             lr = schedule(step)
+            if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number, np.ndarray,
+                                                             jax.Array)):
+                raise TypeError(
+                    f"{where}: the learning_rate schedule must return a number (a float or a "
+                    f"scalar array), got {lr!r} of type {type(lr).__name__} from {schedule!r}."
+                )
             if jnp.shape(lr) != ():
                 raise ValueError(
                     f"{where}: the learning_rate schedule must return a scalar, got "
@@ -136,22 +143,16 @@ def check_like_params(where: str, params: Any, tree: Any, what: str = "grads",
     """Raise ValueError unless `tree` has the pytree structure (and, with
     `check_shapes`, the leaf shapes) of `params`.
 
-    Runs at trace time; the message names the first mismatching path.
+    Runs at trace time. A structure mismatch names the leaf paths that `tree`
+    lacks or has in excess (compared by path, not by position) and shows both
+    tree structures; a shape mismatch names the first leaf that differs.
     """
     p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
     t_leaves, t_def = jax.tree_util.tree_flatten_with_path(tree)
     if p_def != t_def:
-        p_paths = [jax.tree_util.keystr(k) for k, _ in p_leaves]
-        t_paths = [jax.tree_util.keystr(k) for k, _ in t_leaves]
-        first = next(
-            (f"{what} has {b or 'a leaf at the root'} where params has "
-             f"{a or 'a leaf at the root'}"
-             for a, b in zip(p_paths, t_paths, strict=False) if a != b),
-            f"params has {len(p_paths)} leaves and {what} has {len(t_paths)}"
-            if len(p_paths) != len(t_paths) else "the container types differ",
-        )
         raise ValueError(
-            f"{where}: {what} must have the same pytree structure as params; {first}.\n"
+            f"{where}: {what} must have the same pytree structure as params; "
+            f"{_structure_difference(p_leaves, t_leaves, what)}.\n"
             f"  params: {p_def}\n  {what}: {t_def}"
         )
     if not check_shapes:
@@ -163,6 +164,24 @@ def check_like_params(where: str, params: Any, tree: Any, what: str = "grads",
                 f"{shape_str(jnp.shape(t))} but the parameter has shape "
                 f"{shape_str(jnp.shape(p))}."
             )
+
+
+def _structure_difference(p_leaves, t_leaves, what: str) -> str:
+    """Which leaf paths one tree has and the other lacks (by path, not by position)."""
+    def paths(leaves):
+        return [jax.tree_util.keystr(k) or "(the root)" for k, _ in leaves]
+
+    p_paths, t_paths = paths(p_leaves), paths(t_leaves)
+    p_set, t_set = set(p_paths), set(t_paths)
+    missing = [p for p in p_paths if p not in t_set]
+    extra = [t for t in t_paths if t not in p_set]
+    if missing and extra:
+        return f"{what} has {', '.join(extra)} where params has {', '.join(missing)}"
+    if missing:
+        return f"{what} lacks {', '.join(missing)}, which params has"
+    if extra:
+        return f"{what} has {', '.join(extra)}, which params lacks"
+    return "the leaf paths agree but the container types differ"
 
 
 def step_zero() -> jax.Array:
@@ -220,6 +239,12 @@ def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
         return state_cls(step, lr_at(step), params, *slots)
 
     def update(state, grads):
+        if not isinstance(state, state_cls):
+            raise TypeError(
+                f"{where}.update: expected the state from {where}.init ({state_cls.__name__}), "
+                f"got {type(state).__name__}; each optimizer keeps its own state, so call "
+                f"{where}'s init on the params first."
+            )
         check_like_params(f"{where}.update", state.params, grads)
         lr = lr_at(state.step)
         t = state.step + 1
