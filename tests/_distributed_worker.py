@@ -11,7 +11,6 @@ does not hide the others. Without arguments every check runs.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import sys
@@ -179,14 +178,13 @@ def check_indivisible_batch_raises():
             assert "10 examples" in msg and "4 devices" in msg and "8 or 12" in msg, msg
         else:
             raise AssertionError("no ValueError for a batch of 10 on 4 devices")
-    if "mesh" in inspect.signature(train.fit).parameters:
-        try:
-            train.fit(s.model, s.optimizer, LOSS, (s.x, s.y), epochs=1, batch_size=10,
-                      key=jax.random.key(0), progress=False, mesh=s.mesh)
-        except ValueError as e:
-            assert "10" in str(e) and "4 devices" in str(e), str(e)
-        else:
-            raise AssertionError("fit: no ValueError for batch_size=10 on 4 devices")
+    try:
+        train.fit(s.model, s.optimizer, LOSS, (s.x, s.y), epochs=1, batch_size=10,
+                  key=jax.random.key(0), progress=False, mesh=s.mesh)
+    except ValueError as e:
+        assert "10" in str(e) and "4 devices" in str(e), str(e)
+    else:
+        raise AssertionError("fit: no ValueError for batch_size=10 on 4 devices")
 
 
 def check_checkpoint_between_sharded_and_single():
@@ -228,8 +226,6 @@ def check_model_axis_matches_single_device():
 
 
 def check_fit_with_mesh_matches_fit():
-    if "mesh" not in inspect.signature(train.fit).parameters:
-        raise AssertionError("SKIP: fnn.train.fit has no mesh argument yet")
     s = cnn()
     x, y = _data((6, 6, 2), n=48, seed=3)
     kwargs = dict(epochs=2, batch_size=16, key=jax.random.key(5), progress=False,

@@ -102,9 +102,7 @@ def test_counts_come_from_the_jaxpr():
 
 
 def test_recurrent_layer_is_counted():
-    lstm = getattr(fnn.layers, "LSTM", None)
-    if lstm is None:
-        pytest.skip("fnn.layers.LSTM not available")
+    lstm = fnn.layers.LSTM
     t, f, h = 6, 4, 5
     s = fnn.summary(lstm(h), (t, f))
     assert s.total_params == f * 4 * h + h * 4 * h + 4 * h
