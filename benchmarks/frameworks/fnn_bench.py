@@ -1,0 +1,106 @@
+"""fnn, written the way a user writes it: the model zoo, `fnn.optim.adam`,
+`fnn.losses.softmax_cross_entropy` and `fnn.train.make_train_step`.
+
+Variants (`--variant`):
+- `train_step` (default): `fnn.train.init_train_state` + `fnn.train.make_train_step`
+  (the step `fit` runs: jitted once, the state donated, loss and accuracy returned);
+- `manual`: a hand-written `jax.jit` step on the same model and optimizer
+  (`value_and_grad` of `model.apply` + `opt.update`, state donated): the
+  difference to `train_step` is the cost of `make_train_step`'s extras;
+- `scan4` / `unroll4` (issue 7, item 3): K = 4 steps of `make_train_step(jit=False)`
+  fused into one jitted call, by `lax.scan` over K stacked batches or by an
+  unrolled Python loop (reported per step). Here the K batches are the same batch;
+- `im2col` (issue 7, item 4): `train_step` with convolutions that
+  `fnn.layers._fast_conv.prefer_im2col` picks lowered to im2col + one matmul. A
+  preview of the proposed hook in `Conv2D.apply`: this process routes
+  `jax.lax.conv_general_dilated` through `_install_im2col_hook` (the benchmark
+  process only; fnn itself is unchanged).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import fnn
+import fnn.train
+from benchmarks import workloads
+from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
+
+
+def _install_im2col_hook() -> None:
+    """Send the NHWC/HWIO convolutions that `prefer_im2col` picks to `conv2d_im2col`."""
+    from fnn.layers import _fast_conv
+
+    original = jax.lax.conv_general_dilated
+
+    def hooked(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+               dimension_numbers=None, **kwargs):
+        dilation = tuple(rhs_dilation or (1, 1))
+        if (tuple(dimension_numbers or ()) == ("NHWC", "HWIO", "NHWC") and not lhs_dilation
+                and not kwargs and _fast_conv.prefer_im2col(lhs.shape, rhs.shape,
+                                                            window_strides, padding, dilation)):
+            return _fast_conv.conv2d_im2col(lhs, rhs, window_strides, padding, dilation)
+        return original(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                        dimension_numbers, **kwargs)
+
+    jax.lax.conv_general_dilated = hooked
+
+
+def build(w: workloads.Workload, variant: str) -> Bench:
+    if variant == "im2col":
+        _install_im2col_hook()
+        variant = "train_step"
+    model = workloads.fnn_model(w)
+    opt = fnn.optim.adam(1e-3)
+    loss = fnn.losses.softmax_cross_entropy
+    x, y = map(jax.device_put, workloads.synthetic_batch(w))
+    key = jax.random.key(0)
+    versions = jax_versions(fnn=fnn.__version__)
+
+    if variant == "train_step":
+        ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
+        train_step = fnn.train.make_train_step(model, loss, opt)
+
+        def step(ts):
+            ts, metrics = train_step(ts, x, y)
+            return ts, metrics["loss"]
+
+        return Bench(step, ts, jax_sync, versions)
+
+    if variant in ("scan4", "unroll4"):
+        k = 4
+        ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
+        one = fnn.train.make_train_step(model, loss, opt, jit=False)
+        xs, ys = jnp.stack([x] * k), jnp.stack([y] * k)
+
+        def fused(ts, xs, ys):
+            if variant == "scan4":
+                ts, metrics = jax.lax.scan(lambda t, b: one(t, *b), ts, (xs, ys))
+                return ts, metrics["loss"][-1]
+            for i in range(k):
+                ts, metrics = one(ts, xs[i], ys[i])
+            return ts, metrics["loss"]
+
+        fused = jax.jit(fused, donate_argnums=0)
+        return Bench(lambda t: fused(t, xs, ys), ts, jax_sync, versions, steps_per_call=k)
+
+    params, model_state = model.init(key, w.input_shape)
+    opt_state = opt.init(params)
+
+    def loss_fn(params, model_state, x, y):
+        logits, model_state = model.apply(params, model_state, x, train=True)
+        return loss(logits, y), model_state
+
+    def manual_step(carry, x, y):
+        opt_state, model_state = carry
+        (value, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            opt_state.params, model_state, x, y)
+        opt_state, _ = opt.update(opt_state, grads)
+        return (opt_state, model_state), value
+
+    manual_step = jax.jit(manual_step, donate_argnums=0)
+    return Bench(lambda c: manual_step(c, x, y), (opt_state, model_state), jax_sync, versions)
+
+
+if __name__ == "__main__":
+    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "im2col"))

@@ -1,0 +1,109 @@
+"""Smoke test of the benchmark suite (`python -m benchmarks.run --smoke`).
+
+Tiny shapes, 2 timed steps: this checks that every framework file builds and
+trains every workload and that the JSON report has its fields, never how fast
+anything is (timings belong in benchmarks/, not in tests). fnn and raw JAX
+always run; a peer library that is not installed is skipped with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_FIELDS = {"benchmark", "command", "date", "machine", "settings", "flops_convention",
+              "matmul_peak_gflops", "matmul", "load_range", "skipped", "workloads", "runs"}
+ROW_FIELDS = {"ms_per_step", "ms_p10", "ms_p90", "compile_s", "examples_per_s", "peak_rss_mb",
+              "gflops", "fraction_of_peak", "ratio_to_fnn", "repeats"}
+LINE_FIELDS = {"framework", "workload", "batch", "compile_s", "ms_per_step", "examples_per_s",
+               "peak_rss_mb", "steps", "versions", "threads"}
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("BENCH_THREADS", "1")
+    return env
+
+
+def _run(args, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def _check_line(line: dict, framework: str, workload: str):
+    assert LINE_FIELDS <= set(line), sorted(LINE_FIELDS - set(line))
+    assert line["framework"] == framework and line["workload"] == workload
+    assert line["tiny"] is True and line["steps"] == 2
+    ms = line["ms_per_step"]
+    assert {"median", "p10", "p90"} <= set(ms)
+    assert 0 < ms["p10"] <= ms["median"] <= ms["p90"]
+    assert line["compile_s"] > 0 and line["examples_per_s"] > 0 and line["peak_rss_mb"] > 0
+    assert line["last_loss"] == line["last_loss"]          # finite, not NaN
+
+
+def test_run_smoke_writes_a_complete_report(tmp_path):
+    """fnn and raw JAX on all four workloads, through `benchmarks.run` (one process each)."""
+    out = tmp_path / "smoke.json"
+    text = _run(["benchmarks.run", "--smoke", "--frameworks", "fnn,rawjax", "--out", str(out)])
+    assert "peer/fnn" in text                              # the table was printed
+    report = json.loads(out.read_text())
+    assert RUN_FIELDS <= set(report), sorted(RUN_FIELDS - set(report))
+    assert report["settings"]["smoke"] is True
+    assert report["matmul_peak_gflops"] > 0
+    assert set(report["workloads"]) == {"mlp", "lenet5", "lstm", "resnet20"}
+    for name, entry in report["workloads"].items():
+        assert entry["flops_per_step"] == 6 * entry["macs_per_example"] * entry["batch"] > 0
+        for fw in ("fnn", "rawjax"):
+            row = entry["frameworks"][fw]
+            assert "error" not in row, (name, fw, row)
+            assert ROW_FIELDS <= set(row), sorted(ROW_FIELDS - set(row))
+            assert row["gflops"] > 0 and 0 < row["fraction_of_peak"]
+        assert entry["frameworks"]["fnn"]["ratio_to_fnn"] == 1.0
+    assert len(report["runs"]) == 8 and not any("error" in r for r in report["runs"])
+    for r in report["runs"]:
+        _check_line(r, r["framework"], r["workload"])
+
+
+@pytest.mark.parametrize("framework, needs, extra", [
+    ("flax_linen", ("flax", "optax"), []),
+    ("equinox", ("equinox", "optax"), []),
+    ("haiku", ("haiku", "optax"), []),
+    ("torch", ("torch",), []),
+    ("torch", ("torch",), ["--variant", "channels_last"]),
+])
+def test_peer_framework_smoke(framework, needs, extra):
+    """Each peer file trains the four tiny workloads and prints one JSON line for each."""
+    for module in needs:
+        pytest.importorskip(module, reason=f"{module} is not installed (benchmarks/requirements.txt)")
+    text = _run([f"benchmarks.frameworks.{framework}_bench", "--tiny", "--json",
+                 "--workload", "mlp,lenet5,lstm,resnet20", *extra])
+    lines = [json.loads(s) for s in text.splitlines() if s.startswith("{")]
+    label = framework + ("_channels_last" if extra else "")
+    assert [ln["workload"] for ln in lines] == ["mlp", "lenet5", "lstm", "resnet20"]
+    for line in lines:
+        _check_line(line, label, line["workload"])
+
+
+def test_flops_convention_and_unknown_names():
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks import workloads
+    from benchmarks.run import main
+
+    w = workloads.get("mlp")
+    macs = 784 * 512 + 512 * 256 + 256 * 10
+    assert workloads.macs_per_example(w) == macs
+    assert workloads.flops_per_step(w) == 6 * macs * 128
+    with pytest.raises(ValueError, match="unknown workload"):
+        workloads.get("vgg")
+    with pytest.raises(SystemExit, match="unknown framework"):
+        main(["--smoke", "--frameworks", "fnn,mxnet", "--workloads", "mlp"])
