@@ -419,9 +419,10 @@ def _scan_eqns(jaxpr):
     return [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
 
 
+@pytest.mark.parametrize("projection", ["per_step", "hoisted"])
 @pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
-def test_compiles_one_scan_whose_size_does_not_grow_with_t(name, key):
-    layer = CONSTRUCTORS[name](5)
+def test_compiles_one_scan_whose_size_does_not_grow_with_t(name, projection, key):
+    layer = CONSTRUCTORS[name](5, input_projection=projection)
     params, _ = layer.init(key, (10, 3))
     short, long = _jaxpr(layer, params, 10), _jaxpr(layer, params, 1000)
     scans = _scan_eqns(short), _scan_eqns(long)
@@ -430,9 +431,35 @@ def test_compiles_one_scan_whose_size_does_not_grow_with_t(name, key):
     assert len(short.jaxpr.eqns) == len(long.jaxpr.eqns)
     body = lambda s: len(s.params["jaxpr"].jaxpr.eqns)
     assert body(scans[0][0]) == body(scans[1][0])
-    # and the input projection happens once, outside the scan (one dot_general there)
+    # "hoisted": the input projection is one dot_general outside the scan;
+    # "per_step": none outside, and the step body holds both products (x_t w_x, h w_h)
     outside = [e.primitive.name for e in long.jaxpr.eqns]
-    assert outside.count("dot_general") == 1
+    inside = [e.primitive.name for e in scans[1][0].params["jaxpr"].jaxpr.eqns]
+    assert outside.count("dot_general") == (1 if projection == "hoisted" else 0)
+    assert inside.count("dot_general") == (1 if projection == "hoisted" else 2)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+def test_hoisted_and_per_step_projection_agree_in_values_and_grads(name, key):
+    per_step = CONSTRUCTORS[name](4, return_sequences=True)
+    hoisted = CONSTRUCTORS[name](4, return_sequences=True, input_projection="hoisted")
+    params, _ = per_step.init(key, (6, 3))
+    x = jax.random.normal(jax.random.key(1), (3, 6, 3))
+    lengths = jnp.array([6, 2, 4])
+
+    def loss(layer, p):
+        return jnp.sum(jnp.sin(layer.apply(p, {}, x, lengths=lengths)[0]))
+
+    chex.assert_trees_all_close(per_step.apply(params, {}, x, lengths=lengths)[0],
+                                hoisted.apply(params, {}, x, lengths=lengths)[0], atol=1e-6)
+    chex.assert_trees_all_close(jax.grad(partial(loss, per_step))(params),
+                                jax.grad(partial(loss, hoisted))(params), atol=1e-5)
+
+
+def test_unknown_input_projection_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"LSTM: unknown input_projection 'fused'; expected one "
+                                         r"of \['per_step', 'hoisted'\]"):
+        LSTM(4, input_projection="fused")
 
 
 def test_jit_traces_once_per_shape(key):

@@ -3,13 +3,20 @@
 Sequences are batch-first `(N, T, F)`. Each layer runs ONE compiled step with
 `lax.scan`, so compile time and program size do not grow with `T`.
 
-How a layer runs (the speed recipe of cuDNN-style RNNs):
+How a layer runs:
 
-1. the input projection of all time steps, `x @ w_x + b`, is one matrix product
-   `(N·T, F) @ (F, G·H)` outside the scan (G = 1, 4, 3 gate blocks);
-2. inside the scan, one fused `h_{t-1} @ w_h` computes all gates at once;
+1. inside the scan, one fused `h_{t-1} @ w_h` computes all gates at once
+   (G = 1, 4, 3 gate blocks of `H` columns);
+2. the input projection `x_t @ w_x + b` is, by default
+   (`input_projection="per_step"`), computed inside each step, as Haiku and Flax
+   do. The cuDNN recipe, `input_projection="hoisted"`, projects all steps with
+   one matrix product `(N·T, F) @ (F, G·H)` before the scan; on XLA:CPU that
+   measured 1.6–1.9× SLOWER per training step (LSTM T=28, F=28, H=128, batch
+   128: 53 vs 33 ms; the backward pass through the stacked projection is what
+   costs), so it is opt-in. Both give the same results (tests);
 3. `unroll` (constructor keyword, default 1) is passed to `lax.scan`: unrolling a
-   few steps per loop iteration lets XLA fuse across steps (see `benchmarks/lstm.py`).
+   few steps per loop iteration lets XLA fuse across steps (see `benchmarks/lstm.py`;
+   on CPU unroll 2–8 measured no faster).
 
 Padded batches: `apply(..., lengths=lengths)` with `lengths: (N,)` integer, each in
 `[1, T]`. Inside the scan each sequence's carry is frozen after its last valid
@@ -162,8 +169,8 @@ def lstm_cell(params, carry: LSTMCarry, x_t, *, projected: bool = False):
       the columns are the gate blocks `[i | f | g | o]`.
     - `carry`: `LSTMCarry(h, c)`, each `(N, H)`; start from `LSTMCarry.zeros(N, H)`.
     - `x_t`: `(N, in)`. With `projected=True`, `x_t` is instead the precomputed
-      `x_t @ w_x + b` of shape `(N, 4H)` (`w_x` and `b` are then not read) — the
-      fast path: project all steps with one matmul, then scan.
+      `x_t @ w_x + b` of shape `(N, 4H)` (`w_x` and `b` are then not read), for
+      loops that project all steps with one matmul before the scan.
 
     **Returns:** `(LSTMCarry(h_t, c_t), h_t)` — carry first, so it drops into `lax.scan`:
 
@@ -295,13 +302,13 @@ def _run(step, carry, xw, mask, return_sequences: bool, unroll: int):
     return jax.lax.scan(masked_body, carry, (xw, mask), unroll=unroll)
 
 
-def _recurrent_layer(name, hidden, make_params, param_names, project, make_step, carry_type,
-                     return_sequences, unroll):
+def _recurrent_layer(name, hidden, make_params, param_names, bias, make_step, carry_type,
+                     return_sequences, unroll, input_projection):
     """Build the `Layer` shared by SimpleRNN / LSTM / GRU.
 
-    `make_params(key, in_features)` draws the params; `project(params, x)` maps
-    `(N, T, in)` to time-major `(T, N, G·H)`; `make_step(params)` returns the
-    scan step on a projected input.
+    `make_params(key, in_features)` draws the params; `params[bias]` is the bias
+    added to the input projection `x @ w_x`; `make_step(params)` returns the scan
+    step on a projected input; `input_projection` is `"per_step"` or `"hoisted"`.
     """
 
     def init(key, input_shape):
@@ -318,9 +325,14 @@ def _recurrent_layer(name, hidden, make_params, param_names, project, make_step,
         mask = None if lengths is None else _time_mask(lengths, t)
         if mask is not None:  # zero the padding, so it cannot reach values or gradients
             x = jnp.where(jnp.swapaxes(mask, 0, 1), x, jnp.zeros_like(x))
-        xw = project(params, x)                                    # (T, N, G·H)
-        dtype = jnp.result_type(xw, params["w_h"])
-        carry, ys = _run(make_step(params), carry_type.zeros(n, hidden, dtype), xw.astype(dtype),
+        dtype = jnp.result_type(x, params["w_x"], params["w_h"])
+        step = make_step(params)
+        if input_projection == "hoisted":
+            xs = _project(params, x, bias)                         # (T, N, G·H)
+        else:
+            xs = jnp.swapaxes(x, 0, 1)                             # (T, N, in)
+            step = partial(_project_then, step, params["w_x"], params[bias])
+        carry, ys = _run(step, carry_type.zeros(n, hidden, dtype), xs.astype(dtype),
                          mask, return_sequences, unroll)
         y = jnp.swapaxes(ys, 0, 1) if return_sequences else carry.h
         return y, state
@@ -334,11 +346,22 @@ def _project(params, x, bias: str):
     return xw + params[bias].reshape(1, 1, -1)
 
 
-def _common_options(where, hidden, unroll, return_sequences):
+def _project_then(step, w_x, b, carry, x_t):
+    """`step` on this step's input projection `x_t @ w_x + b` (`input_projection="per_step"`)."""
+    return step(carry, x_t @ w_x + _row(b))
+
+
+_INPUT_PROJECTIONS = ("per_step", "hoisted")
+
+
+def _common_options(where, hidden, unroll, return_sequences, input_projection):
     hidden = check_positive_int(where, "hidden", hidden)
     unroll = check_positive_int(where, "unroll", unroll)
     if not isinstance(return_sequences, bool):
         raise TypeError(f"{where}: return_sequences must be a bool, got {return_sequences!r}.")
+    if input_projection not in _INPUT_PROJECTIONS:
+        raise ValueError(f"{where}: unknown input_projection {input_projection!r}; expected one "
+                         f"of {list(_INPUT_PROJECTIONS)}.")
     return hidden, unroll
 
 
@@ -349,7 +372,7 @@ def _common_options(where, hidden, unroll, return_sequences):
 def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
               return_sequences: bool = False, w_x_init=initializers.lecun_normal,
               w_h_init=initializers.orthogonal, b_init=initializers.zeros,
-              unroll: int = 1) -> Layer:
+              unroll: int = 1, input_projection: str = "per_step") -> Layer:
     """Vanilla (Elman) RNN: `h_t = act(x_t w_x + h_{t-1} w_h + b)`, `h_0 = 0`.
 
     **Arguments:**
@@ -359,12 +382,15 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
     - `w_x_init`, `w_h_init`, `b_init`: defaults `lecun_normal`, `orthogonal`, `zeros`
       (why: see the module docstring).
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
+    - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
+      is computed (speed only; see the module docstring).
 
     **Params:** `w_x: (in, H)`, `w_h: (H, H)`, `b: (H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
     **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
     """
-    hidden, unroll = _common_options("SimpleRNN", hidden, unroll, return_sequences)
+    hidden, unroll = _common_options("SimpleRNN", hidden, unroll, return_sequences,
+                                     input_projection)
     try:
         act = activations.get(activation)
     except ValueError as e:
@@ -378,13 +404,15 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
                 "b": b_init(kb, (hidden,))}
 
     return _recurrent_layer(
-        "SimpleRNN", hidden, make_params, ("w_x", "w_h", "b"), partial(_project, bias="b"),
-        lambda p: partial(_simple_rnn_step, act, p["w_h"]), RNNCarry, return_sequences, unroll)
+        "SimpleRNN", hidden, make_params, ("w_x", "w_h", "b"), "b",
+        lambda p: partial(_simple_rnn_step, act, p["w_h"]), RNNCarry, return_sequences, unroll,
+        input_projection)
 
 
 def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.0,
          w_x_init=initializers.lecun_normal, w_h_init=initializers.orthogonal,
-         b_init=initializers.zeros, unroll: int = 1) -> Layer:
+         b_init=initializers.zeros, unroll: int = 1,
+         input_projection: str = "per_step") -> Layer:
     """Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch gate order.
 
     With `z = x_t w_x + h_{t-1} w_h + b` split into blocks `[i | f | g | o]` of `H`:
@@ -400,12 +428,15 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
     - `w_x_init`, `w_h_init`, `b_init`: defaults `lecun_normal`, `orthogonal`
       (drawn per `(H, H)` gate block), `zeros`.
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
+    - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
+      is computed (speed only; see the module docstring).
 
     **Params:** `w_x: (in, 4H)`, `w_h: (H, 4H)`, `b: (4H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
     **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
     """
-    hidden, unroll = _common_options("LSTM", hidden, unroll, return_sequences)
+    hidden, unroll = _common_options("LSTM", hidden, unroll, return_sequences,
+                                     input_projection)
     forget_bias = check_number("LSTM", "forget_bias", forget_bias)
     x_init, h_init = _init_fn("LSTM", w_x_init, w_h_init)
     b_init = initializers.get(b_init)
@@ -418,12 +449,14 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
                 "w_h": _blockwise(h_init, kh, hidden, 4), "b": b}
 
     return _recurrent_layer(
-        "LSTM", hidden, make_params, ("w_x", "w_h", "b"), partial(_project, bias="b"),
-        lambda p: partial(_lstm_step, p["w_h"]), LSTMCarry, return_sequences, unroll)
+        "LSTM", hidden, make_params, ("w_x", "w_h", "b"), "b",
+        lambda p: partial(_lstm_step, p["w_h"]), LSTMCarry, return_sequences, unroll,
+        input_projection)
 
 
 def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.lecun_normal,
-        w_h_init=initializers.orthogonal, b_init=initializers.zeros, unroll: int = 1) -> Layer:
+        w_h_init=initializers.orthogonal, b_init=initializers.zeros, unroll: int = 1,
+        input_projection: str = "per_step") -> Layer:
     """Gated recurrent unit (Cho et al. 2014), PyTorch gate order and equations.
 
     Blocks `[r | z | n]`: `r = σ(x w_xr + b_xr + h w_hr + b_hr)`,
@@ -437,12 +470,15 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
     - `w_x_init`, `w_h_init`, `b_init`: defaults `lecun_normal`, `orthogonal`
       (per `(H, H)` gate block), `zeros` (both biases).
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
+    - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
+      is computed (speed only; see the module docstring).
 
     **Params:** `w_x: (in, 3H)`, `w_h: (H, 3H)`, `b_x: (3H,)`, `b_h: (3H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
     **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
     """
-    hidden, unroll = _common_options("GRU", hidden, unroll, return_sequences)
+    hidden, unroll = _common_options("GRU", hidden, unroll, return_sequences,
+                                     input_projection)
     x_init, h_init = _init_fn("GRU", w_x_init, w_h_init)
     b_init = initializers.get(b_init)
 
@@ -453,8 +489,9 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
                 "b_x": b_init(kbx, (3 * hidden,)), "b_h": b_init(kbh, (3 * hidden,))}
 
     return _recurrent_layer(
-        "GRU", hidden, make_params, ("w_x", "w_h", "b_x", "b_h"), partial(_project, bias="b_x"),
-        lambda p: partial(_gru_step, p["w_h"], p["b_h"]), RNNCarry, return_sequences, unroll)
+        "GRU", hidden, make_params, ("w_x", "w_h", "b_x", "b_h"), "b_x",
+        lambda p: partial(_gru_step, p["w_h"], p["b_h"]), RNNCarry, return_sequences, unroll,
+        input_projection)
 
 
 # ---------------------------------------------------------------------------
