@@ -110,8 +110,8 @@ def test_lenet5_counts(input_shape):
 def test_lenet5_train_step(fast_key):
     params, state, _ = check_train_step(models.lenet5(), (28, 28, 1), 10, fast_key)
     assert state == {}
-    assert params["1_Conv2D"]["w"].shape == (5, 5, 1, 6)
-    assert params["12_Dense"]["w"].shape == (84, 10)
+    assert params["0_Conv2D"]["w"].shape == (5, 5, 1, 6)
+    assert params["11_Dense"]["w"].shape == (84, 10)
 
 
 # ---------------------------------------------------------------------------
