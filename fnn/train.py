@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import distributed
-from fnn._checks import check_input_shape
+from fnn import distributed, fused
+from fnn._checks import check_input_shape, check_positive_int
 from fnn.core import Layer
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
@@ -314,13 +314,33 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
     return jax.jit(step, donate_argnums=0) if jit else step
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_train_step(model, loss, optimizer, regularizer, accumulate, check_finite,
-                       mesh=None):
-    """`fit`'s step: one jitted step per (model, loss, optimizer, ...) combination, so
-    repeated `fit` calls with the same objects reuse the compiled program."""
+def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, mesh=None,
+                jit=True):
     return make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                           check_finite=check_finite, mesh=mesh)
+                           check_finite=check_finite, mesh=mesh, jit=jit)
+
+
+def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, form):
+    step = make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
+                           check_finite=check_finite, jit=False)
+    return fused.make_fused_step(step, form)
+
+
+@functools.lru_cache(maxsize=32)
+def _memo(build, *args):
+    return build(*args)
+
+
+def _cached(build, *args):
+    """`build(*args)` (`fit`'s jitted steps), memoised on the arguments, so repeated
+    `fit` calls with the same model, loss and optimizer reuse the compiled program.
+    Unhashable arguments (e.g. a model holding a list) just build anew."""
+    try:
+        return _memo(build, *args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return build(*args)
 
 
 # ---------------------------------------------------------------------------
@@ -556,7 +576,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         checkpoint_dir=None, progress: bool | str = True, check_finite: bool = False,
         input_shape=None, accumulate: int = 1, reduce_lr: ReduceOnPlateau | None = None,
         eval_batch_size: int = 256, keep_checkpoints: int = 3,
-        on_epoch_end: Callable | None = None, mesh=None):
+        on_epoch_end: Callable | None = None, mesh=None, steps_per_call: int = 1,
+        fused_form: str = "auto"):
     """Train `model` with `optimizer` on `train_data = (x, y)`; returns `(train_state, history)`.
 
     **Arguments:**
@@ -601,6 +622,15 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       rounding, and checkpoints are interchangeable. `batch_size` is the global
       batch and must be a multiple of the number of devices on `"data"`
       (`ValueError` otherwise). Validation runs replicated on every device.
+    - `steps_per_call`: run this many training steps per compiled call
+      (`fnn.fused.make_fused_step`), which saves a Python dispatch per step; an
+      epoch's last `steps % steps_per_call` steps run one by one. The results
+      equal single steps up to float rounding. Not with `mesh`.
+    - `fused_form`: `"auto"` (default: `fnn.fused.choose_form` — single steps
+      when the step contains a convolution on the CPU backend, where a scanned
+      convolution gradient is several times slower; `lax.scan` otherwise),
+      `"scan"`, `"unroll"` or `"single"`. The form used is recorded in the
+      checkpoint config as `"fused_form"`.
 
     **History** maps `"loss"`, `"accuracy"`, `"val_loss"`, `"val_accuracy"` (as
     requested and applicable) to per-epoch lists of Python floats; `"loss"` and
@@ -641,6 +671,13 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     steps = n // bs
     if mesh is not None:
         distributed._check_batch(f"{where} (batch_size)", mesh, bs)
+    steps_per_call = check_positive_int(where, "steps_per_call", steps_per_call)
+    if fused_form not in fused.FORMS:
+        raise ValueError(f"{where}: unknown fused_form {fused_form!r}; expected one of "
+                         f"{list(fused.FORMS)}.")
+    if steps_per_call > 1 and mesh is not None:
+        raise ValueError(f"{where}: steps_per_call > 1 is not supported with mesh= yet; "
+                         "use steps_per_call=1 for data-parallel training.")
     metrics = _check_metrics(where, metrics)
     if progress not in (True, False, "transient"):
         raise ValueError(f"{where}: progress must be True, False or 'transient', got {progress!r}.")
@@ -718,13 +755,18 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             history = {k: [float(v) for v in vs] for k, vs in meta.get("history", {}).items()}
             stopped = bool(meta.get("stopped", False))
 
-    try:
-        step_fn = _cached_train_step(model, loss, optimizer, regularizer, accumulate,
-                                     check_finite, mesh)
-    except TypeError:  # an unhashable model/loss/optimizer: no reuse across fits
-        step_fn = make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                                  check_finite=check_finite, mesh=mesh)
+    step_key = (model, loss, optimizer, regularizer, accumulate, check_finite)
+    step_fn = _cached(_train_step, *step_key, mesh)
     x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
+    fused_fn, form = None, "single"
+    if steps_per_call > 1:
+        form = fused_form
+        if form == "auto":
+            form = fused.choose_form(_cached(_train_step, *step_key, None, False), ts,
+                                     x_dev[:bs], y_dev[:bs])
+        if form != "single":
+            fused_fn = _cached(_fused_step, *step_key, form)
+    config["fused_form"] = form
     if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
         ts = distributed.shard_model(mesh, ts)
         x_dev, y_dev = distributed.replicate(mesh, (x_dev, y_dev))
@@ -740,7 +782,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             xb, yb = epoch_batches(shuffle_key, (x_dev, y_dev), bs)
             if mesh is not None:  # every batch split along "data"
                 xb, yb = distributed._shard_epoch(mesh, (xb, yb))
-            ts, sums = _run_epoch(step_fn, ts, xb, yb, bar, steps=steps, bs=bs, epoch=epoch,
+            ts, sums = _run_epoch(step_fn, fused_fn, steps_per_call, ts, xb, yb, bar,
+                                  steps=steps, bs=bs, epoch=epoch,
                                   epochs=epochs, check_finite=check_finite,
                                   checkpoint_dir=checkpoint_dir, t0=t0)
             del xb, yb
@@ -800,17 +843,18 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     return ts, history
 
 
-def _run_epoch(step_fn, ts, xb, yb, bar, *, steps, bs, epoch, epochs, check_finite,
-               checkpoint_dir, t0):
+def _run_epoch(step_fn, fused_fn, k, ts, xb, yb, bar, *, steps, bs, epoch, epochs,
+               check_finite, checkpoint_dir, t0):
     """Run one epoch of steps; return the new state and the summed step metrics.
 
-    Each step's metrics are read while the next step runs (one step of lag), so
-    the host never stalls the device; the loss is checked every step.
+    With `fused_fn`, `k` steps per call (`fnn.fused.make_fused_step`), the
+    remainder one by one with `step_fn`. Each call's metrics are read while the
+    next call runs (one call of lag), so the host never stalls the device; the
+    loss of every step is checked.
     """
     sums: dict[str, float] = {}
 
-    def consume(m, i):
-        m = jax.device_get(m)
+    def consume_one(m, i):
         value = float(m["loss"])
         if check_finite:
             _report_nonfinite(m["nonfinite"], epoch, epochs, i, steps, checkpoint_dir)
@@ -818,9 +862,9 @@ def _run_epoch(step_fn, ts, xb, yb, bar, *, steps, bs, epoch, epochs, check_fini
             raise FloatingPointError(_nan_message(
                 f"the training loss became {value}", epoch, epochs, i, steps,
                 checkpoint_dir, check_finite))
-        for k, v in m.items():
-            if k != "nonfinite":
-                sums[k] = sums.get(k, 0.0) + float(v)
+        for key, v in m.items():
+            if key != "nonfinite":
+                sums[key] = sums.get(key, 0.0) + float(v)
         if bar is not None:
             done = i + 1
             bar.update(1)
@@ -828,13 +872,28 @@ def _run_epoch(step_fn, ts, xb, yb, bar, *, steps, bs, epoch, epochs, check_fini
             bar.set_postfix_str(f"loss {sums['loss'] / done:.4f}, {rate:,.0f} ex/s",
                                 refresh=False)
 
-    pending = None
-    for i in range(steps):
-        ts, m = step_fn(ts, xb[i], yb[i])
-        if pending is not None:  # read the previous step while this one runs
-            consume(pending, i - 1)
-        pending = m
-    consume(pending, steps - 1)
+    def consume(call):
+        m, first, count = call
+        m = jax.device_get(m)
+        if count == 1:
+            consume_one(m, first)
+            return
+        for j in range(count):
+            consume_one(jax.tree.map(lambda a, j=j: a[j], m), first + j)
+
+    pending, i = None, 0
+    while i < steps:
+        if fused_fn is not None and i + k <= steps:
+            ts, m = fused_fn(ts, xb[i:i + k], yb[i:i + k])
+            count = k
+        else:
+            ts, m = step_fn(ts, xb[i], yb[i])
+            count = 1
+        if pending is not None:  # read the previous call while this one runs
+            consume(pending)
+        pending = (m, i, count)
+        i += count
+    consume(pending)
     return ts, sums
 
 

@@ -68,10 +68,10 @@ def _install(point: str, n: int, fraction: float) -> None:
     if point == "step":
         import fnn.train as train
 
-        real_cached = _need(train, "_cached_train_step")
+        real_build = _need(train, "_train_step")
 
-        def cached(*args, **kwargs):
-            step = real_cached(*args, **kwargs)
+        def build(*args, **kwargs):
+            step = real_build(*args, **kwargs)
 
             def crashing_step(ts, x, y):
                 if hit():
@@ -80,7 +80,7 @@ def _install(point: str, n: int, fraction: float) -> None:
 
             return crashing_step
 
-        train._cached_train_step = cached
+        train._train_step = build
 
     elif point == "write":
         import fnn.checkpoint as ckpt

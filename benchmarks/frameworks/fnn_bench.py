@@ -8,8 +8,9 @@ Variants (`--variant`):
   (`value_and_grad` of `model.apply` + `opt.update`, state donated): the
   difference to `train_step` is the cost of `make_train_step`'s extras;
 - `scan4` / `unroll4` (issue 7, item 3): K = 4 steps of `make_train_step(jit=False)`
-  fused into one jitted call, by `lax.scan` over K stacked batches or by an
-  unrolled Python loop (reported per step). Here the K batches are the same batch;
+  fused into one jitted call by `fnn.fused.make_fused_step` (what
+  `fit(steps_per_call=4)` runs), as a `lax.scan` over K stacked batches or
+  unrolled (reported per step). Here the K batches are the same batch;
 - `im2col` (issue 7, item 4): `train_step` with convolutions that
   `fnn.layers._fast_conv.prefer_im2col` picks lowered to im2col + one matmul. A
   preview of the proposed hook in `Conv2D.apply`: this process routes
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 import fnn
+import fnn.fused
 import fnn.train
 from benchmarks import workloads
 from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
@@ -71,18 +73,14 @@ def build(w: workloads.Workload, variant: str) -> Bench:
         k = 4
         ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
         one = fnn.train.make_train_step(model, loss, opt, jit=False)
+        fused = fnn.fused.make_fused_step(one, variant.removesuffix("4"))
         xs, ys = jnp.stack([x] * k), jnp.stack([y] * k)
 
-        def fused(ts, xs, ys):
-            if variant == "scan4":
-                ts, metrics = jax.lax.scan(lambda t, b: one(t, *b), ts, (xs, ys))
-                return ts, metrics["loss"][-1]
-            for i in range(k):
-                ts, metrics = one(ts, xs[i], ys[i])
-            return ts, metrics["loss"]
+        def step(ts):
+            ts, metrics = fused(ts, xs, ys)
+            return ts, metrics["loss"][-1]
 
-        fused = jax.jit(fused, donate_argnums=0)
-        return Bench(lambda t: fused(t, xs, ys), ts, jax_sync, versions, steps_per_call=k)
+        return Bench(step, ts, jax_sync, versions, steps_per_call=k)
 
     params, model_state = model.init(key, w.input_shape)
     opt_state = opt.init(params)

@@ -1,7 +1,7 @@
 """Hand-written raw JAX: parameter dicts, `jax.lax` ops, Adam in six lines.
 
-The same maths as fnn's models (layouts NHWC/HWIO, LSTM input projection
-hoisted out of the scan, BatchNorm with the biased batch variance and
+The same maths as fnn's models (layouts NHWC/HWIO, the LSTM's input
+projected inside each scan step as fnn's default does, BatchNorm with the biased batch variance and
 decay-0.9 running statistics, option-A ResNet shortcuts, PyTorch's Adam), but
 no layer abstraction, no validation and no extras in the step: the baseline
 for "fnn adds no abstraction tax" (issue 7, item 2).
@@ -111,18 +111,16 @@ def lstm(w: workloads.Workload):
                 "out": dense_init(kd, hidden, w.num_classes)}, {}
 
     def apply(p, state, x):
-        xw = jnp.einsum("ntf,fg->tng", x, p["w_x"]) + p["b"]   # all steps at once
-
-        def cell(carry, xw_t):
+        def cell(carry, x_t):
             h, c = carry
-            z = xw_t + h @ p["w_h"]
+            z = x_t @ p["w_x"] + h @ p["w_h"] + p["b"]
             i, f, g, o = jnp.split(z, 4, axis=-1)
             c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
             h = jax.nn.sigmoid(o) * jnp.tanh(c)
             return (h, c), None
 
         zeros = jnp.zeros((x.shape[0], hidden), jnp.float32)
-        (h, _), _ = jax.lax.scan(cell, (zeros, zeros), xw)
+        (h, _), _ = jax.lax.scan(cell, (zeros, zeros), jnp.swapaxes(x, 0, 1))
         return dense(p["out"], h), state
 
     return init, apply

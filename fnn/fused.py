@@ -1,0 +1,102 @@
+"""K training steps in one compiled call: `make_fused_step` and the rule that picks its form.
+
+A jitted training step costs one dispatch from Python per step. Fusing
+`K` steps into one compiled call removes `K − 1` of them, and lets XLA overlap
+one step's optimizer update with the next step's forward pass. Two forms:
+
+- `"scan"`: `lax.scan` of the step over `K` stacked batches. Compile time does
+  not grow with `K`.
+- `"unroll"`: the `K` steps written out one after the other (a Python loop
+  under one `jit`). Compile time grows linearly with `K`.
+
+**The convolution trap.** On XLA:CPU, a convolution's weight gradient inside a
+`lax.scan`/`while` body is compiled into a much slower loop than the same
+convolution at the top level (measured: LeNet-5 2.5× slower per step with 4
+scanned steps, ~80× for one convolution in isolation), and unrolling gains
+nothing over single steps there (LeNet-5 1.07× slower at 2.2× the compile
+time; benchmarks/RESULTS.md, item 3). So `choose_form` (`form="auto"`) keeps
+single steps for a step that contains a convolution on the CPU backend, and
+scans otherwise. The rule looks at the traced step (its jaxpr), not at the model's
+class, so it also catches a convolution hidden in a user's own layer.
+
+Fused steps run the same maths as single steps; the results agree up to float
+rounding (XLA may fuse the fused program differently), which the tests check.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+
+from fnn.summary import _sub_jaxprs
+
+__all__ = ["FORMS", "uses_convolution", "choose_form", "make_fused_step"]
+
+FORMS = ("auto", "scan", "unroll", "single")
+
+
+def _has_primitive(jaxpr, name: str) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        if any(_has_primitive(sub, name) for v in eqn.params.values() for sub in _sub_jaxprs(v)):
+            return True
+    return False
+
+
+def uses_convolution(fn: Callable, *args) -> bool:
+    """True if `fn(*args)` runs a convolution (`conv_general_dilated`), at any depth.
+
+    Traces `fn` abstractly (`jax.make_jaxpr`); nothing is compiled or run.
+    """
+    return _has_primitive(jax.make_jaxpr(fn)(*args).jaxpr, "conv_general_dilated")
+
+
+def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None) -> str:
+    """The form `form="auto"` uses for `step(train_state, x, y)` (one batch `x, y`).
+
+    `"single"` (no fusion) when the step contains a convolution and the backend
+    is the CPU (the convolution trap, see the module docstring); `"scan"` otherwise.
+    `backend` defaults to `jax.default_backend()`.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    if backend == "cpu" and uses_convolution(step, train_state, x, y):
+        return "single"
+    return "scan"
+
+
+def make_fused_step(step: Callable, form: str = "scan"):
+    """`fused(train_state, xs, ys) -> (train_state, metrics)`: `len(xs)` steps in one call.
+
+    **Arguments:**
+    - `step(train_state, x, y) -> (train_state, metrics)`: an UN-jitted step
+      (`fnn.train.make_train_step(..., jit=False)`).
+    - `form`: `"scan"` or `"unroll"` (see the module docstring; `choose_form`
+      picks one for a given step).
+
+    **Returns:** a jitted function (its `train_state` argument donated) taking
+    `xs: (K, batch, ...)`, `ys: (K, batch, ...)`: the `K` batches, run in order.
+    Every leaf of `metrics` gets a leading axis of size `K` (step `i`'s value at
+    index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
+    """
+    if form not in ("scan", "unroll"):
+        raise ValueError(
+            f"make_fused_step: form must be 'scan' or 'unroll', got {form!r} "
+            "(use choose_form(...) to pick one, or call the single step directly).")
+
+    def fused(train_state, xs, ys):
+        if xs.ndim < 1 or ys.ndim < 1 or xs.shape[0] != ys.shape[0]:
+            raise ValueError(
+                f"make_fused_step: xs and ys must stack the same number K of batches on their "
+                f"first axis, got shapes {tuple(xs.shape)} and {tuple(ys.shape)}.")
+        if form == "scan":
+            return jax.lax.scan(lambda ts, batch: step(ts, *batch), train_state, (xs, ys))
+        per_step = []
+        for i in range(xs.shape[0]):
+            train_state, metrics = step(train_state, xs[i], ys[i])
+            per_step.append(metrics)
+        return train_state, jax.tree.map(lambda *m: jax.numpy.stack(m), *per_step)
+
+    fused.__doc__ = (f"fused(train_state, xs, ys) -> (train_state, metrics): the steps as "
+                     f"one {form}; see fnn.fused.make_fused_step.")
+    return jax.jit(fused, donate_argnums=0)
