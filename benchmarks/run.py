@@ -58,7 +58,7 @@ FRAMEWORKS = {f.name: f for f in [
     Framework("fnn_manual", "fnn_bench", "manual", ("jax",)),
     Framework("fnn_scan4", "fnn_bench", "scan4", ("jax",)),
     Framework("fnn_unroll4", "fnn_bench", "unroll4", ("jax",)),
-    Framework("fnn_im2col", "fnn_bench", "im2col", ("jax",), only=("lenet5", "resnet20")),
+    Framework("fnn_laxconv", "fnn_bench", "laxconv", ("jax",), only=("lenet5", "resnet20")),
     Framework("rawjax", "rawjax_bench", None, ("jax",)),
     Framework("flax_linen", "flax_linen_bench", None, ("flax", "optax")),
     Framework("equinox", "equinox_bench", None, ("equinox", "optax")),

@@ -1,6 +1,7 @@
 """Conv2D and conv_output_size against a direct float64 numpy loop written here."""
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -292,3 +293,29 @@ def test_integer_input():
     params, state = zeros_init(layer, (5, 5, 1))
     with pytest.raises(TypeError, match="Conv2D: expected a floating-point input, got dtype int32"):
         layer.apply(params, state, jnp.ones((1, 5, 5, 1), jnp.int32))
+
+
+def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key):
+    # unpadded 5x5, stride 1: im2col + matmul on CPU (fnn.layers._fast_conv); padded 3x3: lax
+    from fnn.fused import uses_convolution
+
+    x = jax.random.normal(key, (2, 9, 9, 3))
+    for layer, fast in ((Conv2D(4, 5, padding="VALID"), True), (Conv2D(4, 3), False)):
+        params, _ = layer.init(jax.random.key(1), (9, 9, 3))
+        pad = "VALID" if fast else "SAME"
+
+        def reference(p, x, pad=pad):
+            y = jax.lax.conv_general_dilated(x, p["w"], (1, 1), pad,
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return y + p["b"].reshape(1, 1, 1, -1)
+
+        def loss(f, p, x):
+            return jnp.sum(jnp.sin(f(p, x)))
+
+        apply = lambda p, x, layer=layer: layer.apply(p, {}, x)[0]
+        chex.assert_trees_all_close(apply(params, x), reference(params, x), atol=1e-5)
+        chex.assert_trees_all_close(jax.grad(loss, argnums=(1, 2))(apply, params, x),
+                                    jax.grad(loss, argnums=(1, 2))(reference, params, x),
+                                    atol=1e-4)
+        on_cpu_fast = fast and jax.default_backend() == "cpu"
+        assert uses_convolution(apply, params, x) is not on_cpu_fast

@@ -11,11 +11,9 @@ Variants (`--variant`):
   fused into one jitted call by `fnn.fused.make_fused_step` (what
   `fit(steps_per_call=4)` runs), as a `lax.scan` over K stacked batches or
   unrolled (reported per step). Here the K batches are the same batch;
-- `im2col` (issue 7, item 4): `train_step` with convolutions that
-  `fnn.layers._fast_conv.prefer_im2col` picks lowered to im2col + one matmul. A
-  preview of the proposed hook in `Conv2D.apply`: this process routes
-  `jax.lax.conv_general_dilated` through `_install_im2col_hook` (the benchmark
-  process only; fnn itself is unchanged).
+- `laxconv` (issue 7, item 4): `train_step` with `Conv2D`'s im2col fast path
+  (`fnn.layers._fast_conv.prefer_im2col`) switched off in this process, so
+  every convolution runs on `lax.conv_general_dilated`: what the fast path gains.
 """
 from __future__ import annotations
 
@@ -29,28 +27,16 @@ from benchmarks import workloads
 from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
 
 
-def _install_im2col_hook() -> None:
-    """Send the NHWC/HWIO convolutions that `prefer_im2col` picks to `conv2d_im2col`."""
+def _disable_fast_conv() -> None:
+    """Send every convolution to `lax.conv_general_dilated` (this process only)."""
     from fnn.layers import _fast_conv
 
-    original = jax.lax.conv_general_dilated
-
-    def hooked(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-               dimension_numbers=None, **kwargs):
-        dilation = tuple(rhs_dilation or (1, 1))
-        if (tuple(dimension_numbers or ()) == ("NHWC", "HWIO", "NHWC") and not lhs_dilation
-                and not kwargs and _fast_conv.prefer_im2col(lhs.shape, rhs.shape,
-                                                            window_strides, padding, dilation)):
-            return _fast_conv.conv2d_im2col(lhs, rhs, window_strides, padding, dilation)
-        return original(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                        dimension_numbers, **kwargs)
-
-    jax.lax.conv_general_dilated = hooked
+    _fast_conv.prefer_im2col = lambda *args, **kwargs: False
 
 
 def build(w: workloads.Workload, variant: str) -> Bench:
-    if variant == "im2col":
-        _install_im2col_hook()
+    if variant == "laxconv":
+        _disable_fast_conv()
         variant = "train_step"
     model = workloads.fnn_model(w)
     opt = fnn.optim.adam(1e-3)
@@ -101,4 +87,4 @@ def build(w: workloads.Workload, variant: str) -> Bench:
 
 
 if __name__ == "__main__":
-    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "im2col"))
+    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "laxconv"))

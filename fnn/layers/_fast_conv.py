@@ -13,12 +13,17 @@ autodiff: the weight gradient is one product `patchesᵀ @ dy` (the part XLA:CPU
 compiles slowest as a convolution) and the input gradient `dy @ wᵀ` scattered
 back by the transposes of the slices (pads, fused into one loop).
 
-When it pays (measured on 2 shared AMD EPYC cores, XLA:CPU, jax 0.10.2; see
-benchmarks/RESULTS.md): on LeNet-5's unpadded 5×5 convolutions (1→6, 6→16,
-16→120 channels, batch 128) the whole training step got 1.14–1.24× faster;
-on ResNet-20's padded 3×3 convolutions with 16–64 channels it was 2.2× SLOWER
+`Conv2D` takes this path wherever `prefer_im2col` says so.
+
+When it pays (measured on 2 AMD EPYC cores, XLA:CPU, jax 0.10.2; see
+benchmarks/RESULTS.md): on LeNet-5's unpadded 5×5 convolutions (6→16 and
+16→120 channels, batch 128) the whole training step got 15–20 % faster
+(two sessions, five repeats; one noisier run had 1.14–1.47×); per pass, the
+16→120 layer (1×1 output) gained most, 3× on forward plus gradients. On
+ResNet-20's padded 3×3 convolutions with 16–64 channels it was 2.2× SLOWER
 (XLA's own convolution runs those near the matmul rate, and the 9 × larger
-patch buffer does not fit in cache). `prefer_im2col` encodes that boundary.
+patch buffer does not fit in cache); on LeNet's padded 1→6 C1 it was even.
+`prefer_im2col` encodes that boundary.
 """
 from __future__ import annotations
 

