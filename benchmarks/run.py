@@ -21,7 +21,7 @@ fnn's, taken within each repeat and then the median over repeats (> 1: fnn is
 faster). The load average is recorded next to every number: on a shared
 machine, compare only numbers from one run. Results go to `--out` as JSON.
 
-The peers are optional (`pip install -r benchmarks/requirements.txt`); a
+The peers are optional (`pip install -e ".[bench]"`); a
 framework whose library is not installed is skipped with the reason.
 """
 from __future__ import annotations
@@ -385,8 +385,7 @@ def main(argv=None) -> dict:
     for f in fws:
         missing = missing_modules(FRAMEWORKS[f])
         if missing:
-            skipped[f] = f"not installed: {', '.join(missing)} (pip install -r " \
-                         "benchmarks/requirements.txt)"
+            skipped[f] = f"not installed: {', '.join(missing)} (pip install -e '.[bench]')"
     active = [f for f in fws if f not in skipped]
     print(f"benchmarks.run: workloads {names}, frameworks {active}, {args.repeats} repeat(s)"
           + (f"; skipped {skipped}" if skipped else ""), flush=True)

@@ -83,7 +83,7 @@ def test_run_smoke_writes_a_complete_report(tmp_path):
 def test_peer_framework_smoke(framework, needs, extra):
     """Each peer file trains the four tiny workloads and prints one JSON line for each."""
     for module in needs:
-        pytest.importorskip(module, reason=f"{module} is not installed (benchmarks/requirements.txt)")
+        pytest.importorskip(module, reason=f"{module} is not installed (the bench extra)")
     text = _run([f"benchmarks.frameworks.{framework}_bench", "--tiny", "--json",
                  "--workload", "mlp,lenet5,lstm,resnet20", *extra])
     lines = [json.loads(s) for s in text.splitlines() if s.startswith("{")]
