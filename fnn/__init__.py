@@ -19,7 +19,7 @@ from fnn import (
     regularizers,
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from fnn.core import Layer, concat, output_shape, residual, serial
+from fnn.core import Layer, concat, init, output_shape, residual, serial
 from fnn.intermediates import intermediates
 from fnn.layers.conv import conv_output_size
 from fnn.per_example import per_example_grads
@@ -28,7 +28,7 @@ from fnn.summary import summary
 __version__ = "0.1.0"
 
 __all__ = [
-    "Layer", "serial", "concat", "residual", "output_shape", "summary", "conv_output_size",
+    "Layer", "serial", "concat", "residual", "init", "output_shape", "summary", "conv_output_size",
     "activations", "datasets", "initializers", "layers", "models", "optim",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "identity",
 ]

@@ -23,6 +23,7 @@ child accepts (so a typo is never silently swallowed).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -223,6 +224,49 @@ def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None
         params, state = jax.eval_shape(lambda: layer.init(jax.random.PRNGKey(0), input_shape))
     x = jax.ShapeDtypeStruct((1, *input_shape), dtype)
     return jax.eval_shape(lambda p, s, x: layer.apply(p, s, x)[0], params, state, x)
+
+
+def init_compiler_options() -> dict | None:
+    """XLA options for compiling an initialisation: optimisation level 1 on CPU.
+
+    Initialisers are compile-bound: XLA:CPU compiles a program with ten
+    `jax.random.normal` calls in ~14 s at its default level (superlinear in their
+    number) and the random bits and values come out bit-identical at level 1,
+    at half the compile time (LeNet-5 3.1 → 1.9 s, ResNet-20 9.7 → 5.0 s,
+    AlexNet 6.4 → 3.3 s, with the same run time). Level 0 compiles faster still
+    but runs AlexNet's init 5× slower and changes float rounding, so 1 it is.
+    Other backends: None (not measured).
+    """
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_init(layer: Layer, input_shape: tuple):
+    return jax.jit(lambda key: layer.init(key, input_shape),
+                   compiler_options=init_compiler_options())
+
+
+def init(layer, key, input_shape):
+    """`layer.init(key, input_shape)` compiled as one program: `(params, state)`.
+
+    The values of calling `layer.init` directly (same keys, same initialisers)
+    up to float rounding (XLA fuses the scaling of the random draws), but much
+    faster on a cold start: called eagerly, every
+    initialiser op is compiled on its own (LeNet-5: 5.5 s, ResNet-20: 9.2 s on
+    2 CPU cores), while here the whole initialisation is one XLA program
+    compiled with `init_compiler_options()` (1.9 s and 5.0 s), and it is reused
+    for the same layer and shape. Bad shapes and keys raise the layer's own
+    errors (they are checked while tracing).
+    """
+    layer = as_layer(layer)
+    shape = _check_init_args("init", key, input_shape)
+    try:
+        compiled = _compiled_init(layer, shape)
+    except TypeError as e:  # an unhashable layer (e.g. holding a list): no reuse
+        if "unhashable" not in str(e):
+            raise
+        compiled = _compiled_init.__wrapped__(layer, shape)
+    return compiled(key)
 
 
 # ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import numpy as np
 
 from fnn import distributed, fused
 from fnn._checks import check_input_shape, check_positive_int
-from fnn.core import Layer
+from fnn.core import Layer, init_compiler_options
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
 __all__ = [
@@ -138,7 +138,7 @@ def _init_fn(model: Layer, optimizer, shape: tuple):
         return TrainState(optimizer.init(params), model_state, k_run,
                           jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32))
 
-    return jax.jit(init)
+    return jax.jit(init, compiler_options=init_compiler_options())
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 import fnn
 from fnn.core import children
-from fnn.layers import Dense, Flatten
+from fnn.layers import BatchNorm, Conv2D, Dense, Flatten
 
 
 def test_serial_keys_skip_parameter_free_layers(key):
@@ -188,3 +188,26 @@ def test_concat_and_residual_name_their_missing_entries(key):
 def test_parameter_free_models_initialise_without_a_key():
     params, state = fnn.serial(Flatten(), fnn.relu).init(None, (2, 2))
     assert params == {} and state == {}
+
+
+def test_init_compiles_the_whole_initialisation_once(key):
+    model = fnn.serial(Conv2D(3, 3), BatchNorm(), fnn.relu, Flatten(), Dense(4))
+    params, state = fnn.init(model, key, (6, 6, 2))
+    want_p, want_s = model.init(key, (6, 6, 2))                     # eager, op by op
+    chex.assert_trees_all_close(params, want_p, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_equal(state, want_s)
+    assert jax.tree.structure(params) == jax.tree.structure(want_p)
+    before = fnn.core._compiled_init.cache_info().hits
+    again, _ = fnn.init(model, key, [6, 6, 2])                       # same program, reused
+    assert fnn.core._compiled_init.cache_info().hits == before + 1
+    chex.assert_trees_all_equal(again, params)
+    if jax.default_backend() == "cpu":
+        assert fnn.core.init_compiler_options() == {"xla_backend_optimization_level": 1}
+
+
+def test_init_reports_the_layers_own_errors(key):
+    with pytest.raises(ValueError, match=r"Conv2D: expected input_shape \(H, W, C\)"):
+        fnn.init(Conv2D(3, 3), key, (6, 6))
+    with pytest.raises(TypeError, match=r"init: input_shape must be a tuple \(d1, \.\.\., dk\), "
+                                        r"without the batch axis, got 'abc'"):
+        fnn.init(Dense(3), key, "abc")
