@@ -14,7 +14,9 @@ one step's optimizer update with the next step's forward pass. Two forms:
 convolution at the top level (measured: LeNet-5 2.5× slower per step with 4
 scanned steps, ~80× for one convolution in isolation), and unrolling gains
 nothing over single steps there (LeNet-5 1.07× slower at 2.2× the compile
-time; benchmarks/RESULTS.md, item 3). So `choose_form` (`form="auto"`) keeps
+time; benchmarks/RESULTS.md, item 3). With `Conv2D`'s im2col lowering the
+scan costs less but still loses (LeNet-5 +6 %, unrolled +29 %), so it counts
+as a convolution too. So `choose_form` (`form="auto"`) keeps
 single steps for a step that contains a convolution on the CPU backend, and
 scans otherwise. The rule looks at the traced step (its jaxpr), not at the model's
 class, so it also catches a convolution hidden in a user's own layer.
@@ -28,6 +30,7 @@ from collections.abc import Callable
 
 import jax
 
+from fnn.layers import _fast_conv
 from fnn.summary import _sub_jaxprs
 
 __all__ = ["FORMS", "uses_convolution", "choose_form", "make_fused_step"]
@@ -35,21 +38,32 @@ __all__ = ["FORMS", "uses_convolution", "choose_form", "make_fused_step"]
 FORMS = ("auto", "scan", "unroll", "single")
 
 
-def _has_primitive(jaxpr, name: str) -> bool:
+def _has_eqn(jaxpr, match: Callable) -> bool:
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == name:
+        if match(eqn):
             return True
-        if any(_has_primitive(sub, name) for v in eqn.params.values() for sub in _sub_jaxprs(v)):
+        if any(_has_eqn(sub, match) for v in eqn.params.values() for sub in _sub_jaxprs(v)):
             return True
     return False
 
 
+def _has_primitive(jaxpr, name: str) -> bool:
+    return _has_eqn(jaxpr, lambda eqn: eqn.primitive.name == name)
+
+
+def _is_convolution(eqn) -> bool:
+    """`lax.conv_general_dilated`, or `Conv2D`'s im2col lowering (a jit named so)."""
+    return (eqn.primitive.name == "conv_general_dilated"
+            or eqn.params.get("name") == _fast_conv.IM2COL_NAME)
+
+
 def uses_convolution(fn: Callable, *args) -> bool:
-    """True if `fn(*args)` runs a convolution (`conv_general_dilated`), at any depth.
+    """True if `fn(*args)` runs a convolution, at any depth: `conv_general_dilated`
+    or `Conv2D`'s im2col + matmul lowering (`fnn.layers._fast_conv`).
 
     Traces `fn` abstractly (`jax.make_jaxpr`); nothing is compiled or run.
     """
-    return _has_primitive(jax.make_jaxpr(fn)(*args).jaxpr, "conv_general_dilated")
+    return _has_eqn(jax.make_jaxpr(fn)(*args).jaxpr, _is_convolution)
 
 
 def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None) -> str:

@@ -83,6 +83,9 @@ def test_prefer_im2col_picks_the_measured_winners_only():
     # LeNet-5's convolutions: unpadded 5x5, stride 1
     assert prefer_im2col((128, 32, 32, 1), (5, 5, 1, 6), (1, 1), "VALID") is on_cpu
     assert prefer_im2col((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), "VALID") is on_cpu
+    assert prefer_im2col((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2))) is on_cpu
+    assert not prefer_im2col((128, 28, 28, 1), (3, 3, 1, 6), (1, 1), "SAME")       # kernel < 5
+    assert not prefer_im2col((64, 32, 32, 16), (5, 5, 16, 16), (1, 1), "SAME")    # padded, C > 1
     # ResNet's padded 3x3, strided, dilated, or padded 5x5: XLA's convolution
     assert not prefer_im2col((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1)))
     assert not prefer_im2col((64, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1), (1, 1)))

@@ -19,6 +19,7 @@ CE = losses.softmax_cross_entropy
 ADAM = optim.adam(1e-2)
 MLP = fnn.serial(Dense(8), fnn.relu, Dropout(0.2), Dense(3))   # Dropout: per-step keys
 CNN = fnn.serial(Conv2D(2, 3), fnn.relu, Flatten(), Dense(3))
+LENET_LIKE = fnn.serial(Conv2D(2, 5, padding="VALID"), fnn.relu, Flatten(), Dense(3))  # im2col on CPU
 RNN = fnn.serial(LSTM(4), Dense(3))
 
 
@@ -60,7 +61,8 @@ def test_fused_steps_equal_single_steps(form, key):
 
 
 def test_choose_form_keeps_convolutions_out_of_a_scan_on_cpu(key):
-    cases = [(CNN, (5, 5, 1), "single"), (MLP, (2,), "scan"), (RNN, (3, 2), "scan")]
+    cases = [(CNN, (5, 5, 1), "single"), (LENET_LIKE, (6, 6, 2), "single"), (MLP, (2,), "scan"),
+             (RNN, (3, 2), "scan")]
     for model, shape, want in cases:
         step = train.make_train_step(model, CE, ADAM, jit=False)
         ts, (x, y) = _state(model, shape, key), _batch(shape)
@@ -83,6 +85,9 @@ def test_uses_convolution_finds_a_convolution_at_any_depth():
     assert fused.uses_convolution(nested, x)
     assert fused.uses_convolution(in_scan, x)
     assert not fused.uses_convolution(lambda x: jnp.tanh(x) @ jnp.ones((1, 2)), x)
+    # Conv2D's im2col lowering (slices + one matmul) counts as a convolution too
+    im2col = lambda x: fnn.layers._fast_conv.conv2d_im2col(x, jnp.ones((3, 3, 1, 2)))
+    assert fused.uses_convolution(im2col, x)
 
 
 def test_gradient_accumulation_keeps_convolutions_out_of_loops(key):

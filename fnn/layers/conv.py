@@ -161,9 +161,9 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     where `x̃` is the padded input. Runs on `jax.lax.conv_general_dilated` with
     dimension numbers `("NHWC", "HWIO", "NHWC")`, except where
     `fnn.layers._fast_conv.prefer_im2col` says im2col + one matrix product is
-    faster (unpadded, unit-stride kernels of 5×5 and up, on CPU: LeNet-5's C3
-    and C5; the training step measured 15–20 % faster); both agree up to float32
-    rounding.
+    faster (on CPU, unit-stride kernels of 5×5 and up that are unpadded or read
+    one input channel: all of LeNet-5's, whose training step it makes ~25 %
+    faster); both agree up to float32 rounding.
 
     **Arguments:**
     - `features`: number of output channels (kernels).
