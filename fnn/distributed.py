@@ -88,7 +88,7 @@ from jax.sharding import PartitionSpec as P
 __all__ = [
     "DATA_AXIS", "MODEL_AXIS", "MIN_SHARD_SIZE", "make_mesh", "data_size",
     "batch_sharding", "replicated_sharding", "shard_batch", "replicate",
-    "model_sharding", "shard_model", "make_train_step",
+    "model_sharding", "shard_model", "make_train_step", "make_fused_train_step",
 ]
 
 DATA_AXIS = "data"
@@ -322,24 +322,7 @@ def make_train_step(model, loss: Callable, optimizer, mesh: Mesh,
     _check_mesh(where, mesh)
     step = single_device_step(model, loss, optimizer, regularizer, accumulate=accumulate,
                               check_finite=check_finite, jit=False)
-    data, rep = batch_sharding(mesh), replicated_sharding(mesh)
-
-    if MODEL_AXIS not in mesh.axis_names:
-        jitted = jax.jit(step, in_shardings=(rep, data, data), out_shardings=(rep, rep),
-                         donate_argnums=0)
-    else:
-        # The state's per-leaf layout depends on its shapes, known only at trace time:
-        # constrain it there; `None` leaves the jit boundary to those constraints.
-        min_size = int(min_shard_size)
-
-        def model_parallel_step(ts, x, y):
-            layout = model_sharding(mesh, ts, min_size=min_size)
-            ts = jax.lax.with_sharding_constraint(ts, layout)
-            ts, metrics = step(ts, x, y)
-            return jax.lax.with_sharding_constraint(ts, layout), metrics
-
-        jitted = jax.jit(model_parallel_step, in_shardings=(None, data, data),
-                         out_shardings=(None, rep), donate_argnums=0)
+    jitted = _jit_on_mesh(step, mesh, batch_sharding(mesh), min_shard_size)
 
     def sharded_step(train_state, x, y):
         for name, a in (("x", x), ("y", y)):
@@ -352,3 +335,43 @@ def make_train_step(model, loss: Callable, optimizer, mesh: Mesh,
     sharded_step.__doc__ = ("step(train_state, x, y) -> (train_state, metrics), data-parallel "
                             "on a mesh; see fnn.distributed.make_train_step.")
     return sharded_step
+
+
+def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
+    """`jax.jit` of `step(ts, x, y)` with `x`, `y` placed by `data`, the state
+    replicated (or laid out per leaf on a "model" axis), the state donated."""
+    rep = replicated_sharding(mesh)
+    if MODEL_AXIS not in mesh.axis_names:
+        return jax.jit(step, in_shardings=(rep, data, data), out_shardings=(rep, rep),
+                       donate_argnums=0)
+    # The state's per-leaf layout depends on its shapes, known only at trace time:
+    # constrain it there; `None` leaves the jit boundary to those constraints.
+    min_size = int(min_shard_size)
+
+    def model_parallel_step(ts, x, y):
+        layout = model_sharding(mesh, ts, min_size=min_size)
+        ts = jax.lax.with_sharding_constraint(ts, layout)
+        ts, metrics = step(ts, x, y)
+        return jax.lax.with_sharding_constraint(ts, layout), metrics
+
+    return jax.jit(model_parallel_step, in_shardings=(None, data, data),
+                   out_shardings=(None, rep), donate_argnums=0)
+
+
+def make_fused_train_step(model, loss: Callable, optimizer, mesh: Mesh, form: str = "scan",
+                          regularizer: Callable | None = None, *, accumulate: int = 1,
+                          check_finite: bool = False, min_shard_size: int = MIN_SHARD_SIZE):
+    """`fnn.fused.make_fused_step` on a mesh: `fused(train_state, xs, ys)` runs the
+    `K = len(xs)` stacked global batches `xs: (K, batch, ...)` as one `form`
+    (`"scan"` or `"unroll"`), each batch split along `"data"` (`P(None, "data")`,
+    as `fit`'s epoch batches are), the state as in `make_train_step`. Metrics get
+    a leading axis `K`. The results equal `K` calls of `make_train_step`'s step
+    up to float rounding."""
+    from fnn import fused
+    from fnn.train import make_train_step as single_device_step
+
+    _check_mesh("fnn.distributed.make_fused_train_step", mesh)
+    step = single_device_step(model, loss, optimizer, regularizer, accumulate=accumulate,
+                              check_finite=check_finite, jit=False)
+    stacked = NamedSharding(mesh, P(None, DATA_AXIS))
+    return _jit_on_mesh(fused.fuse(step, form), mesh, stacked, min_shard_size)

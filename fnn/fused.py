@@ -33,7 +33,7 @@ import jax
 from fnn.layers import _fast_conv
 from fnn.summary import _sub_jaxprs
 
-__all__ = ["FORMS", "uses_convolution", "choose_form", "make_fused_step"]
+__all__ = ["FORMS", "uses_convolution", "choose_form", "fuse", "make_fused_step"]
 
 FORMS = ("auto", "scan", "unroll", "single")
 
@@ -79,19 +79,12 @@ def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None
     return "scan"
 
 
-def make_fused_step(step: Callable, form: str = "scan"):
-    """`fused(train_state, xs, ys) -> (train_state, metrics)`: `len(xs)` steps in one call.
+def fuse(step: Callable, form: str = "scan") -> Callable:
+    """`fused(train_state, xs, ys) -> (train_state, metrics)`, NOT jitted: `len(xs)`
+    steps of `step` (an un-jitted step) as one `form` (`"scan"` or `"unroll"`).
 
-    **Arguments:**
-    - `step(train_state, x, y) -> (train_state, metrics)`: an UN-jitted step
-      (`fnn.train.make_train_step(..., jit=False)`).
-    - `form`: `"scan"` or `"unroll"` (see the module docstring; `choose_form`
-      picks one for a given step).
-
-    **Returns:** a jitted function (its `train_state` argument donated) taking
-    `xs: (K, batch, ...)`, `ys: (K, batch, ...)`: the `K` batches, run in order.
-    Every leaf of `metrics` gets a leading axis of size `K` (step `i`'s value at
-    index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
+    For callers that jit it themselves (`fnn.distributed` adds shardings);
+    `make_fused_step` is this under `jax.jit`.
     """
     if form not in ("scan", "unroll"):
         raise ValueError(
@@ -113,4 +106,22 @@ def make_fused_step(step: Callable, form: str = "scan"):
 
     fused.__doc__ = (f"fused(train_state, xs, ys) -> (train_state, metrics): the steps as "
                      f"one {form}; see fnn.fused.make_fused_step.")
-    return jax.jit(fused, donate_argnums=0)
+    return fused
+
+
+def make_fused_step(step: Callable, form: str = "scan"):
+    """`fused(train_state, xs, ys) -> (train_state, metrics)`: `len(xs)` steps in one call.
+
+    **Arguments:**
+    - `step(train_state, x, y) -> (train_state, metrics)`: an UN-jitted step
+      (`fnn.train.make_train_step(..., jit=False)`).
+    - `form`: `"scan"` or `"unroll"` (see the module docstring; `choose_form`
+      picks one for a given step).
+
+    **Returns:** a jitted function (its `train_state` argument donated) taking
+    `xs: (K, batch, ...)`, `ys: (K, batch, ...)`: the `K` batches, run in order.
+    Every leaf of `metrics` gets a leading axis of size `K` (step `i`'s value at
+    index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
+    On a mesh: `fnn.distributed.make_fused_train_step`.
+    """
+    return jax.jit(fuse(step, form), donate_argnums=0)

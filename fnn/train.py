@@ -320,7 +320,12 @@ def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, m
                            check_finite=check_finite, mesh=mesh, jit=jit)
 
 
-def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, form):
+def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, form,
+                mesh=None):
+    if mesh is not None:
+        return distributed.make_fused_train_step(
+            model, loss, optimizer, mesh, form, regularizer, accumulate=accumulate,
+            check_finite=check_finite)
     step = make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
                            check_finite=check_finite, jit=False)
     return fused.make_fused_step(step, form)
@@ -625,7 +630,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `steps_per_call`: run this many training steps per compiled call
       (`fnn.fused.make_fused_step`), which saves a Python dispatch per step; an
       epoch's last `steps % steps_per_call` steps run one by one. The results
-      equal single steps up to float rounding. Not with `mesh`.
+      equal single steps up to float rounding. With `mesh`, the fused calls are
+      data-parallel too (`fnn.distributed.make_fused_train_step`).
     - `fused_form`: `"auto"` (default: `fnn.fused.choose_form` — single steps
       when the step contains a convolution on the CPU backend, where a scanned
       convolution gradient is several times slower; `lax.scan` otherwise),
@@ -675,9 +681,6 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if fused_form not in fused.FORMS:
         raise ValueError(f"{where}: unknown fused_form {fused_form!r}; expected one of "
                          f"{list(fused.FORMS)}.")
-    if steps_per_call > 1 and mesh is not None:
-        raise ValueError(f"{where}: steps_per_call > 1 is not supported with mesh= yet; "
-                         "use steps_per_call=1 for data-parallel training.")
     metrics = _check_metrics(where, metrics)
     if progress not in (True, False, "transient"):
         raise ValueError(f"{where}: progress must be True, False or 'transient', got {progress!r}.")
@@ -765,7 +768,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             form = fused.choose_form(_cached(_train_step, *step_key, None, False), ts,
                                      x_dev[:bs], y_dev[:bs])
         if form != "single":
-            fused_fn = _cached(_fused_step, *step_key, form)
+            fused_fn = _cached(_fused_step, *step_key, form, mesh)
     config["fused_form"] = form
     if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
         ts = distributed.shard_model(mesh, ts)

@@ -248,6 +248,28 @@ def check_fit_with_mesh_matches_fit():
     np.testing.assert_allclose(hist_1["loss"], hist_r["loss"], rtol=RTOL, atol=ATOL)
 
 
+def check_fit_with_mesh_and_steps_per_call_matches_fit():
+    # 5 steps per epoch, 2 per call: scanned pairs plus a single step, data-parallel
+    s = mlp()
+    x, y = _data((8,), n=40, seed=4)
+    kwargs = dict(epochs=2, batch_size=8, key=jax.random.key(6), progress=False)
+    ts_1, hist_1 = train.fit(s.model, s.optimizer, LOSS, (x, y), **kwargs)
+    ts_4, hist_4 = train.fit(s.model, s.optimizer, LOSS, (x, y), mesh=s.mesh, steps_per_call=2,
+                             fused_form="scan", **kwargs)
+    close(ts_1, ts_4)
+    np.testing.assert_allclose(hist_1["loss"], hist_4["loss"], rtol=RTOL, atol=ATOL)
+    leaf = jax.tree.leaves(ts_4.opt_state.params)[0]
+    assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
+    # a CNN keeps single steps on CPU ("auto"), still data-parallel
+    c = cnn()
+    xc, yc = _data((6, 6, 2), n=32, seed=5)
+    kw = dict(epochs=1, batch_size=8, key=jax.random.key(7), progress=False)
+    ts_c1, _ = train.fit(c.model, c.optimizer, LOSS, (xc, yc), **kw)
+    ts_c4, _ = train.fit(c.model, c.optimizer, LOSS, (xc, yc), mesh=c.mesh, steps_per_call=2,
+                         **kw)
+    close(ts_c1, ts_c4)
+
+
 CHECKS = {name[len("check_"):]: fn for name, fn in globals().items()
           if name.startswith("check_")}
 

@@ -31,6 +31,7 @@ CHECKS = [
     "checkpoint_between_sharded_and_single",
     "model_axis_matches_single_device",
     "fit_with_mesh_matches_fit",
+    "fit_with_mesh_and_steps_per_call_matches_fit",
 ]
 
 

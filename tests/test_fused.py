@@ -157,9 +157,6 @@ def test_bad_fused_arguments_are_clear_errors(key):
     with pytest.raises(ValueError, match=r"fit: unknown fused_form 'fast'; expected one of "
                                          r"\['auto', 'scan', 'unroll', 'single'\]"):
         train.fit(MLP, ADAM, CE, (x, y), steps_per_call=2, fused_form="fast", **kw)
-    mesh = fnn.distributed.make_mesh()
-    with pytest.raises(ValueError, match=r"fit: steps_per_call > 1 is not supported with mesh="):
-        train.fit(MLP, ADAM, CE, (x, y), steps_per_call=2, mesh=mesh, **kw)
     step = train.make_train_step(MLP, CE, ADAM, jit=False)
     with pytest.raises(ValueError, match=r"make_fused_step: form must be 'scan' or 'unroll', "
                                          r"got 'auto'"):
