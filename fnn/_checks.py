@@ -55,6 +55,16 @@ def check_floating(where: str, x) -> None:
         )
 
 
+def concrete_range(x) -> tuple[int, int] | None:
+    """`(min, max)` of a concrete, non-empty integer array (labels, ids, lengths);
+    None under `jit`/`vmap` (the values are traced, so they cannot be checked) or
+    when `x` is empty."""
+    if isinstance(x, jax.core.Tracer) or not np.size(x):
+        return None
+    v = np.asarray(x)
+    return int(v.min()), int(v.max())
+
+
 def check_positive_int(where: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError(f"{where}: {name} must be a positive int, got {value!r}.")

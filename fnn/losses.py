@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, shape_str
+from fnn._checks import check_number, concrete_range, shape_str
 from fnn.activations import log_softmax
 
 __all__ = [
@@ -183,10 +183,9 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
             f"{_where(name)}: class-id labels must have an integer dtype, {got}; {advice}."
         )
     num_classes = scores.shape[-1]
-    if not isinstance(labels, jax.core.Tracer) and labels.size:
-        # concrete labels (not under jit/vmap): check their values, as Embedding does
-        v = np.asarray(labels)
-        lo, hi = int(v.min()), int(v.max())
+    bounds = concrete_range(labels)   # checked only when concrete, as Embedding does
+    if bounds is not None:
+        lo, hi = bounds
         if lo < 0 or hi >= num_classes:
             raise ValueError(
                 f"{_where(name)}: class ids must be in [0, {num_classes - 1}] ({what} have "

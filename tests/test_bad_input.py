@@ -9,10 +9,8 @@ what was expected and what was given (API.md: "raises ValueError or TypeError at
 trace time with a message that names the layer/function, what was expected and
 what was given — never a raw XLA error").
 
-A mistake that currently gives an unclear error (or none) is listed with
-`gap(...)`: it is marked `xfail(strict=True)` with the reason, so the suite stays
-green, the gap stays visible, and the mark must be removed once the library
-gives the message in the table.
+A mistake found to give an unclear error (or none) is fixed in the library
+before its row is added: every row passes.
 
 To extend: add one `case(...)` line. Layers that several cases share are built
 once (`_built`), and inputs are tiny, so the whole table runs in seconds.
@@ -42,12 +40,6 @@ NAN = float("nan")
 
 def case(id_, trigger, exc, match):
     return pytest.param(trigger, exc, match, id=id_)
-
-
-def gap(id_, trigger, exc, match, reason):
-    """A case where fnn's error is unclear today (see the module docstring)."""
-    return pytest.param(trigger, exc, match, id=id_,
-                        marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """`Embedding`: a lookup table from integer ids to feature vectors."""
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,6 +11,7 @@ from fnn._checks import (
     check_min_rank,
     check_params,
     check_positive_int,
+    concrete_range,
     shape_str,
 )
 from fnn.core import Layer
@@ -66,9 +66,9 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
             )
         table = params["table"]
         vocab = table.shape[0]
-        if not isinstance(x, jax.core.Tracer) and np.size(x):
-            v = np.asarray(x)
-            lo, hi = int(v.min()), int(v.max())
+        bounds = concrete_range(x)
+        if bounds is not None:
+            lo, hi = bounds
             if lo < 0 or hi >= vocab:
                 raise ValueError(
                     f"Embedding: ids must be in [0, {vocab - 1}] (vocab_size {vocab}), "

@@ -64,6 +64,7 @@ from fnn._checks import (
     check_params,
     check_positive_int,
     check_rank,
+    concrete_range,
     shape_str,
 )
 from fnn.core import Layer, _accepted_keywords, as_layer
@@ -230,10 +231,6 @@ def _check_input_shape(where, input_shape):
                              hint=" Sequences are batch-first (N, T, features).")[-1]
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_lengths(where: str, lengths, n: int, t: int):
     """Validate a `lengths: (N,)` integer array against a batch of `n` sequences of `t` steps.
 
@@ -254,9 +251,9 @@ def _check_lengths(where: str, lengths, n: int, t: int):
             f"{where}: expected integer lengths, got dtype {lengths.dtype}. "
             "Convert with lengths.astype(jnp.int32)."
         )
-    if _is_concrete(lengths) and n:
-        v = np.asarray(lengths)
-        lo, hi = int(v.min()), int(v.max())
+    bounds = concrete_range(lengths)
+    if bounds is not None:
+        lo, hi = bounds
         if lo < 1 or hi > t:
             bad = lo if lo < 1 else hi
             raise ValueError(
