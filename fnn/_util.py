@@ -1,5 +1,7 @@
-"""Private array helpers shared by layers."""
+"""Private helpers shared by modules: explicit broadcasting, memoised builders."""
 from __future__ import annotations
+
+import functools
 
 
 def along_last(v, ndim: int):
@@ -9,3 +11,21 @@ def along_last(v, ndim: int):
     `jax.config.update("jax_numpy_rank_promotion", "raise")`.
     """
     return v.reshape((1,) * (ndim - 1) + v.shape)
+
+
+@functools.lru_cache(maxsize=256)
+def _memo(build, *args):
+    return build(*args)
+
+
+def memoized(build, *args):
+    """`build(*args)`, memoised on `(build, *args)`: fnn's jitted programs (steps,
+    initialisations, evaluation) are built once per model, loss, optimizer and
+    shape, so repeated calls reuse the compiled program. Unhashable arguments
+    (e.g. a model holding a list) just build anew."""
+    try:
+        return _memo(build, *args)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+        return build(*args)

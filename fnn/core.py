@@ -23,7 +23,6 @@ child accepts (so a typo is never silently swallowed).
 """
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -39,6 +38,7 @@ from fnn._checks import (
     keys_str,
     shape_str,
 )
+from fnn._util import memoized
 
 
 class Layer(NamedTuple):
@@ -240,7 +240,6 @@ def init_compiler_options() -> dict | None:
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
-@functools.lru_cache(maxsize=32)
 def _compiled_init(layer: Layer, input_shape: tuple):
     return jax.jit(lambda key: layer.init(key, input_shape),
                    compiler_options=init_compiler_options())
@@ -260,13 +259,7 @@ def init(layer, key, input_shape):
     """
     layer = as_layer(layer)
     shape = _check_init_args("init", key, input_shape)
-    try:
-        compiled = _compiled_init(layer, shape)
-    except TypeError as e:  # an unhashable layer (e.g. holding a list): no reuse
-        if "unhashable" not in str(e):
-            raise
-        compiled = _compiled_init.__wrapped__(layer, shape)
-    return compiled(key)
+    return memoized(_compiled_init, layer, shape)(key)
 
 
 # ---------------------------------------------------------------------------

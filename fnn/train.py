@@ -28,7 +28,6 @@ and history (tested). On GPU, XLA may choose non-deterministic reductions
 """
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
@@ -41,6 +40,7 @@ import numpy as np
 
 from fnn import distributed, fused
 from fnn._checks import check_input_shape, check_positive_int
+from fnn._util import memoized
 from fnn.core import Layer, init_compiler_options
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
@@ -120,14 +120,9 @@ def init_train_state(model: Layer, optimizer, key, input_shape) -> TrainState:
     """
     key = _raw_key("init_train_state", key)
     shape = check_input_shape("init_train_state", input_shape, "(d1, ..., dk)")
-    try:
-        init = _init_fn(model, optimizer, shape)
-    except TypeError:  # unhashable model or optimizer: no reuse across calls
-        init = _init_fn.__wrapped__(model, optimizer, shape)
-    return _fresh(init(key))
+    return _fresh(memoized(_init_fn, model, optimizer, shape)(key))
 
 
-@functools.lru_cache(maxsize=16)
 def _init_fn(model: Layer, optimizer, shape: tuple):
     """One compiled program for the whole initialisation (instead of one dispatch
     per initialiser op), reused by every `fit` with the same model and optimizer."""
@@ -331,23 +326,6 @@ def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, f
     return fused.make_fused_step(step, form)
 
 
-@functools.lru_cache(maxsize=32)
-def _memo(build, *args):
-    return build(*args)
-
-
-def _cached(build, *args):
-    """`build(*args)` (`fit`'s jitted steps), memoised on the arguments, so repeated
-    `fit` calls with the same model, loss and optimizer reuse the compiled program.
-    Unhashable arguments (e.g. a model holding a list) just build anew."""
-    try:
-        return _memo(build, *args)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
-        return build(*args)
-
-
 # ---------------------------------------------------------------------------
 # evaluation
 
@@ -361,7 +339,6 @@ def _eval_batch_size(where: str, batch_size, n: int) -> int:
                              else batch_size, n)
 
 
-@functools.lru_cache(maxsize=64)
 def _eval_fn(model: Layer, loss: Callable):
     def per_example_loss(pred, y):
         return jax.vmap(lambda p, t: loss(p[None], t[None]))(pred, y)
@@ -380,7 +357,6 @@ def _eval_fn(model: Layer, loss: Callable):
     return jax.jit(run)
 
 
-@functools.lru_cache(maxsize=64)
 def _predict_fn(model: Layer):
     return jax.jit(lambda params, state, x: model.apply(params, state, x, train=False)[0])
 
@@ -399,7 +375,7 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     """
     n = _check_arrays("evaluate", (x, y))
     bs = _eval_batch_size("evaluate", batch_size, n)
-    fn = _eval_fn(model, loss)
+    fn = memoized(_eval_fn, model, loss)
     parts = [fn(params, model_state, xb, yb, mask)
              for (xb, yb), mask in iter_padded_batches((x, y), bs)]
     parts = jax.device_get(parts)
@@ -414,7 +390,7 @@ def predict(model: Layer, params, model_state, x, batch_size: int | None = 256):
     """
     n = _check_arrays("predict", (x,))
     bs = _eval_batch_size("predict", batch_size, n)
-    fn = _predict_fn(model)
+    fn = memoized(_predict_fn, model)
     outs = [fn(params, model_state, xb)
             for (xb,), _ in iter_padded_batches((x,), bs)]
     return jnp.concatenate(outs, axis=0)[:n]
@@ -759,16 +735,16 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             stopped = bool(meta.get("stopped", False))
 
     step_key = (model, loss, optimizer, regularizer, accumulate, check_finite)
-    step_fn = _cached(_train_step, *step_key, mesh)
+    step_fn = memoized(_train_step, *step_key, mesh)
     x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
     fused_fn, form = None, "single"
     if steps_per_call > 1:
         form = fused_form
         if form == "auto":
-            form = fused.choose_form(_cached(_train_step, *step_key, None, False), ts,
+            form = fused.choose_form(memoized(_train_step, *step_key, None, False), ts,
                                      x_dev[:bs], y_dev[:bs])
         if form != "single":
-            fused_fn = _cached(_fused_step, *step_key, form, mesh)
+            fused_fn = memoized(_fused_step, *step_key, form, mesh)
     config["fused_form"] = form
     if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
         ts = distributed.shard_model(mesh, ts)

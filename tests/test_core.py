@@ -197,9 +197,9 @@ def test_init_compiles_the_whole_initialisation_once(key):
     chex.assert_trees_all_close(params, want_p, rtol=1e-6, atol=1e-7)
     chex.assert_trees_all_equal(state, want_s)
     assert jax.tree.structure(params) == jax.tree.structure(want_p)
-    before = fnn.core._compiled_init.cache_info().hits
+    before = fnn._util._memo.cache_info().hits
     again, _ = fnn.init(model, key, [6, 6, 2])                       # same program, reused
-    assert fnn.core._compiled_init.cache_info().hits == before + 1
+    assert fnn._util._memo.cache_info().hits == before + 1
     chex.assert_trees_all_equal(again, params)
     if jax.default_backend() == "cpu":
         assert fnn.core.init_compiler_options() == {"xla_backend_optimization_level": 1}
