@@ -5,6 +5,7 @@ The public face: re-exports only. See README.md for a tour and API.md for the co
 from fnn import (
     activations,
     checkpoint,
+    compiler,
     datasets,
     diagnostics,
     distributed,
@@ -35,4 +36,4 @@ __all__ = [
 __all__ += ["checkpoint", "preprocessing"]
 __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
-__all__ += ["distributed"]
+__all__ += ["distributed", "compiler"]

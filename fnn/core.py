@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from fnn import compiler
 from fnn._checks import (
     MissingEntryError,
     check_input_shape,
@@ -226,23 +227,9 @@ def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None
     return jax.eval_shape(lambda p, s, x: layer.apply(p, s, x)[0], params, state, x)
 
 
-def init_compiler_options() -> dict | None:
-    """XLA options for compiling an initialisation: optimisation level 1 on CPU.
-
-    Initialisers are compile-bound: XLA:CPU compiles a program with ten
-    `jax.random.normal` calls in ~14 s at its default level (superlinear in their
-    number) and the random bits and values come out bit-identical at level 1,
-    at half the compile time (LeNet-5 3.1 → 1.9 s, ResNet-20 9.7 → 5.0 s,
-    AlexNet 6.4 → 3.3 s, with the same run time). Level 0 compiles faster still
-    but runs AlexNet's init 5× slower and changes float rounding, so 1 it is.
-    Other backends: None (not measured).
-    """
-    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
-
-
 def _compiled_init(layer: Layer, input_shape: tuple):
     return jax.jit(lambda key: layer.init(key, input_shape),
-                   compiler_options=init_compiler_options())
+                   compiler_options=compiler.init_options())
 
 
 def init(layer, key, input_shape):
@@ -253,7 +240,7 @@ def init(layer, key, input_shape):
     faster on a cold start: called eagerly, every
     initialiser op is compiled on its own (LeNet-5: 5.5 s, ResNet-20: 9.2 s on
     2 CPU cores), while here the whole initialisation is one XLA program
-    compiled with `init_compiler_options()` (1.9 s and 5.0 s), and it is reused
+    compiled with `fnn.compiler.init_options()` (1.9 s and 5.0 s), and it is reused
     for the same layer and shape. Bad shapes and keys raise the layer's own
     errors (they are checked while tracing).
     """

@@ -85,6 +85,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from fnn import compiler
+
 __all__ = [
     "DATA_AXIS", "MODEL_AXIS", "MIN_SHARD_SIZE", "make_mesh", "data_size",
     "batch_sharding", "replicated_sharding", "shard_batch", "replicate",
@@ -343,7 +345,7 @@ def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
     rep = replicated_sharding(mesh)
     if MODEL_AXIS not in mesh.axis_names:
         return jax.jit(step, in_shardings=(rep, data, data), out_shardings=(rep, rep),
-                       donate_argnums=0)
+                       donate_argnums=0, compiler_options=compiler.options())
     # The state's per-leaf layout depends on its shapes, known only at trace time:
     # constrain it there; `None` leaves the jit boundary to those constraints.
     min_size = int(min_shard_size)
@@ -355,7 +357,7 @@ def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
         return jax.lax.with_sharding_constraint(ts, layout), metrics
 
     return jax.jit(model_parallel_step, in_shardings=(None, data, data),
-                   out_shardings=(None, rep), donate_argnums=0)
+                   out_shardings=(None, rep), donate_argnums=0, compiler_options=compiler.options())
 
 
 def make_fused_train_step(model, loss: Callable, optimizer, mesh: Mesh, form: str = "scan",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fnn import compiler
 from fnn._checks import check_input_shape, shape_str
 from fnn.core import Layer
 
@@ -119,7 +120,7 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
         k = ensemble_size(opt_state.step)
         return with_key(opt_state, model_state, x, y, jax.random.split(key, k))
 
-    return jax.jit(step) if jit else step
+    return jax.jit(step, compiler_options=compiler.options()) if jit else step
 
 
 def predict_all(model: Layer, params, state, x, *, transform: Callable | None = None):

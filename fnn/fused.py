@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import jax
 
+from fnn import compiler
 from fnn.layers import _fast_conv
 from fnn.summary import _sub_jaxprs
 
@@ -124,4 +125,4 @@ def make_fused_step(step: Callable, form: str = "scan"):
     index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
     On a mesh: `fnn.distributed.make_fused_train_step`.
     """
-    return jax.jit(fuse(step, form), donate_argnums=0)
+    return jax.jit(fuse(step, form), donate_argnums=0, compiler_options=compiler.options())

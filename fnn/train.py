@@ -38,10 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import distributed, fused
+from fnn import compiler, distributed, fused
 from fnn._checks import check_input_shape, check_positive_int
 from fnn._util import memoized
-from fnn.core import Layer, init_compiler_options
+from fnn.core import Layer
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 
 __all__ = [
@@ -133,7 +133,7 @@ def _init_fn(model: Layer, optimizer, shape: tuple):
         return TrainState(optimizer.init(params), model_state, k_run,
                           jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32))
 
-    return jax.jit(init, compiler_options=init_compiler_options())
+    return jax.jit(init, compiler_options=compiler.init_options())
 
 
 # ---------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
         return TrainState(opt_state, model_state, key, ts.epoch, ts.lr_scale), metrics
 
     step.__doc__ = "step(train_state, x, y) -> (train_state, metrics); see make_train_step."
-    return jax.jit(step, donate_argnums=0) if jit else step
+    return jax.jit(step, donate_argnums=0, compiler_options=compiler.options()) if jit else step
 
 
 def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, mesh=None,
@@ -354,11 +354,12 @@ def _eval_fn(model: Layer, loss: Callable):
             sums["accuracy"] = jnp.sum(correct * w)
         return sums
 
-    return jax.jit(run)
+    return jax.jit(run, compiler_options=compiler.options())
 
 
 def _predict_fn(model: Layer):
-    return jax.jit(lambda params, state, x: model.apply(params, state, x, train=False)[0])
+    return jax.jit(lambda params, state, x: model.apply(params, state, x, train=False)[0],
+                   compiler_options=compiler.options())
 
 
 def evaluate(model: Layer, params, model_state, loss: Callable, x, y,

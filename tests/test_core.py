@@ -202,7 +202,7 @@ def test_init_compiles_the_whole_initialisation_once(key):
     assert fnn._util._memo.cache_info().hits == before + 1
     chex.assert_trees_all_equal(again, params)
     if jax.default_backend() == "cpu":
-        assert fnn.core.init_compiler_options() == {"xla_backend_optimization_level": 1}
+        assert fnn.compiler.init_options() == {"xla_backend_optimization_level": 1}
 
 
 def test_init_reports_the_layers_own_errors(key):

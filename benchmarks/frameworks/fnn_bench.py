@@ -13,7 +13,10 @@ Variants (`--variant`):
   unrolled (reported per step). Here the K batches are the same batch;
 - `laxconv` (issue 7, item 4): `train_step` with `Conv2D`'s im2col fast path
   (`fnn.layers._fast_conv.prefer_im2col`) switched off in this process, so
-  every convolution runs on `lax.conv_general_dilated`: what the fast path gains.
+  every convolution runs on `lax.conv_general_dilated`: what the fast path gains;
+- `xladefaults` (issue 7, item 4): `make_train_step(jit=False)` under a plain
+  `jax.jit(..., donate_argnums=0)`, i.e. without `fnn.compiler.options()`:
+  what fnn's XLA options gain.
 """
 from __future__ import annotations
 
@@ -45,9 +48,12 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     key = jax.random.key(0)
     versions = jax_versions(fnn=fnn.__version__)
 
-    if variant == "train_step":
+    if variant in ("train_step", "xladefaults"):
         ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
         train_step = fnn.train.make_train_step(model, loss, opt)
+        if variant == "xladefaults":
+            train_step = jax.jit(fnn.train.make_train_step(model, loss, opt, jit=False),
+                                 donate_argnums=0)
 
         def step(ts):
             ts, metrics = train_step(ts, x, y)
@@ -87,4 +93,4 @@ def build(w: workloads.Workload, variant: str) -> Bench:
 
 
 if __name__ == "__main__":
-    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "laxconv"))
+    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults"))

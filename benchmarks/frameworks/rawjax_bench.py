@@ -5,6 +5,10 @@ projected inside each scan step as fnn's default does, BatchNorm with the biased
 decay-0.9 running statistics, option-A ResNet shortcuts, PyTorch's Adam), but
 no layer abstraction, no validation and no extras in the step: the baseline
 for "fnn adds no abstraction tax" (issue 7, item 2).
+
+Variant `fnn_options`: the same step jitted with `fnn.compiler.options()` (the
+XLA options fnn compiles its own steps with), so that fnn and raw JAX can also
+be compared at equal compiler settings.
 """
 from __future__ import annotations
 
@@ -219,10 +223,14 @@ def build(w: workloads.Workload, variant: str) -> Bench:
             opt[1], model_state, x, y)
         return (adam_update(opt, grads), model_state), loss
 
-    step = jax.jit(step, donate_argnums=0)
+    options = None
+    if variant == "fnn_options":
+        import fnn.compiler
+        options = fnn.compiler.options()
+    step = jax.jit(step, donate_argnums=0, compiler_options=options)
     return Bench(lambda c: step(c, x, y), (adam_init(params), model_state), jax_sync,
                  jax_versions())
 
 
 if __name__ == "__main__":
-    main(build, "rawjax")
+    main(build, "rawjax", ("default", "fnn_options"))
