@@ -315,6 +315,15 @@ def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, m
                            check_finite=check_finite, mesh=mesh, jit=jit)
 
 
+def _auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, x, y):
+    """`fused.choose_form` for this step on batches shaped like `x`, `y`
+    (`ShapeDtypeStruct`s): traced once per model, settings and batch shape."""
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    ts = jax.eval_shape(_init_fn(model, optimizer, tuple(x.shape[1:])), key)
+    step = _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, None, False)
+    return fused.choose_form(step, ts, x, y)
+
+
 def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, form,
                 mesh=None):
     if mesh is not None:
@@ -742,8 +751,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if steps_per_call > 1:
         form = fused_form
         if form == "auto":
-            form = fused.choose_form(memoized(_train_step, *step_key, None, False), ts,
-                                     x_dev[:bs], y_dev[:bs])
+            batch = [jax.ShapeDtypeStruct((bs, *a.shape[1:]), a.dtype) for a in (x_dev, y_dev)]
+            form = memoized(_auto_form, *step_key, *batch)
         if form != "single":
             fused_fn = memoized(_fused_step, *step_key, form, mesh)
     config["fused_form"] = form

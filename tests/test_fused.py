@@ -139,6 +139,9 @@ def test_fit_auto_form_runs_single_steps_for_a_cnn_on_cpu(key, tmp_path):
     assert h4 == h1                                                   # the very same steps
     chex.assert_trees_all_equal(ts4.params, ts1.params)
     assert CheckpointManager(tmp_path).load_metadata(1)["config"]["fused_form"] == "single"
+    misses = fnn._util._memo.cache_info().misses
+    train.fit(CNN, ADAM, CE, (x, y), steps_per_call=4, **kw)   # the form is not traced again,
+    assert fnn._util._memo.cache_info().misses == misses          # nor any program rebuilt
 
 
 def test_fit_reports_a_nan_inside_a_fused_call(key):
