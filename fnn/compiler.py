@@ -20,7 +20,9 @@ Two kinds of program, two measured choices, both for the CPU backend only
   optimisation level 1 (random initialisers are compile-bound; see its docstring).
 
 Both are plain XLA debug options, so a user's own `jax.jit` takes them too:
-`jax.jit(step, compiler_options=fnn.compiler.options())`. They are checked once
+`jax.jit(step, compiler_options=fnn.compiler.options())`; and a step fnn builds runs
+under XLA's defaults when jitted plainly: `jax.jit(make_train_step(..., jit=False))`
+(what the benchmark's `fnn_xladefaults` does). They are checked once
 per process against the installed jaxlib: a jaxlib that does not know an option
 gets `None` (its defaults) instead of a compile error.
 """
