@@ -11,7 +11,7 @@ Two kinds of program, two measured choices, both for the CPU backend only
   cores, jax 0.10.2, training step, default / these options: ResNet-20
   (batch 64) 449 / 234 ms, ResNet-8 1.6×, ResNet-20 with projection shortcuts
   1.7×, Inception 1.4×, ResNet-18 1.08×, AlexNet 1.02×, LeNet-5 1.07–1.12×,
-  LSTM 1.12×, MLP 1.00×; forward passes alike (ResNet-20 1.5×, Inception 2.2×,
+  LSTM 1.12×, MLP 0.96–1.0×; forward passes alike (ResNet-20 1.5×, Inception 2.2×,
   MLP 1.35×, LeNet-5 1.00×). Keeping no YNNPACK fusion at all lost ~20 % of that
   on ResNet-20 (its BatchNorm reductions), keeping element-wise fusions too slowed
   the MLP and the LSTM by 30 %. Results agree with XLA's defaults up to float32
