@@ -11,12 +11,12 @@ MLP −12 %, LSTM −8 % per step). Two forms:
 
 **The convolution trap.** On XLA:CPU, a convolution's weight gradient inside a
 `lax.scan`/`while` body is compiled into a much slower loop than the same
-convolution at the top level (measured: LeNet-5 2.5× slower per step with 4
-scanned steps, ~80× for one convolution in isolation), and unrolling gains
-nothing over single steps there (LeNet-5 1.07× slower at 2.2× the compile
-time; benchmarks/RESULTS.md, item 3). With `Conv2D`'s im2col lowering the
-scan costs less but still loses (LeNet-5 +6 %, unrolled +29 %), so it counts
-as a convolution too. So `choose_form` (`form="auto"`) keeps
+convolution at the top level (measured with `fnn.compiler.options()`: ResNet-20
+10 s per step with 2 scanned steps against 0.28 s single, LeNet-5 on `lax.conv`
+3.3× slower; ~80× for one convolution in isolation), and unrolling gains
+nothing over single steps there (benchmarks/RESULTS.md, item 3). `Conv2D`'s
+im2col lowering scans about as fast as it steps (LeNet-5 18.2 vs 18.4 ms), so
+counting it as a convolution costs nothing. So `choose_form` (`form="auto"`) keeps
 single steps for a step that contains a convolution on the CPU backend, and
 scans otherwise. The rule looks at the traced step (its jaxpr), not at the model's
 class, so it also catches a convolution hidden in a user's own layer.

@@ -320,7 +320,7 @@ def _auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, x,
     (`ShapeDtypeStruct`s): traced once per model, settings and batch shape."""
     key = jax.ShapeDtypeStruct((2,), jnp.uint32)
     ts = jax.eval_shape(_init_fn(model, optimizer, tuple(x.shape[1:])), key)
-    step = _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, None, False)
+    step = _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, jit=False)
     return fused.choose_form(step, ts, x, y)
 
 
@@ -330,8 +330,7 @@ def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, f
         return distributed.make_fused_train_step(
             model, loss, optimizer, mesh, form, regularizer, accumulate=accumulate,
             check_finite=check_finite)
-    step = make_train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                           check_finite=check_finite, jit=False)
+    step = _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, jit=False)
     return fused.make_fused_step(step, form)
 
 

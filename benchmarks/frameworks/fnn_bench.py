@@ -50,10 +50,11 @@ def build(w: workloads.Workload, variant: str) -> Bench:
 
     if variant in ("train_step", "xladefaults"):
         ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
-        train_step = fnn.train.make_train_step(model, loss, opt)
         if variant == "xladefaults":
             train_step = jax.jit(fnn.train.make_train_step(model, loss, opt, jit=False),
                                  donate_argnums=0)
+        else:
+            train_step = fnn.train.make_train_step(model, loss, opt)
 
         def step(ts):
             ts, metrics = train_step(ts, x, y)

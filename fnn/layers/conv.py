@@ -162,7 +162,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     dimension numbers `("NHWC", "HWIO", "NHWC")`, except where
     `fnn.layers._fast_conv.prefer_im2col` says im2col + one matrix product is
     faster (on CPU, unit-stride kernels of 5×5 and up that are unpadded or read
-    one input channel: all of LeNet-5's, whose training step it makes ~25 %
+    one input channel: all of LeNet-5's, whose training step it makes 10–25 %
     faster); both agree up to float32 rounding.
 
     **Arguments:**
