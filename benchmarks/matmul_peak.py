@@ -1,12 +1,18 @@
-"""The machine's float32 matrix-multiply rate: `(n, n) @ (n, n)`, n = 2048 by default.
+"""The machine's float32 matrix-multiply rate: `(n, n) @ (n, n)`.
 
-    python -m benchmarks.matmul_peak [--n 2048] [--repeats 10] [--json]
+    python -m benchmarks.matmul_peak [--n N] [--repeats 10] [--json]
 
-Times the product through `jax.jit` (XLA:CPU's Eigen/oneDNN dot) and, when it
-is installed, through `torch.mm` (oneDNN/MKL), with the same thread settings as
-the framework benchmarks (`benchmarks.frameworks`). One product is `2·n³`
-FLOPs. The reported `peak_gflops` is the best of the two libraries' best
-repeats: the reference for "fraction of the matmul peak" in `benchmarks.run`.
+Times the product through `jax.jit` (XLA:CPU's Eigen/oneDNN dot, or cuBLAS)
+and, when it is installed, through `torch.mm` (oneDNN/MKL, or cuBLAS), with the
+same thread settings as the framework benchmarks (`benchmarks.frameworks`).
+One product is `2·n³` FLOPs. The reported `peak_gflops` is the best of the two
+libraries' best repeats: the reference for "fraction of the matmul peak" in
+`benchmarks.run`.
+
+n defaults to 2048 on CPU and 8192 on a GPU (2048² is far too small to fill
+one). Each library runs at its own default float32 precision, the one its
+training steps use: on NVIDIA GPUs JAX's default is TF32 and PyTorch's is full
+float32 (so the peak there is JAX's TF32 rate); on CPU both are float32.
 """
 from __future__ import annotations
 
@@ -33,13 +39,21 @@ def _rate(fn, sync, n: int, repeats: int) -> dict:
             "median_gflops": round(flops / float(np.median(times)) / 1e9, 2)}
 
 
-def measure(n: int = 2048, repeats: int = 10) -> dict:
+def default_n() -> int:
+    import jax
+
+    return 2048 if jax.default_backend() == "cpu" else 8192
+
+
+def measure(n: int | None = None, repeats: int = 10) -> dict:
+    import jax
+
+    n = default_n() if n is None else n
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    out = {"n": n, "repeats": repeats}
-
-    import jax
+    dev = jax.devices()[0]
+    out = {"n": n, "repeats": repeats, "device": f"{dev.platform}:{dev.device_kind}"}
 
     ja, jb = jax.device_put(a), jax.device_put(b)
     mm = jax.jit(lambda x, y: x @ y)
@@ -49,15 +63,24 @@ def measure(n: int = 2048, repeats: int = 10) -> dict:
         import torch
 
         torch.set_num_threads(THREADS)
+        cuda = torch.cuda.is_available()
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = _rate(lambda: torch.mm(ta, tb), lambda r: r, n, repeats)
+        if cuda:
+            ta, tb = ta.cuda(), tb.cuda()
+
+        def sync(r):
+            if cuda:
+                torch.cuda.synchronize()
+            return r
+
+        out["torch"] = _rate(lambda: torch.mm(ta, tb), sync, n, repeats)
     out["peak_gflops"] = max(v["best_gflops"] for v in out.values() if isinstance(v, dict))
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=2048)
+    p.add_argument("--n", type=int, default=None, help="default: 2048 on CPU, 8192 on a GPU")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -69,7 +92,8 @@ def main() -> None:
         if lib in result:
             r = result[lib]
             print(f"{lib:>6}: {r['best_gflops']:8.1f} GFLOP/s best, "
-                  f"{r['median_gflops']:8.1f} median ({args.n}² float32, {args.repeats} repeats)")
+                  f"{r['median_gflops']:8.1f} median ({result['n']}² float32, "
+                  f"{args.repeats} repeats, {result['device']})")
     print(f"  peak: {result['peak_gflops']:.1f} GFLOP/s")
 
 

@@ -8,18 +8,20 @@
 Every (workload, framework) pair runs in its own process (`python -m
 benchmarks.frameworks.<name>_bench --workload W --json`) with the same thread
 settings (`BENCH_THREADS`, default all cores; `XLA_FLAGS` passed through).
-Each repeat first measures the float32 2048² matmul rate (`benchmarks.matmul_peak`)
+Each repeat first measures the float32 n² matmul rate (`benchmarks.matmul_peak`;
+n = 2048 on CPU, 8192 on a GPU)
 and then runs every workload with the frameworks in an order that rotates from
 repeat to repeat, so that the machine's slow drifts hit every framework alike.
 
 Reported per pair (medians over repeats): compile time (first call), ms per
 step (median, and the 10th-90th percentile of single steps), examples/s, peak
-RSS, FLOPs per step (`6 × forward MACs × batch`, from `fnn.summary`; see
-`benchmarks.workloads`), achieved GFLOP/s and its fraction of the best matmul
-rate measured in the same run, and `peer/fnn`: the peer's time per step over
-fnn's, taken within each repeat and then the median over repeats (> 1: fnn is
-faster). The load average is recorded next to every number: on a shared
-machine, compare only numbers from one run. Results go to `--out` as JSON.
+RSS (and on a GPU peak device memory), FLOPs per step (`6 × forward MACs ×
+batch`, from `fnn.summary`; see `benchmarks.workloads`), achieved GFLOP/s and
+its fraction of the best matmul rate measured in the same run, and
+`peer/fnn`: the peer's time per step over fnn's, taken within each repeat and
+then the median over repeats (> 1: fnn is faster). The load average is
+recorded next to every number: on a shared machine, compare only numbers from
+one run. Results go to `--out` as JSON.
 
 The peers are optional (`pip install -e ".[bench]"`); a
 framework whose library is not installed is skipped with the reason.
@@ -69,6 +71,8 @@ FRAMEWORKS = {f.name: f for f in [
     Framework("torch", "torch_bench", None, ("torch",), jax=False),
     Framework("torch_channels_last", "torch_bench", "channels_last", ("torch",),
               only=("lenet5", "resnet20"), jax=False),
+    # on NVIDIA GPUs: float32 products in TF32, as JAX computes them by default
+    Framework("torch_tf32", "torch_bench", "tf32", ("torch",), jax=False),
 ]}
 DEFAULT_FRAMEWORKS = ("fnn", "rawjax", "flax_linen", "equinox", "haiku", "torch",
                       "torch_channels_last")
@@ -150,7 +154,9 @@ def bench_once(fw: Framework, workload: str, args) -> dict:
 
 def matmul_once(args) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.matmul_peak", "--json",
-           "--n", str(256 if args.smoke else 2048), "--repeats", "3" if args.smoke else "10"]
+           "--repeats", "3" if args.smoke else "10"]
+    if args.smoke:
+        cmd += ["--n", "256"]
     lines, err = run_json(cmd, args.timeout)
     if err or not lines:
         return {"error": err or "printed no JSON line", "load": load()}
@@ -203,6 +209,8 @@ def aggregate(runs: list[dict], names: list[str], fws: list[str], peak: float | 
                 "compile_s": round(_median([r["compile_s"] for r in mine]), 3),
                 "examples_per_s": round(w.batch / (med / 1e3), 1),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                "peak_device_mb": max((r.get("peak_device_mb") or 0 for r in mine),
+                                      default=0) or None,
                 "gflops": round(gflops, 2),
                 "fraction_of_peak": round(gflops / peak, 4) if peak else None,
                 "ratio_to_fnn": round(_median(ratios), 4) if ratios else None,
@@ -261,8 +269,24 @@ def targets(table: dict, peak: float | None) -> list[str]:
 # output
 
 
-def format_table(table: dict, peak: float | None, loads: list) -> str:
-    head = ("workload", "framework", "ms/step", "p10-p90", "min", "compile s", "ex/s", "RSS MB",
+def peak_label(matmuls: list[dict]) -> str:
+    """What the matmul peak was measured on, e.g. 'float32 8192², gpu:NVIDIA H100 80GB HBM3'."""
+    done = [m for m in matmuls if "peak_gflops" in m]
+    if not done:
+        return "float32"
+    n, device = done[0].get("n", 2048), done[0].get("device")
+    return f"float32 {n}²" + (f", {device}" if device else "")
+
+
+def _memory(row: dict) -> str:
+    """Peak RSS, and the device's peak after a slash when there is one (MB)."""
+    dev = row.get("peak_device_mb")
+    return f"{row['peak_rss_mb']:.0f}" + (f" / {dev:.0f}" if dev else "")
+
+
+def format_table(table: dict, peak: float | None, loads: list, label: str = "float32") -> str:
+    head = ("workload", "framework", "ms/step", "p10-p90", "min", "compile s", "ex/s",
+            "RSS (/dev) MB",
             "GFLOP/s", "% peak", "peer/fnn", "(min)")
     body = []
     for wname, entry in table.items():
@@ -276,7 +300,7 @@ def format_table(table: dict, peak: float | None, loads: list) -> str:
                 wname, fname, f"{row['ms_per_step']:.2f}",
                 f"{row['ms_p10']:.2f}-{row['ms_p90']:.2f}", f"{row['ms_min']:.2f}",
                 f"{row['compile_s']:.2f}",
-                f"{row['examples_per_s']:,.0f}", f"{row['peak_rss_mb']:.0f}",
+                f"{row['examples_per_s']:,.0f}", _memory(row),
                 f"{row['gflops']:.1f}", "" if frac is None else f"{100 * frac:.1f}",
                 "" if ratio is None else f"{ratio:.2f}",
                 "" if ratio_min is None else f"{ratio_min:.2f}"))
@@ -286,7 +310,7 @@ def format_table(table: dict, peak: float | None, loads: list) -> str:
     rule = "-" * len(fmt(head))
     lo = min(x[0] for x in loads) if loads else float("nan")
     hi = max(x[0] for x in loads) if loads else float("nan")
-    lines = [f"matmul peak (float32 2048², best of the run): "
+    lines = [f"matmul peak ({label}, best of the run): "
              f"{peak:.1f} GFLOP/s" if peak else "matmul peak: not measured",
              f"1-minute load average during the run: {lo:.2f} to {hi:.2f} "
              f"on {os.cpu_count()} cores", rule, fmt(head), rule]
@@ -303,10 +327,10 @@ def format_table(table: dict, peak: float | None, loads: list) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(table: dict, peak: float | None) -> str:
+def format_markdown(table: dict, peak: float | None, label: str = "float32") -> str:
     """The table as Markdown (for benchmarks/RESULTS.md)."""
     lines = ["| workload | framework | ms/step (median) | p10–p90 | min | compile s | examples/s "
-             "| peak RSS MB | GFLOP/s | % of matmul peak | peer/fnn | peer/fnn (min) |",
+             "| peak RSS (/ device) MB | GFLOP/s | % of matmul peak | peer/fnn | peer/fnn (min) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for wname, entry in table.items():
         for fname, row in entry["frameworks"].items():
@@ -318,12 +342,12 @@ def format_markdown(table: dict, peak: float | None) -> str:
             lines.append(
                 f"| {wname} | {fname} | {row['ms_per_step']:.2f} | {row['ms_p10']:.2f}–"
                 f"{row['ms_p90']:.2f} | {row['ms_min']:.2f} | {row['compile_s']:.2f} | "
-                f"{row['examples_per_s']:,.0f} | {row['peak_rss_mb']:.0f} | {row['gflops']:.1f} | "
+                f"{row['examples_per_s']:,.0f} | {_memory(row)} | {row['gflops']:.1f} | "
                 f"{'' if frac is None else f'{100 * frac:.1f}'} | "
                 f"{'' if ratio is None else f'{ratio:.2f}'} | "
                 f"{'' if rmin is None else f'{rmin:.2f}'} |")
     if peak:
-        lines.append(f"\nMatmul peak (float32 2048², best of the run): {peak:.1f} GFLOP/s.")
+        lines.append(f"\nMatmul peak ({label}, best of the run): {peak:.1f} GFLOP/s.")
     return "\n".join(lines)
 
 
@@ -368,11 +392,12 @@ def main(argv=None) -> dict:
         fws = list(dict.fromkeys(r["framework"] for r in result["runs"]))
         table = aggregate(result["runs"], names, fws, peak, result["settings"]["smoke"])
         result["workloads"], result["targets"] = table, targets(table, peak)
-        print(format_table(table, peak, [r["load_before"] for r in result["runs"]]))
+        label = peak_label(result.get("matmul", []))
+        print(format_table(table, peak, [r["load_before"] for r in result["runs"]], label))
         print("\n".join("  " + c for c in result["targets"]))
         if args.markdown:
             with open(args.markdown, "w") as f:
-                f.write(format_markdown(table, peak) + "\n")
+                f.write(format_markdown(table, peak, label) + "\n")
         return result
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     for n in names:
@@ -427,7 +452,8 @@ def main(argv=None) -> dict:
             table[wname]["frameworks"][f] = {"error": f"skipped: {why}"}
     checks = [] if args.smoke else targets(table, peak)
     print()
-    print(format_table(table, peak, loads))
+    label = peak_label(matmuls)
+    print(format_table(table, peak, loads, label))
     if checks:
         print("\nissue 7 targets:")
         print("\n".join("  " + c for c in checks))
@@ -438,6 +464,8 @@ def main(argv=None) -> dict:
                              *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
+                    "devices": sorted({r["versions"]["device"] for r in runs
+                                       if "device" in r.get("versions", {})}),
                     "platform": platform.platform(), "python": platform.python_version()},
         "settings": {"threads": os.environ.get("BENCH_THREADS") or os.cpu_count(),
                      "xla_flags": os.environ.get("XLA_FLAGS", ""), "repeats": args.repeats,
@@ -459,7 +487,7 @@ def main(argv=None) -> dict:
     print(f"\nwrote {args.out}")
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(format_markdown(table, peak) + "\n")
+            f.write(format_markdown(table, peak, label) + "\n")
         print(f"wrote {args.markdown}")
     return result
 

@@ -11,7 +11,9 @@ A framework module defines `build(workload, variant) -> Bench` and ends with
    (a call that runs K fused steps counts as K steps of 1/K of its time).
 
 `peak_rss_mb` is the process's peak resident memory (`ru_maxrss`) at the end,
-runtime and compiled code included.
+runtime and compiled code included; on a GPU, `peak_device_mb` is the peak of
+the library's device allocator (JAX's `memory_stats()["peak_bytes_in_use"]`,
+`torch.cuda.max_memory_allocated()`), None on CPU.
 """
 from __future__ import annotations
 
@@ -96,6 +98,7 @@ def run(bench: Bench, w: workloads.Workload, steps: int, warmup: int) -> dict:
         "warmup": warmup,
         "examples_per_s": round(w.batch / (median / 1000.0), 2),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_device_mb": device_peak_mb(),
         "first_loss": round(first_loss, 5),
         "last_loss": round(float(loss), 5),
     }
@@ -104,6 +107,25 @@ def run(bench: Bench, w: workloads.Workload, steps: int, warmup: int) -> dict:
 def _peak_rss_mb() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+
+
+def device_peak_mb() -> float | None:
+    """Peak accelerator memory of the library this process ran (one per process), or None.
+
+    JAX: the default device's allocator statistics (None on CPU, where JAX keeps
+    none); PyTorch: `torch.cuda.max_memory_allocated()` when CUDA was used.
+    """
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        dev = jax.devices()[0]
+        stats = dev.memory_stats() if dev.platform != "cpu" else None
+        if stats and "peak_bytes_in_use" in stats:
+            return round(stats["peak_bytes_in_use"] / 2**20, 1)
+    return None
 
 
 def parse_args(framework: str, variants: tuple[str, ...]):

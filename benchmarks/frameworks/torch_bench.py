@@ -4,7 +4,15 @@ models (NCHW), `nn.LSTM(batch_first=True)`, `torch.optim.Adam`, `F.cross_entropy
 
 Variants (`--variant`): `eager` (default, NCHW) and `channels_last` (the
 convolution models and their input in `torch.channels_last` memory format,
-which oneDNN prefers on CPU). `torch.set_num_threads(BENCH_THREADS)`.
+which oneDNN prefers on CPU and cuDNN on GPU); `tf32`: `eager` with float32
+matrix products in TF32 as well (`torch.set_float32_matmul_precision("high")`),
+the arithmetic JAX uses for float32 on NVIDIA GPUs by default; PyTorch's own
+default keeps products in full float32 and only convolutions in TF32. On CPU
+`tf32` changes nothing. `torch.set_num_threads(BENCH_THREADS)`.
+
+The model and batch live on the GPU when `torch.cuda.is_available()` (like JAX,
+which takes the accelerator when there is one), and every timed step ends with
+`torch.cuda.synchronize()`.
 """
 from __future__ import annotations
 
@@ -93,6 +101,9 @@ def make_model(w: workloads.Workload) -> nn.Module:
 def build(w: workloads.Workload, variant: str) -> Bench:
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if variant == "tf32":
+        torch.set_float32_matmul_precision("high")
     x, y = workloads.synthetic_batch(w)
     x, y = torch.from_numpy(x), torch.from_numpy(y).long()
     model = make_model(w)
@@ -101,6 +112,7 @@ def build(w: workloads.Workload, variant: str) -> Bench:
         if variant == "channels_last":
             x = x.contiguous(memory_format=torch.channels_last)
             model = model.to(memory_format=torch.channels_last)
+    x, y, model = x.to(device), y.to(device), model.to(device)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -111,10 +123,17 @@ def build(w: workloads.Workload, variant: str) -> Bench:
         opt.step()
         return state, loss.detach()
 
-    return Bench(step, None, lambda obj: obj,
-                 {"torch": torch.__version__, "device": "cpu",
-                  "mkldnn": bool(torch.backends.mkldnn.is_available())})
+    def sync(obj):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return obj
+
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    return Bench(step, None, sync,
+                 {"torch": torch.__version__, "device": f"{device.type}:{name}",
+                  "mkldnn": bool(torch.backends.mkldnn.is_available()),
+                  "float32_matmul_precision": torch.get_float32_matmul_precision()})
 
 
 if __name__ == "__main__":
-    main(build, "torch", ("eager", "channels_last"))
+    main(build, "torch", ("eager", "channels_last", "tf32"))
