@@ -61,6 +61,27 @@ def test_step_traces_once_across_a_whole_fit(key):
     assert len(history["loss"]) == 3
 
 
+def test_each_step_draws_its_dropout_key_by_folding_in_the_update_count(key):
+    """The step's key is `fold_in(ts.key, step)`: new every step, `ts.key` untouched."""
+
+    def apply(params, state, x, *, key=None, train=False):
+        y, _ = MLP.apply(params, {}, x)
+        return y, {"seen": key}                 # the key the model was given, as state
+
+    spy = fnn.Layer(lambda k, shape: (MLP.init(k, shape)[0], {"seen": jnp.zeros(2, jnp.uint32)}),
+                    apply, "Spy")
+    ts = train.init_train_state(spy, SGD, key, (2,))
+    step = train.make_train_step(spy, CE, SGD)
+    run_key = np.asarray(ts.key)
+    seen = []
+    for n in range(3):
+        ts, _ = step(ts, X[:8], Y[:8])
+        np.testing.assert_array_equal(np.asarray(ts.key), run_key)
+        seen.append(np.asarray(ts.model_state["seen"]))
+        np.testing.assert_array_equal(seen[-1], np.asarray(jax.random.fold_in(run_key, n)))
+    assert len({tuple(k) for k in seen}) == 3
+
+
 def test_gradient_accumulation_equals_full_batch_gradient(key):
     model = fnn.serial(Conv2D(4, 3), fnn.relu, Flatten(), Dense(3))
     x = jax.random.normal(key, (8, 6, 6, 1))
