@@ -25,15 +25,22 @@ under XLA's defaults when jitted plainly: `jax.jit(make_train_step(..., jit=Fals
 (what the benchmark's `fnn_xladefaults` does). They are checked once
 per process against the installed jaxlib: a jaxlib that does not know an option
 gets `None` (its defaults) instead of a compile error.
+
+JAX takes `compiler_options` on a top-level `jax.jit` only: called inside another
+`jit`, `grad`, `lax.scan` or `make_jaxpr`, such a function raises. fnn's programs
+are built with `jit(fn, options)` below, which uses the options at the top level
+and a plain `jax.jit` inside another transformation (where the caller's program
+is what gets compiled), so a step fnn builds composes like any jitted function.
 """
 from __future__ import annotations
 
 import functools
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 
-__all__ = ["options", "init_options"]
+__all__ = ["options", "init_options", "jit"]
 
 _CPU_STEP_OPTIONS = (("xla_cpu_experimental_ynn_fusion_type", "LIBRARY_FUSION_TYPE_REDUCE"),)
 _CPU_INIT_OPTIONS = (("xla_backend_optimization_level", 1),)
@@ -78,3 +85,31 @@ def init_options() -> dict | None:
     Other backends: None (not measured).
     """
     return _on_cpu(_CPU_INIT_OPTIONS)
+
+
+# The trace state at import (top level: no transformation active).
+_TOP_LEVEL = jax.extend.core.get_opaque_trace_state()
+
+
+def jit(fn, options: dict | None, **jit_kwargs):
+    """`jax.jit(fn, compiler_options=options, **jit_kwargs)` that also works inside a trace.
+
+    Called at the top level, the returned function runs the program compiled
+    with `options`; called inside another transformation (`jax.jit`, `grad`,
+    `vmap`, `lax.scan`, `make_jaxpr`), it is `jax.jit(fn, **jit_kwargs)`, which
+    JAX accepts there. Both compute the same values. `lower`, `trace` and
+    `eval_shape` are the top-level function's. With no options: plain `jax.jit`.
+    """
+    if not options:
+        return jax.jit(fn, **jit_kwargs)
+    top = jax.jit(fn, compiler_options=options, **jit_kwargs)
+    nested = jax.jit(fn, **jit_kwargs)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if jax.extend.core.get_opaque_trace_state() == _TOP_LEVEL:
+            return top(*args, **kwargs)
+        return nested(*args, **kwargs)
+
+    call.lower, call.trace, call.eval_shape = top.lower, top.trace, top.eval_shape
+    return call

@@ -228,8 +228,7 @@ def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None
 
 
 def _compiled_init(layer: Layer, input_shape: tuple):
-    return jax.jit(lambda key: layer.init(key, input_shape),
-                   compiler_options=compiler.init_options())
+    return compiler.jit(lambda key: layer.init(key, input_shape), compiler.init_options())
 
 
 def init(layer, key, input_shape):

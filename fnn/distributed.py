@@ -344,8 +344,8 @@ def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
     replicated (or laid out per leaf on a "model" axis), the state donated."""
     rep = replicated_sharding(mesh)
     if MODEL_AXIS not in mesh.axis_names:
-        return jax.jit(step, in_shardings=(rep, data, data), out_shardings=(rep, rep),
-                       donate_argnums=0, compiler_options=compiler.options())
+        return compiler.jit(step, compiler.options(), in_shardings=(rep, data, data),
+                            out_shardings=(rep, rep), donate_argnums=0)
     # The state's per-leaf layout depends on its shapes, known only at trace time:
     # constrain it there; `None` leaves the jit boundary to those constraints.
     min_size = int(min_shard_size)
@@ -356,8 +356,8 @@ def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
         ts, metrics = step(ts, x, y)
         return jax.lax.with_sharding_constraint(ts, layout), metrics
 
-    return jax.jit(model_parallel_step, in_shardings=(None, data, data),
-                   out_shardings=(None, rep), donate_argnums=0, compiler_options=compiler.options())
+    return compiler.jit(model_parallel_step, compiler.options(), in_shardings=(None, data, data),
+                        out_shardings=(None, rep), donate_argnums=0)
 
 
 def make_fused_train_step(model, loss: Callable, optimizer, mesh: Mesh, form: str = "scan",

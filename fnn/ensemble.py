@@ -120,7 +120,7 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
         k = ensemble_size(opt_state.step)
         return with_key(opt_state, model_state, x, y, jax.random.split(key, k))
 
-    return jax.jit(step, compiler_options=compiler.options()) if jit else step
+    return compiler.jit(step, compiler.options()) if jit else step
 
 
 def predict_all(model: Layer, params, state, x, *, transform: Callable | None = None):

@@ -125,4 +125,4 @@ def make_fused_step(step: Callable, form: str = "scan"):
     index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
     On a mesh: `fnn.distributed.make_fused_train_step`.
     """
-    return jax.jit(fuse(step, form), donate_argnums=0, compiler_options=compiler.options())
+    return compiler.jit(fuse(step, form), compiler.options(), donate_argnums=0)

@@ -137,7 +137,7 @@ def _init_fn(model: Layer, optimizer, shape: tuple):
         return TrainState(optimizer.init(params), model_state, k_run,
                           jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32))
 
-    return jax.jit(init, compiler_options=compiler.init_options())
+    return compiler.jit(init, compiler.init_options())
 
 
 # ---------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
         return TrainState(opt_state, model_state, ts.key, ts.epoch, ts.lr_scale), metrics
 
     step.__doc__ = "step(train_state, x, y) -> (train_state, metrics); see make_train_step."
-    return jax.jit(step, donate_argnums=0, compiler_options=compiler.options()) if jit else step
+    return compiler.jit(step, compiler.options(), donate_argnums=0) if jit else step
 
 
 def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, mesh=None,
@@ -366,12 +366,12 @@ def _eval_fn(model: Layer, loss: Callable):
             sums["accuracy"] = jnp.sum(correct * w)
         return sums
 
-    return jax.jit(run, compiler_options=compiler.options())
+    return compiler.jit(run, compiler.options())
 
 
 def _predict_fn(model: Layer):
-    return jax.jit(lambda params, state, x: model.apply(params, state, x, train=False)[0],
-                   compiler_options=compiler.options())
+    return compiler.jit(lambda params, state, x: model.apply(params, state, x, train=False)[0],
+                        compiler.options())
 
 
 def evaluate(model: Layer, params, model_state, loss: Callable, x, y,

@@ -106,3 +106,44 @@ def test_the_options_change_no_values(key):
         np.testing.assert_allclose(out[0][1]["loss"], out[1][1]["loss"], rtol=1e-5)
     chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
     chex.assert_trees_all_close(states[0].model_state, states[1].model_state, rtol=1e-4, atol=1e-6)
+
+
+def test_programs_built_with_options_compose_with_jit_scan_and_make_jaxpr(key):
+    """JAX refuses `compiler_options` on a nested jit; fnn's programs still nest."""
+    mlp = fnn.models.mlp([8, 3])
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32))
+    y = jnp.asarray(np.arange(6) % 3, jnp.int32)
+    fresh = lambda: train.init_train_state(mlp, ADAM, key, (4,))
+    step = train.make_train_step(mlp, CE, ADAM)
+
+    top, top_metrics = step(fresh(), x, y)
+    nested, nested_metrics = jax.jit(lambda ts: step(ts, x, y))(fresh())
+    chex.assert_trees_all_close((nested, nested_metrics), (top, top_metrics), rtol=1e-5, atol=1e-7)
+
+    def two_steps(ts):
+        return jax.lax.scan(lambda c, _: step(c, x, y), ts, None, length=2)
+
+    twice, _ = jax.jit(two_steps)(fresh())
+    again, _ = step(step(fresh(), x, y)[0], x, y)
+    chex.assert_trees_all_close(twice, again, rtol=1e-5, atol=1e-7)
+    jaxpr = jax.make_jaxpr(lambda ts: step(ts, x, y))(fresh())
+    assert len(jaxpr.out_avals) == len(jax.tree.leaves((top, top_metrics)))
+
+    # initialisers (compiled with init_options) nest too, with the same values
+    chex.assert_trees_all_equal(jax.jit(lambda k: fnn.init(mlp, k, (4,)))(key),
+                                fnn.init(mlp, key, (4,)))
+    chex.assert_trees_all_equal(jax.jit(lambda k: train.init_train_state(mlp, ADAM, k, (4,)))(key),
+                                fresh())
+
+
+def test_compiler_jit_uses_the_options_only_at_the_top_level():
+    """An option no XLA knows fails the top-level compile; inside a trace it is not used."""
+    f = compiler.jit(lambda v: 2.0 * v, {"fnn_no_such_option": 1})
+    a = jnp.arange(3.0)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="fnn_no_such_option"):
+        f(a)
+    chex.assert_trees_all_equal(jax.jit(lambda v: f(v) + 1.0)(a), 2.0 * a + 1.0)
+    chex.assert_trees_all_equal(jax.vmap(f)(a), 2.0 * a)
+    chex.assert_trees_all_equal(jax.grad(lambda v: f(v).sum())(a), jnp.full(3, 2.0))
+    g = compiler.jit(lambda v: 2.0 * v, None)          # no options: plain jax.jit
+    chex.assert_trees_all_equal(g(a), 2.0 * a)
