@@ -34,7 +34,8 @@ from fnn import compiler
 from fnn.layers import _fast_conv
 from fnn.summary import _sub_jaxprs
 
-__all__ = ["FORMS", "uses_convolution", "choose_form", "fuse", "make_fused_step"]
+__all__ = ["FORMS", "uses_convolution", "step_options", "choose_form", "fuse",
+           "make_fused_step"]
 
 FORMS = ("auto", "scan", "unroll", "single")
 
@@ -65,6 +66,21 @@ def uses_convolution(fn: Callable, *args) -> bool:
     Traces `fn` abstractly (`jax.make_jaxpr`); nothing is compiled or run.
     """
     return _has_eqn(jax.make_jaxpr(fn)(*args).jaxpr, _is_convolution)
+
+
+def step_options(closed_jaxpr) -> dict | None:
+    """The XLA options for a single training step, chosen from its program.
+
+    `compiler.options()` (convolutions and products off XLA:CPU's YNNPACK
+    fusions) when the step has a convolution or a loop (`scan`/`while`: an
+    LSTM), where they measured 1.1–1.9× faster; XLA's defaults (None) for a step
+    of matrix products and element-wise work only (an MLP), whose products ran
+    4–6 % faster on YNNPACK in 400-round A/Bs (benchmarks/RESULTS.md, item 4.0).
+    """
+    def heavy(eqn):
+        return _is_convolution(eqn) or eqn.primitive.name in ("scan", "while")
+
+    return compiler.options() if _has_eqn(closed_jaxpr.jaxpr, heavy) else None
 
 
 def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None) -> str:

@@ -310,7 +310,11 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
         return TrainState(opt_state, model_state, ts.key, ts.epoch, ts.lr_scale), metrics
 
     step.__doc__ = "step(train_state, x, y) -> (train_state, metrics); see make_train_step."
-    return compiler.jit(step, compiler.options(), donate_argnums=0) if jit else step
+    if not jit:
+        return step
+    # on CPU, the options follow the program (fused.step_options); elsewhere plain jax.jit
+    return compiler.jit(step, fused.step_options if compiler.options() else None,
+                        donate_argnums=0)
 
 
 def _train_step(model, loss, optimizer, regularizer, accumulate, check_finite, mesh=None,
