@@ -107,3 +107,18 @@ def test_flops_convention_and_unknown_names():
         workloads.get("vgg")
     with pytest.raises(SystemExit, match="unknown framework"):
         main(["--smoke", "--frameworks", "fnn,mxnet", "--workloads", "mlp"])
+
+
+def test_program_size_counts_kernels_and_loops(tmp_path):
+    """`benchmarks.program_size` on tiny shapes: the LSTM step has its two scans (forward
+    and backward) as `while` loops, the MLP none; every step compiles to some kernels."""
+    out = tmp_path / "size.json"
+    text = _run(["benchmarks.program_size", "--tiny", "--workloads", "mlp,lstm",
+                 "--frameworks", "fnn,rawjax", "--out", str(out)])
+    assert "jaxpr eqns" in text
+    steps = json.loads(out.read_text())["steps"]
+    assert set(steps) == {"mlp/fnn", "mlp/rawjax", "lstm/fnn", "lstm/rawjax"}
+    for key, row in steps.items():
+        assert row["jaxpr_eqns"] > 20 and row["kernels"] > 5, key
+        assert row["kernels"] == sum(row["by_opcode"].values())
+        assert row["loops"] == (2 if key.startswith("lstm") else 0), key

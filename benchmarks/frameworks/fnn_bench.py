@@ -29,6 +29,8 @@ import fnn.train
 from benchmarks import workloads
 from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
 
+VARIANTS = ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults")
+
 
 def _disable_fast_conv() -> None:
     """Send every convolution to `lax.conv_general_dilated` (this process only)."""
@@ -94,4 +96,4 @@ def build(w: workloads.Workload, variant: str) -> Bench:
 
 
 if __name__ == "__main__":
-    main(build, "fnn", ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults"))
+    main(build, "fnn", VARIANTS)

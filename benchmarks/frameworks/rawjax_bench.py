@@ -208,6 +208,9 @@ def adam_update(opt, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     return (t, params, m, v)
 
 
+VARIANTS = ("default", "fnn_options")
+
+
 def build(w: workloads.Workload, variant: str) -> Bench:
     init, apply = MODELS[w.name](w)
     params, model_state = jax.jit(init)(jax.random.key(0))
@@ -233,4 +236,4 @@ def build(w: workloads.Workload, variant: str) -> Bench:
 
 
 if __name__ == "__main__":
-    main(build, "rawjax", ("default", "fnn_options"))
+    main(build, "rawjax", VARIANTS)
