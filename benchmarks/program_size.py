@@ -40,18 +40,9 @@ TRIVIAL = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast", "co
 
 def count_eqns(jaxpr) -> int:
     """Equations of a jaxpr, those of nested jaxprs (jit, scan, cond, custom rules) included."""
-    from jax.extend import core
+    from fnn.summary import _sub_jaxprs  # the nested jaxprs of an equation's params
 
-    def subs(value):
-        if isinstance(value, core.ClosedJaxpr):
-            return [value.jaxpr]
-        if isinstance(value, core.Jaxpr):
-            return [value]
-        if isinstance(value, (tuple, list)):
-            return [j for v in value for j in subs(v)]
-        return []
-
-    return sum(1 + sum(count_eqns(j) for v in eqn.params.values() for j in subs(v))
+    return sum(1 + sum(count_eqns(j) for v in eqn.params.values() for j in _sub_jaxprs(v))
                for eqn in jaxpr.eqns)
 
 
