@@ -32,8 +32,8 @@ def _batch(n=4, seed=0):
             jnp.asarray(rng.integers(0, 3, n).astype(np.int32)))
 
 
-def _ynn_convolutions(hlo: str, op: str = "convolution") -> int:
-    """How many YNNPACK fusions of a compiled module contain a convolution (or `op`)."""
+def _ynn_fusions_with(hlo: str, op: str = "convolution") -> int:
+    """How many YNNPACK fusions of a compiled module contain an `op` instruction."""
     bodies, name = {}, None
     for line in hlo.splitlines():
         head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
@@ -71,7 +71,7 @@ def test_every_program_fnn_compiles_keeps_convolutions_off_ynnpack(key):
     x, y = _batch()
     ts = train.init_train_state(CNN, ADAM, key, SHAPE)
     raw = train.make_train_step(CNN, CE, ADAM, jit=False)
-    if _ynn_convolutions(_hlo(jax.jit(raw), ts, x, y)) == 0:
+    if _ynn_fusions_with(_hlo(jax.jit(raw), ts, x, y)) == 0:
         pytest.skip("this jaxlib's defaults put no convolution in a YNNPACK fusion")
     params, state = ts.params, ts.model_state
     member_params, member_state = ensemble.init_ensemble(CNN, jax.random.split(key, 2), SHAPE)
@@ -87,7 +87,7 @@ def test_every_program_fnn_compiles_keeps_convolutions_off_ynnpack(key):
                           (jax.vmap(ADAM.init)(member_params), member_state, x, y)),
     }
     for name, (jitted, args) in programs.items():
-        assert _ynn_convolutions(_hlo(jitted, *args)) == 0, name
+        assert _ynn_fusions_with(_hlo(jitted, *args)) == 0, name
 
 
 @pytest.mark.skipif(not CPU, reason="the options are for the CPU backend only")
@@ -102,11 +102,11 @@ def test_a_step_without_convolutions_or_loops_keeps_xla_defaults(key):
         x = jnp.asarray(rng.normal(size=(8, *shape)).astype(np.float32))
         y = jnp.asarray(np.arange(8) % 3, jnp.int32)
         ts = train.init_train_state(model, ADAM, key, shape)
-        default = _ynn_convolutions(_hlo(jax.jit(train.make_train_step(
+        default = _ynn_fusions_with(_hlo(jax.jit(train.make_train_step(
             model, CE, ADAM, jit=False)), ts, x, y), "dot")
         if default == 0:
             pytest.skip("this jaxlib's defaults put no matrix product in a YNNPACK fusion")
-        ynn_dots[name] = _ynn_convolutions(
+        ynn_dots[name] = _ynn_fusions_with(
             _hlo(train.make_train_step(model, CE, ADAM), ts, x, y), "dot")
     assert ynn_dots["mlp"] > 0 and ynn_dots["lstm"] == 0
 
