@@ -5,6 +5,11 @@
   float32 products and convolutions in TF32/bfloat16 passes (~1e-3 relative
   error), and the tests compare against float64 references at float32
   tolerances. On CPU float32 is already exact float32, so nothing changes there.
+- Under pytest-xdist (`-n N`) each worker is its own JAX process; on a GPU each
+  would preallocate 75 % of the device's memory and the second one fails with
+  CUDA_ERROR_OUT_OF_MEMORY, so workers allocate on demand instead
+  (`XLA_PYTHON_CLIENT_PREALLOCATE=false`, unless set). It is read when the backend
+  starts, which is below.
 - `key`: a PRNG key fixture whose seed is printed, so a failure can be replayed
   with `FNN_TEST_SEED=<seed> pytest ...`.
 """
@@ -13,6 +18,8 @@ import os
 import jax
 import pytest
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 if jax.default_backend() != "cpu":
     jax.config.update("jax_default_matmul_precision", "highest")
