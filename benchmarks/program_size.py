@@ -18,7 +18,8 @@ compiles it for the default device and counts:
 
 The program counted is the benchmark step under `jax.jit` (state donated) on one fixed
 batch: on a GPU exactly what runs; on CPU fnn's own programs would add
-`fnn.compiler`'s options. Nothing is timed. Prints a table, writes JSON.
+`fnn.compiler`'s options. Nothing is timed. Prints a table, writes JSON (and, with
+`--hlo DIR`, each optimised module's text). `benchmarks.ab` times the same steps.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def entry_opcodes(hlo: str) -> collections.Counter:
     return ops
 
 
-def measure(framework: str, workload: workloads.Workload) -> dict:
+def measure(framework: str, workload: workloads.Workload, hlo_dir: str | None = None) -> dict:
     import jax
 
     fw = FRAMEWORKS[framework]
@@ -90,7 +91,12 @@ def measure(framework: str, workload: workloads.Workload) -> dict:
     inputs = [leaf for leaf, a in zip(leaves, arrays, strict=True) if a]
     step = jax.jit(step_on_arrays, donate_argnums=0)   # as every benchmark step is
     jaxpr = step.trace(inputs).jaxpr.jaxpr
-    ops = entry_opcodes(step.lower(inputs).compile().as_text())
+    hlo = step.lower(inputs).compile().as_text()
+    if hlo_dir:
+        os.makedirs(hlo_dir, exist_ok=True)
+        with open(os.path.join(hlo_dir, f"{workload.name}_{framework}.hlo.txt"), "w") as fh:
+            fh.write(hlo)
+    ops = entry_opcodes(hlo)
     return {"jaxpr_eqns": count_eqns(jaxpr), "kernels": sum(ops.values()),
             "loops": ops.get("while", 0), "by_opcode": dict(ops.most_common())}
 
@@ -102,6 +108,8 @@ def main(argv=None) -> dict:
     p.add_argument("--frameworks", default=",".join(JAX_FRAMEWORKS))
     p.add_argument("--tiny", action="store_true", help="the smoke-test shapes")
     p.add_argument("--out", default=os.path.join(HERE, "results", "program_size.json"))
+    p.add_argument("--hlo", metavar="DIR", help="also write each compiled module's text here "
+                   "(<workload>_<framework>.hlo.txt), to diff two frameworks' programs")
     args = p.parse_args(argv)
     import jax
 
@@ -117,7 +125,7 @@ def main(argv=None) -> dict:
         for f in fws:
             missing = missing_modules(FRAMEWORKS[f])
             rows[f"{name}/{f}"] = ({"skipped": f"not installed: {', '.join(missing)}"}
-                                   if missing else measure(f, w))
+                                   if missing else measure(f, w, args.hlo))
     print(f"training-step program size on {device}")
     print(f"{'workload/framework':28s} {'jaxpr eqns':>10s} {'kernels':>8s} {'loops':>6s}  "
           "top opcodes")

@@ -114,11 +114,37 @@ def test_program_size_counts_kernels_and_loops(tmp_path):
     and backward) as `while` loops, the MLP none; every step compiles to some kernels."""
     out = tmp_path / "size.json"
     text = _run(["benchmarks.program_size", "--tiny", "--workloads", "mlp,lstm",
-                 "--frameworks", "fnn,rawjax", "--out", str(out)])
+                 "--frameworks", "fnn,rawjax", "--out", str(out), "--hlo", str(tmp_path / "hlo")])
     assert "jaxpr eqns" in text
+    hlo = {p.name: p.read_text() for p in (tmp_path / "hlo").iterdir()}
+    assert set(hlo) == {f"{w}_{f}.hlo.txt" for w in ("mlp", "lstm") for f in ("fnn", "rawjax")}
+    assert all("\nENTRY" in text for text in hlo.values())
     steps = json.loads(out.read_text())["steps"]
     assert set(steps) == {"mlp/fnn", "mlp/rawjax", "lstm/fnn", "lstm/rawjax"}
     for key, row in steps.items():
         assert row["jaxpr_eqns"] > 20 and row["kernels"] > 5, key
         assert row["kernels"] == sum(row["by_opcode"].values())
         assert row["loops"] == (2 if key.startswith("lstm") else 0), key
+
+
+def test_ab_times_steps_in_one_process(tmp_path):
+    """`benchmarks.ab` on tiny shapes: every step gets ordered percentiles, and the time
+    to dispatch a call is part of the time to finish it (so its median is no larger)."""
+    out = tmp_path / "ab.json"
+    text = _run(["benchmarks.ab", "--tiny", "--workload", "mlp", "--frameworks",
+                 "fnn,fnn_manual", "--rounds", "8", "--warmup", "1", "--out", str(out)])
+    assert "alternating rounds" in text
+    steps = json.loads(out.read_text())["steps"]
+    assert set(steps) == {"fnn", "fnn_manual"}
+    for row in steps.values():
+        assert 0 < row["p10_ms"] <= row["median_ms"] <= row["p90_ms"]
+        assert 0 < row["dispatch_ms"] <= row["median_ms"]
+        assert row["compile_s"] > 0
+
+
+@pytest.mark.parametrize("frameworks", ["fnn,torch", "fnn,fnn_laxconv", "fnn,nope"])
+def test_ab_refuses_what_cannot_share_a_process(frameworks):
+    from benchmarks.ab import main
+
+    with pytest.raises(SystemExit, match="cannot run in one process"):
+        main(["--frameworks", frameworks, "--rounds", "1"])
