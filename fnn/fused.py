@@ -14,9 +14,11 @@ MLP −12 %, LSTM −8 % per step). Two forms:
 convolution at the top level (measured with `fnn.compiler.options()`: ResNet-20
 10 s per step with 2 scanned steps against 0.28 s single, LeNet-5 on `lax.conv`
 3.3× slower; ~80× for one convolution in isolation), and unrolling gains
-nothing over single steps there (benchmarks/RESULTS.md, item 3). `Conv2D`'s
-im2col lowering scans about as fast as it steps (LeNet-5 18.2 vs 18.4 ms), so
-counting it as a convolution costs nothing. So `choose_form` (`form="auto"`) keeps
+nothing over single steps there (benchmarks/RESULTS.md, item 3). `Conv2D` runs
+some passes on im2col + matmul instead (`fnn.layers._fast_conv.conv_plan`), but
+its weight gradients stay on XLA's kernel, so LeNet-5 scanned falls into the trap
+too (42.7 against 11.5 ms per step single); the im2col lowering counts as a
+convolution here all the same. So `choose_form` (`form="auto"`) keeps
 single steps for a step that contains a convolution on the CPU backend, and
 scans otherwise. The rule looks at the traced step (its jaxpr), not at the model's
 class, so it also catches a convolution hidden in a user's own layer.

@@ -296,12 +296,14 @@ def test_integer_input():
 
 
 def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key):
-    # unpadded 5x5, stride 1: im2col + matmul on CPU (fnn.layers._fast_conv); padded 3x3: lax
-    from fnn.fused import _has_primitive
+    # unpadded 5x5, stride 1, 6 channels: on CPU its input gradient runs on im2col + matmul
+    # (fnn.layers._fast_conv.conv_plan), forward and weight gradient on lax; padded 3x3: lax
+    from fnn.fused import _has_eqn
+    from fnn.layers import _fast_conv
 
-    x = jax.random.normal(key, (2, 9, 9, 3))
+    x = jax.random.normal(key, (2, 9, 9, 6))
     for layer, fast in ((Conv2D(4, 5, padding="VALID"), True), (Conv2D(4, 3), False)):
-        params, _ = layer.init(jax.random.key(1), (9, 9, 3))
+        params, _ = layer.init(jax.random.key(1), (9, 9, 6))
         pad = "VALID" if fast else "SAME"
 
         def reference(p, x, pad=pad):
@@ -318,5 +320,7 @@ def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key):
                                     jax.grad(loss, argnums=(1, 2))(reference, params, x),
                                     atol=1e-4)
         on_cpu_fast = fast and jax.default_backend() == "cpu"
-        lax_conv = _has_primitive(jax.make_jaxpr(apply)(params, x).jaxpr, "conv_general_dilated")
-        assert lax_conv is not on_cpu_fast
+        input_grad = jax.make_jaxpr(lambda p, x, f=apply: jax.grad(loss, argnums=2)(f, p, x))
+        runs_im2col = _has_eqn(input_grad(params, x).jaxpr,
+                               lambda eqn: eqn.params.get("name") == _fast_conv.IM2COL_NAME)
+        assert runs_im2col is on_cpu_fast

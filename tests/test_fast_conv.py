@@ -1,13 +1,27 @@
-"""`fnn.layers._fast_conv`: im2col + matmul equals `lax.conv_general_dilated`,
-values and gradients, within float32 tolerance."""
+"""`fnn.layers._fast_conv`: im2col + matmul, and a convolution whose passes run on
+different lowerings, equal `lax.conv_general_dilated` (values, gradients, forward-mode
+derivatives, vmap) within float32 tolerance; `conv_plan` picks the measured winners."""
 from __future__ import annotations
+
+import itertools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnn.layers._fast_conv import conv2d_im2col, explicit_padding, prefer_im2col
+from fnn.fused import _has_eqn
+from fnn.layers._fast_conv import (
+    IM2COL,
+    IM2COL_NAME,
+    LAX,
+    LOWERINGS,
+    ConvPlan,
+    conv2d,
+    conv2d_im2col,
+    conv_plan,
+    explicit_padding,
+)
 
 DN = ("NHWC", "HWIO", "NHWC")
 
@@ -78,22 +92,97 @@ def test_explicit_padding_follows_lax():
     assert explicit_padding((5, 5), (3, 3), (1, 1), [[1, 2], [0, 1]]) == ((1, 2), (0, 1))
 
 
-def test_prefer_im2col_picks_the_measured_winners_only():
-    on_cpu = jax.default_backend() == "cpu"
-    # LeNet-5's convolutions: unpadded 5x5, stride 1
-    assert prefer_im2col((128, 32, 32, 1), (5, 5, 1, 6), (1, 1), "VALID") is on_cpu
-    assert prefer_im2col((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), "VALID") is on_cpu
-    assert prefer_im2col((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2))) is on_cpu
-    assert not prefer_im2col((128, 28, 28, 1), (3, 3, 1, 6), (1, 1), "SAME")       # kernel < 5
-    assert not prefer_im2col((64, 32, 32, 16), (5, 5, 16, 16), (1, 1), "SAME")    # padded, C > 1
-    # ResNet's padded 3x3, strided, dilated, or padded 5x5: XLA's convolution
-    assert not prefer_im2col((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1)))
-    assert not prefer_im2col((64, 32, 32, 16), (3, 3, 16, 32), (2, 2), ((1, 1), (1, 1)))
-    assert not prefer_im2col((8, 32, 32, 3), (5, 5, 3, 8), (1, 1), "SAME")
-    assert not prefer_im2col((8, 32, 32, 3), (5, 5, 3, 8), (1, 1), "VALID", (2, 2))
+def test_conv_plan_picks_the_measured_winners_only():
+    cpu = jax.default_backend() == "cpu"
+    expect = (lambda plan: plan) if cpu else (lambda plan: LAX)
+    short_first_layer = ConvPlan("im2col", "im2col", "lax")
+    # LeNet-5: C1 (padded, one channel), C3 (unpadded 5x5), C5 (the kernel covers the input)
+    assert conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2))) == expect(
+        short_first_layer)
+    assert conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), "VALID") == expect(
+        ConvPlan("lax", "im2col", "lax"))
+    assert conv_plan((128, 5, 5, 16), (5, 5, 16, 120), (1, 1), "VALID") == expect(IM2COL)
+    # short patches (kh*kw*C <= 49): one channel up to 7x7, three channels up to 3x3
+    assert conv_plan((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), "SAME") == expect(short_first_layer)
+    assert conv_plan((8, 56, 56, 1), (7, 7, 1, 64), (1, 1), "SAME") == expect(short_first_layer)
+    # XLA's kernel: ResNet's 3x3 with 16+ channels, padded 5x5 with 3, strided, dilated
+    assert conv_plan((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1))) == LAX
+    assert conv_plan((8, 32, 32, 3), (5, 5, 3, 8), (1, 1), "SAME") == LAX
+    assert conv_plan((64, 32, 32, 1), (3, 3, 1, 16), (2, 2), "SAME") == LAX
+    assert conv_plan((8, 32, 32, 1), (5, 5, 1, 8), (1, 1), "VALID", (2, 2)) == LAX
+
+
+PLANS = [ConvPlan(*p) for p in itertools.product(LOWERINGS, repeat=3)]
+PLAN_CASES = [CASES[0], CASES[1], CASES[3], CASES[6]]   # unpadded, padded, dilated
+
+
+def _inputs(xs, ws, seed=0):
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal(xs), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(ws) / np.sqrt(np.prod(ws[:3])), jnp.float32)
+    return x, w
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: "-".join(p))
+@pytest.mark.parametrize("xs, ws, strides, padding, dilation", PLAN_CASES)
+def test_every_plan_matches_lax(plan, xs, ws, strides, padding, dilation):
+    """Each of the 8 plans: values, reverse-mode gradients (both, and each alone, where the
+    other tangent is a symbolic zero) and forward-mode derivatives equal lax's."""
+    x, w = _inputs(xs, ws)
+    mine = lambda x, w: conv2d(x, w, strides, padding, dilation, plan)
+    ref = lambda x, w: _reference(x, w, strides, padding, dilation)
+    _close(jax.jit(mine)(x, w), ref(x, w), rtol=1e-5)
+    cot = jnp.asarray(np.random.default_rng(1).standard_normal(ref(x, w).shape), jnp.float32)
+    for argnums in ((0, 1), 0, 1):
+        loss = lambda conv, a=argnums: jax.grad(
+            lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * cot), argnums=a)
+        for got, want in zip(jax.tree.leaves(jax.jit(loss(mine))(x, w)),
+                             jax.tree.leaves(loss(ref)(x, w)), strict=True):
+            _close(got, want)
+    dx, dw = _inputs(xs, ws, seed=2)
+    _, tangent = jax.jvp(mine, (x, w), (dx, dw))
+    _close(tangent, jax.jvp(ref, (x, w), (dx, dw))[1])
+
+
+def test_a_plan_runs_the_lowering_it_names_for_each_gradient():
+    """The weight gradient of plan (im2col, im2col, lax) is one lax convolution and no
+    input gradient is computed for an input that is not differentiated."""
+    x, w = _inputs((2, 12, 12, 1), (5, 5, 1, 3))
+    conv_eqns = lambda plan, argnums: [
+        eqn for eqn in jax.make_jaxpr(jax.grad(
+            lambda x, w: jnp.sum(conv2d(x, w, plan=plan) ** 2), argnums=argnums))(x, w).eqns
+        if eqn.primitive.name == "conv_general_dilated"]
+    assert len(conv_eqns(ConvPlan("im2col", "im2col", "lax"), 1)) == 1
+    assert conv_eqns(ConvPlan("im2col", "lax", "im2col"), 1) == []
+    assert len(conv_eqns(ConvPlan("im2col", "lax", "im2col"), 0)) == 1
+    im2col = lambda jaxpr: _has_eqn(jaxpr, lambda eqn: eqn.params.get("name") == IM2COL_NAME)
+    assert not im2col(jax.make_jaxpr(lambda x, w: conv2d(x, w, plan=LAX))(x, w).jaxpr)
+
+
+def test_planned_conv_vmaps_and_has_second_derivatives():
+    plan = ConvPlan("im2col", "im2col", "lax")
+    x, w = _inputs((2, 10, 10, 1), (5, 5, 1, 3))
+    ws = jnp.stack([w, 2.0 * w, -w])
+    got = jax.vmap(lambda w: conv2d(x, w, plan=plan))(ws)
+    _close(got, jax.vmap(lambda w: _reference(x, w, (1, 1), "VALID", (1, 1)))(ws), rtol=1e-5)
+    # d/dw of (d/dx of sum(conv(x, w)**2)): mixed second derivatives through the rule
+    second = lambda conv: jax.grad(lambda w: jnp.sum(jax.grad(
+        lambda x: jnp.sum(conv(x, w) ** 2))(x) ** 2))(w)
+    _close(second(lambda x, w: conv2d(x, w, plan=plan)),
+           second(lambda x, w: _reference(x, w, (1, 1), "VALID", (1, 1))))
+
+
+def test_a_bad_plan_is_refused():
+    x, w = _inputs((1, 8, 8, 1), (3, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"conv2d: plan must be a ConvPlan of \('lax', 'im2col'\)"):
+        conv2d(x, w, plan=ConvPlan("lax", "winograd", "lax"))
+    with pytest.raises(ValueError, match="conv2d: plan must be a ConvPlan"):
+        conv2d(x, w, plan=("lax", "lax", "lax"))
 
 
 def test_shape_mismatch_names_both_shapes():
     x = jnp.zeros((1, 8, 8, 3))
     with pytest.raises(ValueError, match=r"conv2d_im2col: .*\(1, 8, 8, 3\) and \(3, 3, 4, 5\)"):
         conv2d_im2col(x, jnp.zeros((3, 3, 4, 5)))
+    with pytest.raises(ValueError, match=r"conv2d: .*\(1, 8, 8, 3\) and \(3, 3, 4, 5\)"):
+        conv2d(x, jnp.zeros((3, 3, 4, 5)))

@@ -11,9 +11,9 @@ Variants (`--variant`):
   fused into one jitted call by `fnn.fused.make_fused_step` (what
   `fit(steps_per_call=4)` runs), as a `lax.scan` over K stacked batches or
   unrolled (reported per step). Here the K batches are the same batch;
-- `laxconv` (issue 7, item 4): `train_step` with `Conv2D`'s im2col fast path
-  (`fnn.layers._fast_conv.prefer_im2col`) switched off in this process, so
-  every convolution runs on `lax.conv_general_dilated`: what the fast path gains;
+- `laxconv` (issue 7, item 4): `train_step` with `Conv2D`'s per-pass plan
+  (`fnn.layers._fast_conv.conv_plan`) switched off in this process, so every
+  pass of every convolution runs on `lax.conv_general_dilated`: what the plan gains;
 - `xladefaults` (issue 7, item 4): `make_train_step(jit=False)` under a plain
   `jax.jit(..., donate_argnums=0)`, i.e. without `fnn.compiler.options()`:
   what fnn's XLA options gain.
@@ -33,10 +33,10 @@ VARIANTS = ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults"
 
 
 def _disable_fast_conv() -> None:
-    """Send every convolution to `lax.conv_general_dilated` (this process only)."""
+    """Send every pass of every convolution to `lax.conv_general_dilated` (this process only)."""
     from fnn.layers import _fast_conv
 
-    _fast_conv.prefer_im2col = lambda *args, **kwargs: False
+    _fast_conv.conv_plan = lambda *args, **kwargs: _fast_conv.LAX
 
 
 def build(w: workloads.Workload, variant: str) -> Bench:

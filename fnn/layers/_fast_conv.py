@@ -1,39 +1,72 @@
-"""A 2-D convolution lowered to im2col + one matrix product (a CPU fast path).
+"""CPU convolutions: each pass (forward, input or weight gradient) on its fastest lowering.
 
-`conv2d_im2col(x, w, strides, padding, dilation)` computes exactly what
-`jax.lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
-dimension_numbers=("NHWC", "HWIO", "NHWC"))` computes, as
+XLA:CPU's convolution kernel is fast for many channels and slow for few: a
+forward pass that reads one input channel, or the input gradient of an
+unpadded 5×5 kernel (a "full" convolution with 4 pixels of padding), runs at a
+fraction of the matrix-product rate. The other lowering is im2col + one matrix
+product:
 
-    patches = concat over taps (i, j) of x̃[:, i·d_h :: s_h, j·d_w :: s_w, :]   (N, H', W', kh·kw·C)
+    patches = the input under every kernel tap (i, j, c), (N, H', W', kh·kw·C)
     y       = patches.reshape(N·H'·W', kh·kw·C) @ w.reshape(kh·kw·C, O)
 
-where `x̃` is the padded input; the tap order `(i, j, c)` is the row-major order
-of the HWIO kernel, so `w` is reshaped, never transposed. Gradients come from
-autodiff: the weight gradient is one product `patchesᵀ @ dy` (the part XLA:CPU
-compiles slowest as a convolution) and the input gradient `dy @ wᵀ` scattered
-back by the transposes of the slices (pads, fused into one loop).
+(`conv2d_im2col`; the tap order `(i, j, c)` is the row-major order of the HWIO
+kernel, so `w` is reshaped, never transposed). Its weight gradient is
+`patchesᵀ @ dy`, its input gradient `dy @ wᵀ` scattered back onto the taps.
+`patches` is built in two stacks, the `kw` column taps of every row first, then
+the `kh` row taps of those (`(N, Hp, W', kw, C)` then `(N, H', W', kh, kw, C)`):
+each copy moves `kw·C` contiguous numbers where one concatenation of the
+`kh·kw` taps along the channel axis moved `C` (2× faster for one channel).
 
-`Conv2D` takes this path wherever `prefer_im2col` says so.
+Which lowering wins depends on the pass, so `conv_plan` picks one per pass
+(`ConvPlan`) and `conv2d` runs that plan as a `jax.custom_jvp`: the primal on
+the forward lowering, the tangent in `x` on the input-gradient lowering and the
+tangent in `w` on the weight-gradient one. Reverse mode transposes those
+tangents, so `grad` runs exactly the chosen passes, and forward mode (`jvp`,
+`jacfwd`), `vmap` and higher derivatives keep working. A tangent that is zero
+(the input of a first layer) is skipped, not computed.
 
-When it pays (measured on 2 AMD EPYC cores, XLA:CPU, jax 0.10.2; see
-benchmarks/RESULTS.md): on LeNet-5's unpadded 5×5 convolutions (6→16 and
-16→120 channels, batch 128) the whole training step got 15–20 % faster
-(two sessions, five repeats; one noisier run had 1.14–1.47×); per pass, the
-16→120 layer (1×1 output) gained most, 3× on forward plus gradients. On
-ResNet-20's padded 3×3 convolutions with 16–64 channels it was 2.2× SLOWER
-(XLA's own convolution runs those near the matmul rate, and the 9 × larger
-patch buffer does not fit in cache); on LeNet's padded 1→6 C1, forward plus
-weight gradient were 1.3–1.5× faster (another −13 % on the step).
-`prefer_im2col` encodes that boundary.
+Measured on 2 AMD EPYC cores, XLA:CPU, jax 0.10.2, `fnn.compiler.options()`
+(ms per pass, lax / im2col; benchmarks/RESULTS.md, item 4):
+
+| convolution | forward | weight gradient | input gradient |
+|---|---|---|---|
+| LeNet C1 28²×1→6, 5×5 padded, N 128 | 9.3 / 3.2 | 1.9 / 3.7 | 14.3 / 3.3 |
+| LeNet C3 14²×6→16, 5×5 unpadded | 1.7 / 2.5 | 1.3 / 2.8 | 5.1 / 2.5 |
+| LeNet C5 5²×16→120, 5×5 unpadded | 0.50 / 0.47 | 0.49 / 0.46 | 4.5 / 0.45 |
+| ResNet 32²×3→16, 3×3 padded, N 64 | 4.1 / 2.1 | 2.1 / 2.5 | 5.6 / 2.3 |
+| ResNet 8²×64→64, 3×3 padded | 2.8 / 4.9 | 3.3 / 6.0 | 2.7 / 5.2 |
+
+LeNet-5's training step (in one process): 11.5 ms with `conv_plan`, 13.0 with
+im2col for every pass, 23.4 with lax for every pass; the previous rule (im2col
+for every pass, patches in one concatenation) took 17.9 ms where this one took
+12.0. GPUs and TPUs: always `lax`.
 """
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
-__all__ = ["conv2d_im2col", "explicit_padding", "prefer_im2col"]
+__all__ = ["ConvPlan", "LAX", "conv2d", "conv2d_im2col", "conv_plan", "explicit_padding"]
+
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+LOWERINGS = ("lax", "im2col")
+SHORT_PATCH = 49   # kh·kw·C up to which im2col's forward won at every measured shape
+
+
+class ConvPlan(NamedTuple):
+    """The lowering (`"lax"` or `"im2col"`) of each pass of one convolution."""
+
+    forward: str
+    input_grad: str
+    weight_grad: str
+
+
+LAX = ConvPlan("lax", "lax", "lax")
+IM2COL = ConvPlan("im2col", "im2col", "im2col")
 
 
 def explicit_padding(spatial, kernel, strides, padding, dilation=(1, 1)):
@@ -53,15 +86,25 @@ def _patches(x, kernel, strides, pads, dilation):
     n, hp, wp, c = x.shape
     ho = (hp - (dh * (kh - 1) + 1)) // sh + 1
     wo = (wp - (dw * (kw - 1) + 1)) // sw + 1
-    taps = [jax.lax.slice(x, (0, i * dh, j * dw, 0),
-                          (n, i * dh + (ho - 1) * sh + 1, j * dw + (wo - 1) * sw + 1, c),
-                          (1, sh, sw, 1))
-            for i in range(kh) for j in range(kw)]
-    return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+    if (kh, kw) == (hp, wp):                     # the kernel covers the input: no copies
+        return x.reshape(n, 1, 1, kh * kw * c)
+    cols = jnp.stack([jax.lax.slice(x, (0, 0, j * dw, 0), (n, hp, j * dw + (wo - 1) * sw + 1, c),
+                                    (1, 1, sw, 1)) for j in range(kw)], axis=3)
+    rows = jnp.stack([jax.lax.slice(cols, (0, i * dh, 0, 0, 0),
+                                    (n, i * dh + (ho - 1) * sh + 1, wo, kw, c), (1, sh, 1, 1, 1))
+                      for i in range(kh)], axis=3)  # (N, H', W', kh, kw, C)
+    return rows.reshape(n, ho, wo, kh * kw * c)
+
+
+def _check(where, x, w):
+    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
+        raise ValueError(
+            f"{where}: expected x (N, H, W, C) and w (kh, kw, C, O) with the same C, "
+            f"got shapes {tuple(x.shape)} and {tuple(w.shape)}.")
 
 
 def conv2d_im2col(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1)):
-    """NHWC × HWIO convolution as im2col + one matmul (see the module docstring).
+    """NHWC × HWIO convolution as im2col + one matmul, every pass (see the module docstring).
 
     **Arguments:** `x: (N, H, W, C)`, `w: (kh, kw, C, O)`; `strides`, `dilation`:
     pairs of ints >= 1; `padding`: `"SAME"`, `"VALID"` or `((top, bottom), (left, right))`.
@@ -69,10 +112,7 @@ def conv2d_im2col(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1)):
     dimension numbers `("NHWC", "HWIO", "NHWC")` up to float32 rounding (the
     sums run in a different order), values and gradients alike.
     """
-    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise ValueError(
-            f"conv2d_im2col: expected x (N, H, W, C) and w (kh, kw, C, O) with the same C, "
-            f"got shapes {tuple(x.shape)} and {tuple(w.shape)}.")
+    _check("conv2d_im2col", x, w)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
     return _im2col_conv(x, w, strides, pads, dilation)
@@ -91,21 +131,77 @@ def _im2col_conv(x, w, strides, pads, dilation):
 IM2COL_NAME = _im2col_conv.__name__   # the name of that jit in a jaxpr
 
 
-def prefer_im2col(x_shape, w_shape, strides, padding, dilation=(1, 1)) -> bool:
-    """True where `conv2d_im2col` measured faster than XLA:CPU's convolution.
+def _lax_conv(x, w, strides, pads, dilation):
+    return jax.lax.conv_general_dilated(x, w, strides, list(pads), rhs_dilation=dilation,
+                                        dimension_numbers=DIMENSION_NUMBERS)
 
-    On the CPU backend only, for unit-stride, undilated kernels of at least 5×5
-    that are either unpadded ("VALID": LeNet-5's C3 and C5) or read a single
-    input channel (LeNet-5's padded C1: forward + weight gradient 1.3–1.5×
-    faster, the training step −13 %). Padded convolutions with more channels stay
-    on `lax.conv_general_dilated`: ResNet's 3×3 with 16–64 channels ran about
-    2× faster there, 5×5 with 16–32 channels 1.5–3× faster; with 3 input
-    channels the winner changed from shape to shape (3×3→16 and 5×5→32 im2col,
-    5×5→16 lax), so no rule is drawn. GPU/TPU: always `lax` (cuDNN and friends).
+
+_LOWERING = {"lax": _lax_conv, "im2col": _im2col_conv}
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
+def _planned_conv(x, w, strides, pads, dilation, plan):
+    return _LOWERING[plan.forward](x, w, strides, pads, dilation)
+
+
+@partial(_planned_conv.defjvp, symbolic_zeros=True)
+def _planned_conv_jvp(strides, pads, dilation, plan, primals, tangents):
+    # The convolution is bilinear: d(x * w) = dx * w + x * dw, each term on the
+    # lowering whose transpose is the pass chosen for that gradient.
+    x, w = primals
+    dx, dw = tangents
+    y = _planned_conv(x, w, strides, pads, dilation, plan)
+    terms = []
+    if not isinstance(dx, SymbolicZero):
+        terms.append(_LOWERING[plan.input_grad](dx, w, strides, pads, dilation))
+    if not isinstance(dw, SymbolicZero):
+        terms.append(_LOWERING[plan.weight_grad](x, dw, strides, pads, dilation))
+    return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
+
+
+def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPlan | None = None):
+    """NHWC × HWIO convolution, each pass on the lowering `plan` names.
+
+    **Arguments:** as `conv2d_im2col`; `plan`: a `ConvPlan`, by default
+    `conv_plan(...)` for these shapes on the current backend.
+    **Returns:** `(N, H', W', O)`, equal to `jax.lax.conv_general_dilated` up to
+    float32 rounding, values and derivatives of every order alike.
     """
-    if jax.default_backend() != "cpu":
-        return False
-    if tuple(strides) != (1, 1) or tuple(dilation) != (1, 1) or min(w_shape[:2]) < 5:
-        return False
-    pads = explicit_padding(x_shape[1:3], w_shape[:2], strides, padding, dilation)
-    return all(p == (0, 0) for p in pads) or w_shape[2] == 1
+    _check("conv2d", x, w)
+    strides, dilation = tuple(strides), tuple(dilation)
+    pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
+    plan = conv_plan(x.shape, w.shape, strides, pads, dilation) if plan is None else plan
+    if not isinstance(plan, ConvPlan) or not set(plan) <= set(LOWERINGS):
+        raise ValueError(f"conv2d: plan must be a ConvPlan of {LOWERINGS}, got {plan!r}.")
+    if plan == LAX:
+        return _lax_conv(x, w, strides, pads, dilation)
+    if plan == IM2COL:
+        return _im2col_conv(x, w, strides, pads, dilation)
+    return _planned_conv(x, w, strides, pads, dilation, plan)
+
+
+def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1)) -> ConvPlan:
+    """The lowering of each pass that measured fastest for these shapes (the table above).
+
+    On the CPU backend, for unit-stride, undilated kernels:
+    - the kernel covers the (unpadded) input, a 1×1 output: im2col for every pass
+      (it is one matrix product; LeNet-5's C5);
+    - forward: im2col where a patch is short, `kh·kw·C <= 49` (one input channel
+      up to 7×7, three up to 3×3: first layers), XLA's kernel otherwise;
+    - input gradient: im2col for short patches and for unpadded kernels of 5×5
+      and up (LeNet-5's C3), XLA's kernel otherwise (ResNet's 3×3: 2-6× faster);
+    - weight gradient: XLA's kernel.
+    Everything else, and every pass on a GPU or TPU: `LAX`.
+    """
+    if (jax.default_backend() != "cpu" or tuple(strides) != (1, 1)
+            or tuple(dilation) != (1, 1)):
+        return LAX
+    kh, kw, c = w_shape[:3]
+    pads = explicit_padding(x_shape[1:3], (kh, kw), strides, padding, dilation)
+    unpadded = all(p == (0, 0) for p in pads)
+    if unpadded and (kh, kw) == tuple(x_shape[1:3]):
+        return IM2COL
+    short = kh * kw * c <= SHORT_PATCH
+    return ConvPlan(forward="im2col" if short else "lax",
+                    input_grad="im2col" if short or (unpadded and min(kh, kw) >= 5) else "lax",
+                    weight_grad="lax")

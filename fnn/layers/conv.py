@@ -159,11 +159,12 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
 
     `y[n, i, j, o] = b[o] + Σ_{a, b, c} x̃[n, i·s_h + a·d_h, j·s_w + b·d_w, c] · w[a, b, c, o]`
     where `x̃` is the padded input. Runs on `jax.lax.conv_general_dilated` with
-    dimension numbers `("NHWC", "HWIO", "NHWC")`, except where
-    `fnn.layers._fast_conv.prefer_im2col` says im2col + one matrix product is
-    faster (on CPU, unit-stride kernels of 5×5 and up that are unpadded or read
-    one input channel: all of LeNet-5's, whose training step it makes 10–25 %
-    faster); both agree up to float32 rounding.
+    dimension numbers `("NHWC", "HWIO", "NHWC")`, except on CPU where
+    `fnn.layers._fast_conv.conv_plan` puts a pass (forward, input gradient or
+    weight gradient) on im2col + one matrix product because that measured faster:
+    first layers with few input channels, unpadded 5×5 kernels' input gradients
+    (LeNet-5's training step is 2× faster than on XLA's kernel alone); both
+    agree up to float32 rounding.
 
     **Arguments:**
     - `features`: number of output channels (kernels).
@@ -219,14 +220,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
                           x_shape=x.shape, kernel_shape=w.shape)
         dtype = jnp.result_type(x, w)
         x, w = x.astype(dtype), w.astype(dtype)
-        if _fast_conv.prefer_im2col(x.shape, w.shape, strides, pad, dilations):
-            y = _fast_conv.conv2d_im2col(x, w, strides, pad, dilations)
-        else:
-            y = jax.lax.conv_general_dilated(
-                x, w, window_strides=strides,
-                padding=pad if isinstance(pad, str) else list(pad), rhs_dilation=dilations,
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            )
+        y = _fast_conv.conv2d(x, w, strides, pad, dilations)
         if use_bias:
             y = y + params["b"].astype(dtype).reshape(1, 1, 1, -1)
         return y, state
