@@ -95,17 +95,20 @@ def test_explicit_padding_follows_lax():
 def test_conv_plan_picks_the_measured_winners_only():
     cpu = jax.default_backend() == "cpu"
     expect = (lambda plan: plan) if cpu else (lambda plan: LAX)
-    short_first_layer = ConvPlan("im2col", "im2col", "lax")
+    one_channel = ConvPlan("im2col", "im2col", "lax")
     # LeNet-5: C1 (padded, one channel), C3 (unpadded 5x5), C5 (the kernel covers the input)
     assert conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2))) == expect(
-        short_first_layer)
+        one_channel)
     assert conv_plan((128, 14, 14, 6), (5, 5, 6, 16), (1, 1), "VALID") == expect(
         ConvPlan("lax", "im2col", "lax"))
     assert conv_plan((128, 5, 5, 16), (5, 5, 16, 120), (1, 1), "VALID") == expect(IM2COL)
-    # short patches (kh*kw*C <= 49): one channel up to 7x7, three channels up to 3x3
-    assert conv_plan((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), "SAME") == expect(short_first_layer)
-    assert conv_plan((8, 56, 56, 1), (7, 7, 1, 64), (1, 1), "SAME") == expect(short_first_layer)
-    # XLA's kernel: ResNet's 3x3 with 16+ channels, padded 5x5 with 3, strided, dilated
+    # one input channel, kernels up to 7x7
+    assert conv_plan((64, 28, 28, 1), (3, 3, 1, 32), (1, 1), "SAME") == expect(one_channel)
+    assert conv_plan((8, 56, 56, 1), (7, 7, 1, 64), (1, 1), "SAME") == expect(one_channel)
+    assert conv_plan((8, 56, 56, 1), (9, 9, 1, 64), (1, 1), "SAME") == LAX
+    # XLA's kernel: ResNet's 3x3 (its first layer's 3 channels too), padded 5x5 with 3
+    # channels, strided, dilated
+    assert conv_plan((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), "SAME") == LAX
     assert conv_plan((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), ((1, 1), (1, 1))) == LAX
     assert conv_plan((8, 32, 32, 3), (5, 5, 3, 8), (1, 1), "SAME") == LAX
     assert conv_plan((64, 32, 32, 1), (3, 3, 1, 16), (2, 2), "SAME") == LAX
