@@ -162,7 +162,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     dimension numbers `("NHWC", "HWIO", "NHWC")`, except on CPU where
     `fnn.layers._fast_conv.conv_plan` puts a pass (forward, input gradient or
     weight gradient) on im2col + one matrix product because that measured faster:
-    first layers with few input channels, unpadded 5×5 kernels' input gradients
+    one-channel first layers, unpadded 5×5 kernels' input gradients
     (LeNet-5's training step is 2× faster than on XLA's kernel alone); both
     agree up to float32 rounding.
 
