@@ -5,6 +5,7 @@
 """
 import argparse
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -34,20 +35,24 @@ params, state = model.init(jax.random.key(0), (28, 28, 1))
 optimizer = fnn.optim.adam(2e-3)
 opt_state = optimizer.init(params)
 
+# jax.jit with fnn's XLA options (on CPU: convolutions on XLA's own kernels, which made
+# ResNet-20's training step 2x faster; nothing changes elsewhere), as fnn's own steps compile
+fast_jit = partial(fnn.compiler.jit, options=fnn.compiler.options())
+
 
 def loss_fn(params, x, y):
     logits, _ = model.apply(params, state, x)
     return fnn.losses.softmax_cross_entropy(logits, y)
 
 
-@jax.jit
+@fast_jit
 def train_step(opt_state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(opt_state.params, x, y)
     opt_state, _ = optimizer.update(opt_state, grads)
     return opt_state, loss
 
 
-@jax.jit
+@fast_jit
 def accuracy(params, x, y):
     logits, _ = model.apply(params, state, x)
     return jnp.mean(jnp.argmax(logits, axis=-1) == y)

@@ -8,6 +8,7 @@ as the new `state` in training and are used (unchanged) in evaluation.
 """
 import argparse
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -37,13 +38,17 @@ params, state = model.init(jax.random.key(0), (16, 16, 1))
 optimizer = fnn.optim.adam(3e-3)
 opt_state = optimizer.init(params)
 
+# jax.jit with fnn's XLA options (on CPU: convolutions on XLA's own kernels, which made
+# ResNet-20's training step 2x faster; nothing changes elsewhere), as fnn's own steps compile
+fast_jit = partial(fnn.compiler.jit, options=fnn.compiler.options())
+
 
 def loss_fn(params, state, x, y):
     logits, new_state = model.apply(params, state, x, train=True)
     return fnn.losses.softmax_cross_entropy(logits, y), new_state
 
 
-@jax.jit
+@fast_jit
 def train_step(opt_state, state, x, y):
     (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         opt_state.params, state, x, y)
@@ -51,7 +56,7 @@ def train_step(opt_state, state, x, y):
     return opt_state, state, loss
 
 
-@jax.jit
+@fast_jit
 def accuracy(params, state, x, y):
     logits, _ = model.apply(params, state, x)       # eval mode: running statistics
     return jnp.mean(jnp.argmax(logits, axis=-1) == y)
