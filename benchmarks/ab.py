@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import statistics
 import time
 
 from benchmarks import workloads
+from benchmarks._report import jax_device, write_json
 from benchmarks.run import FRAMEWORKS, missing_modules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--rounds must be >= 1, got {args.rounds}")
     w = workloads.get(args.workload, tiny=args.tiny)
     rows = run(w, names, args.rounds, args.warmup)
-    device = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
+    device = jax_device()
     base = rows[names[0]]["median_ms"]
     print(f"{w.name} on {device}, {args.rounds} alternating rounds "
           f"(ratio: framework / {names[0]}, > 1 when {names[0]} is faster)")
@@ -113,9 +113,7 @@ def main(argv=None) -> dict:
               f"{row['median_ms'] / base:6.2f}")
     result = {"device": device, "jax": jax.__version__, "workload": w.name,
               "rounds": args.rounds, "tiny": args.tiny, "steps": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from benchmarks._report import jax_device
 from benchmarks.frameworks import THREADS  # noqa: F401  (sets the thread variables first)
 
 
@@ -52,8 +53,7 @@ def measure(n: int | None = None, repeats: int = 10) -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    dev = jax.devices()[0]
-    out = {"n": n, "repeats": repeats, "device": f"{dev.platform}:{dev.device_kind}"}
+    out = {"n": n, "repeats": repeats, "device": jax_device()}
 
     ja, jb = jax.device_put(a), jax.device_put(b)
     mm = jax.jit(lambda x, y: x @ y)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib
-import json
 import os
 import re
 
 from benchmarks import workloads
+from benchmarks._report import jax_device, write_json
 from benchmarks.run import FRAMEWORKS, missing_modules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -118,7 +118,7 @@ def main(argv=None) -> dict:
     bad = [f for f in fws if f not in FRAMEWORKS or not FRAMEWORKS[f].jax]
     if bad:
         raise SystemExit(f"not JAX frameworks of benchmarks.run: {bad}")
-    device = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
+    device = jax_device()
     rows = {}
     for name in names:
         w = workloads.get(name, tiny=args.tiny)
@@ -136,9 +136,7 @@ def main(argv=None) -> dict:
         top = ", ".join(f"{k} {v}" for k, v in list(row["by_opcode"].items())[:4])
         print(f"{key:28s} {row['jaxpr_eqns']:10d} {row['kernels']:8d} {row['loops']:6d}  {top}")
     result = {"device": device, "jax": jax.__version__, "tiny": args.tiny, "steps": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=1)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 

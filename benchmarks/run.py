@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 
 from benchmarks import workloads
+from benchmarks._report import write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -486,9 +487,7 @@ def main(argv=None) -> dict:
         "targets": checks,
         "runs": runs,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, result)
     print(f"\nwrote {args.out}")
     if args.markdown:
         with open(args.markdown, "w") as f:

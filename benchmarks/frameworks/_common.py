@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import workloads
+from benchmarks._report import jax_device
 from benchmarks.frameworks import THREADS
 
 
@@ -60,9 +61,8 @@ def jax_versions(**extra) -> dict:
     import jax
     import jaxlib
 
-    dev = jax.devices()[0]
-    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
-            "device": f"{dev.platform}:{dev.device_kind}", **extra}
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "device": jax_device(),
+            **extra}
 
 
 def percentile(values, q: float) -> float:
