@@ -24,15 +24,38 @@ import jax.numpy as jnp
 
 from fnn._checks import resolve
 
+# `sigmoid` and `tanh` write their derivative through their output y and
+# compute it from the tangent side, `dy = u − u·y` with `u = dx·y` (sigmoid) and
+# `dy = dx − (dx·y)·y` (tanh), so reverse mode keeps y alone for the backward
+# pass. JAX's own rules keep y and y(1 − y) (or 1 − y²): inside `lax.scan` each
+# kept array is one more stacked (T, ...) buffer; an LSTM step keeps 7 instead of
+# 12 and runs 4 % faster on CPU (benchmarks/RESULTS.md item 4.1).
 
+
+@jax.custom_jvp
 def sigmoid(x):
     """Logistic sigmoid σ(x) = 1 / (1 + e^{-x}), stable for large |x|."""
     return jax.nn.sigmoid(x)
 
 
+@sigmoid.defjvp
+def _sigmoid_jvp(primals, tangents):
+    y = jax.nn.sigmoid(primals[0])
+    u = tangents[0] * y
+    return y, u - u * y
+
+
+@jax.custom_jvp
 def tanh(x):
     """Hyperbolic tangent; tanh(x) = 2σ(2x) − 1."""
     return jnp.tanh(x)
+
+
+@tanh.defjvp
+def _tanh_jvp(primals, tangents):
+    y = jnp.tanh(primals[0])
+    dx = tangents[0]
+    return y, dx - (dx * y) * y
 
 
 def relu(x):

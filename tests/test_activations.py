@@ -41,6 +41,36 @@ class ActivationTest(chex.TestCase):
         np.testing.assert_allclose(grad, dref(X), rtol=1e-5, atol=1e-7)
 
 
+SECOND_DERIVATIVES = {
+    "sigmoid": lambda x: np_sigmoid(x) * (1 - np_sigmoid(x)) * (1 - 2 * np_sigmoid(x)),
+    "tanh": lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2),
+}
+
+
+@pytest.mark.parametrize("name", SECOND_DERIVATIVES)
+def test_second_derivative_and_jvp(name):
+    """The custom derivative rules differentiate again, and forward mode agrees."""
+    fn, _, dref = CASES[name]
+    x = jnp.asarray(X, jnp.float32)
+    np.testing.assert_allclose(jax.vmap(jax.grad(jax.grad(fn)))(x),
+                               SECOND_DERIVATIVES[name](X), rtol=1e-4, atol=1e-6)
+    tangent = jnp.linspace(-1.0, 2.0, X.size)
+    _, jvp = jax.jvp(fn, (x,), (tangent,))
+    # rtol: at |x| = 5 float32 rounding of f(x) alone puts ~1e-3 into f'(x) (JAX's rules too)
+    np.testing.assert_allclose(jvp, dref(X) * np.asarray(tangent), rtol=2e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", SECOND_DERIVATIVES)
+def test_backward_pass_keeps_only_the_output(name):
+    """For `y * y`, reverse mode keeps only `y` (JAX's own rules also keep f'(x))."""
+    fn, ref, _ = CASES[name]
+    _, pullback = jax.vjp(lambda x: fn(x) * fn(x), jnp.asarray(X, jnp.float32))
+    kept = jax.tree.leaves(pullback)
+    assert kept
+    for array in kept:
+        np.testing.assert_allclose(array, ref(X), rtol=1e-6, atol=1e-7)
+
+
 def test_relu_derivative_at_zero_is_zero():
     assert jax.grad(fnn.relu)(0.0) == 0.0
 

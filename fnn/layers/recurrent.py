@@ -16,7 +16,11 @@ How a layer runs:
    costs), so it is opt-in. Both give the same results (tests);
 3. `unroll` (constructor keyword, default 1) is passed to `lax.scan`: unrolling a
    few steps per loop iteration lets XLA fuse across steps (see `benchmarks/lstm.py`;
-   on CPU unroll 2–8 measured no faster).
+   on CPU unroll 2–8 measured no faster);
+4. the gates use `fnn.activations.sigmoid` / `tanh`, whose derivatives are
+   written through their outputs, so the backward pass keeps only the gate
+   values: an LSTM step's scan stacks 7 arrays per step for the backward pass
+   instead of 12 (4 % faster per training step on CPU; GRU 5 %).
 
 Padded batches: `apply(..., lengths=lengths)` with `lengths: (N,)` integer, each in
 `[1, T]`. Inside the scan each sequence's carry is frozen after its last valid
@@ -120,8 +124,8 @@ def _simple_rnn_step(activation, w_h, carry, xw):
 def _lstm_step(w_h, carry, xw):
     z = xw + carry.h @ w_h                       # one fused matmul for all four gates
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)    # PyTorch order: input, forget, cell, output
-    c = jax.nn.sigmoid(zf) * carry.c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
-    h = jax.nn.sigmoid(zo) * jnp.tanh(c)
+    c = activations.sigmoid(zf) * carry.c + activations.sigmoid(zi) * activations.tanh(zg)
+    h = activations.sigmoid(zo) * activations.tanh(c)
     return LSTMCarry(h, c), h
 
 
@@ -129,9 +133,9 @@ def _gru_step(w_h, b_h, carry, xw):
     hw = carry.h @ w_h + _row(b_h)               # one fused matmul for all three gates
     xr, xz, xn = jnp.split(xw, 3, axis=-1)       # PyTorch order: reset, update, new
     hr, hz, hn = jnp.split(hw, 3, axis=-1)
-    r = jax.nn.sigmoid(xr + hr)
-    z = jax.nn.sigmoid(xz + hz)
-    n = jnp.tanh(xn + r * hn)
+    r = activations.sigmoid(xr + hr)
+    z = activations.sigmoid(xz + hz)
+    n = activations.tanh(xn + r * hn)
     h = (1.0 - z) * n + z * carry.h
     return RNNCarry(h), h
 
@@ -140,7 +144,7 @@ def _gru_step(w_h, b_h, carry, xw):
 # public cells: raw input x_t (N, in), or its projection with projected=True
 
 
-def simple_rnn_cell(params, carry: RNNCarry, x_t, *, activation: Callable = jnp.tanh,
+def simple_rnn_cell(params, carry: RNNCarry, x_t, *, activation: Callable = activations.tanh,
                     projected: bool = False):
     """One step of a vanilla RNN: `h_t = act(x_t w_x + h_{t-1} w_h + b)`.
 
