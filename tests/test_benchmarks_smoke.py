@@ -111,16 +111,19 @@ def test_flops_convention_and_unknown_names():
 
 def test_program_size_counts_kernels_and_loops(tmp_path):
     """`benchmarks.program_size` on tiny shapes: the LSTM step has its two scans (forward
-    and backward) as `while` loops, the MLP none; every step compiles to some kernels."""
+    and backward) as `while` loops, the MLP none; every step compiles to some kernels.
+    `rawjax_fnn_options` (jitted with compiler options) also traces inside another jit."""
     out = tmp_path / "size.json"
+    frameworks = ("fnn", "rawjax", "rawjax_fnn_options")
     text = _run(["benchmarks.program_size", "--tiny", "--workloads", "mlp,lstm",
-                 "--frameworks", "fnn,rawjax", "--out", str(out), "--hlo", str(tmp_path / "hlo")])
+                 "--frameworks", ",".join(frameworks), "--out", str(out),
+                 "--hlo", str(tmp_path / "hlo")])
     assert "jaxpr eqns" in text
     hlo = {p.name: p.read_text() for p in (tmp_path / "hlo").iterdir()}
-    assert set(hlo) == {f"{w}_{f}.hlo.txt" for w in ("mlp", "lstm") for f in ("fnn", "rawjax")}
+    assert set(hlo) == {f"{w}_{f}.hlo.txt" for w in ("mlp", "lstm") for f in frameworks}
     assert all("\nENTRY" in text for text in hlo.values())
     steps = json.loads(out.read_text())["steps"]
-    assert set(steps) == {"mlp/fnn", "mlp/rawjax", "lstm/fnn", "lstm/rawjax"}
+    assert set(steps) == {f"{w}/{f}" for w in ("mlp", "lstm") for f in frameworks}
     for key, row in steps.items():
         assert row["jaxpr_eqns"] > 20 and row["kernels"] > 5, key
         assert row["kernels"] == sum(row["by_opcode"].values())

@@ -226,11 +226,13 @@ def build(w: workloads.Workload, variant: str) -> Bench:
             opt[1], model_state, x, y)
         return (adam_update(opt, grads), model_state), loss
 
-    options = None
     if variant == "fnn_options":
         import fnn.compiler
-        options = fnn.compiler.options()
-    step = jax.jit(step, donate_argnums=0, compiler_options=options)
+        # fnn.compiler.jit: the options at the top level, a plain jit inside another
+        # trace (benchmarks.program_size traces every step inside its own jit)
+        step = fnn.compiler.jit(step, fnn.compiler.options(), donate_argnums=0)
+    else:
+        step = jax.jit(step, donate_argnums=0)
     return Bench(lambda c: step(c, x, y), (adam_init(params), model_state), jax_sync,
                  jax_versions())
 
