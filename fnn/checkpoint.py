@@ -573,10 +573,15 @@ def _describe(node) -> str:
     return f"a {node.type} of length {len(node.children)}"
 
 
+def _is_python_scalar(x) -> bool:
+    """bool/int/float/complex, but not NumPy's float64/complex128 (subclasses of float/complex)."""
+    return isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic)
+
+
 def _describe_like(x) -> str:
     if x is None:
         return "None"
-    if isinstance(x, (bool, int, float, complex)):
+    if _is_python_scalar(x):
         return f"a Python {type(x).__name__}"
     if hasattr(x, "dtype") and hasattr(x, "shape"):
         kind = "PRNG key array" if _is_key_dtype(x.dtype) else "array"
@@ -604,7 +609,7 @@ def _match(node, like, path: tuple):
         if isinstance(node, _Leaf) or node.type != "none":
             fail()
         return None
-    if isinstance(like, (bool, int, float, complex)):
+    if _is_python_scalar(like):
         kind = next(k for k, (t, _) in _SCALARS.items()
                     if isinstance(like, t) and (k == "bool" or not isinstance(like, bool)))
         if not isinstance(node, _Leaf) or node.type != kind:

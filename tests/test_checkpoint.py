@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.fuzz_checkpoint import canon
 from fnn import checkpoint
 
 EXECUTED = []
@@ -30,33 +31,6 @@ class AdamLike(NamedTuple):
     params: dict
     mu: dict
     nu: dict
-
-
-def canon(x, strict=True):
-    """A comparable, bit-exact description of a tree (types, dtypes, shapes, bytes)."""
-    if x is None:
-        return ("none",)
-    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        return ("key", str(jax.random.key_impl(x)), x.shape,
-                np.asarray(jax.random.key_data(x)).tobytes())
-    if isinstance(x, jax.Array):
-        return ("jax", str(x.dtype), x.shape, np.asarray(x).tobytes(), x.weak_type)
-    if isinstance(x, np.ndarray):
-        return ("np", str(x.dtype), x.shape, x.tobytes())
-    if isinstance(x, np.generic):
-        return ("npscalar", str(x.dtype), x.tobytes())
-    if isinstance(x, float):
-        return ("float", x.hex())
-    if isinstance(x, (bool, int, complex)):
-        return (type(x).__name__, repr(x))
-    if isinstance(x, dict):
-        return (type(x).__name__, tuple((k, canon(v, strict)) for k, v in x.items()))
-    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        kind = type(x) if strict else (type(x).__name__, type(x)._fields)
-        return ("namedtuple", kind, tuple(canon(v, strict) for v in x))
-    if isinstance(x, (list, tuple)):
-        return (type(x).__name__, tuple(canon(v, strict) for v in x))
-    raise TypeError(type(x))
 
 
 def assert_identical(a, b, strict=True):
@@ -103,6 +77,19 @@ def test_namedtuple_state_comes_back_as_like_class(tmp_path):
     plain = checkpoint.load(tmp_path / "a.npz")["opt"]
     assert type(plain).__name__ == "AdamLike" and type(plain)._fields == AdamLike._fields
     np.testing.assert_array_equal(plain.params["0_Dense"]["w"], tree["params"]["0_Dense"]["w"])
+
+
+def test_numpy_float64_and_complex128_scalars_round_trip_with_like(tmp_path):
+    """np.float64 and np.complex128 subclass Python's float and complex, yet are NumPy
+    scalars; found by the fuzz test (a root `np.float64(0.0)` was refused with `like`)."""
+    tree = {"f": np.float64(1.5), "c": np.complex128(1 - 2j), "p": 2.5}
+    checkpoint.save(tmp_path / "a.npz", tree)
+    for out in (checkpoint.load(tmp_path / "a.npz"),
+                checkpoint.load(tmp_path / "a.npz", like=tree)):
+        assert_identical(out, tree, strict=True)
+        assert type(out["f"]) is np.float64 and type(out["p"]) is float
+    with pytest.raises(ValueError, match="expected a Python float"):
+        checkpoint.load(tmp_path / "a.npz", like={**tree, "f": 1.5})
 
 
 def test_like_from_eval_shape(tmp_path):

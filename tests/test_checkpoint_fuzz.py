@@ -12,7 +12,6 @@ import io
 import json
 import os
 import pickle
-import zipfile
 from typing import NamedTuple
 
 import jax
@@ -22,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_checkpoint import canon as _canon
 
+from benchmarks.fuzz_checkpoint import canon, npy_bytes, read_entries, write_zip
 from fnn import checkpoint
 
 EXECUTED = []
@@ -90,12 +89,6 @@ TREES = st.recursive(
 )
 
 
-def canon(x):
-    """Bit-exact comparable description; NamedTuples compared by name and fields
-    (the fuzz trees' classes are rebuilt on load)."""
-    return _canon(x, strict=False)
-
-
 # ---------------------------------------------------------------------------
 # helpers
 
@@ -112,25 +105,6 @@ def _saved(folder, tree):
         return path, f.read()
 
 
-def _entries(data: bytes) -> dict:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {n: zf.read(n) for n in zf.namelist()}
-
-
-def _zip(entries: dict) -> bytes:
-    bio = io.BytesIO()
-    with zipfile.ZipFile(bio, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return bio.getvalue()
-
-
-def _npy(array, allow_pickle=False) -> bytes:
-    bio = io.BytesIO()
-    np.lib.format.write_array(bio, array, allow_pickle=allow_pickle)
-    return bio.getvalue()
-
-
 def _load_outcome(path, data, tree, exact=True):
     """Write `data`, load it: 'rejected', 'exact' or (when not `exact`) 'other'."""
     with open(path, "wb") as f:
@@ -142,7 +116,7 @@ def _load_outcome(path, data, tree, exact=True):
         return "rejected"
     finally:
         assert not EXECUTED, "a pickled payload was executed"
-    if canon(out) == canon(tree):
+    if canon(out, strict=False) == canon(tree, strict=False):
         return "exact"
     assert not exact, "load returned a tree different from the one saved"
     return "other"
@@ -156,8 +130,8 @@ def _load_outcome(path, data, tree, exact=True):
 @given(TREES)
 def test_round_trip_is_exact(folder, tree):
     path, _ = _saved(folder, tree)
-    assert canon(checkpoint.load(path)) == canon(tree)
-    assert canon(checkpoint.load(path, like=tree)) == canon(tree)
+    assert canon(checkpoint.load(path), strict=False) == canon(tree, strict=False)
+    assert canon(checkpoint.load(path, like=tree), strict=False) == canon(tree, strict=False)
 
 
 @SETTINGS
@@ -208,58 +182,58 @@ def _mutate_json(node, data):
 @given(TREES, st.data())
 def test_wrong_metadata_is_rejected_or_valid(folder, tree, data):
     path, raw = _saved(folder, tree)
-    entries = _entries(raw)
+    entries = read_entries(raw)
     header = json.loads(str(np.load(io.BytesIO(entries["__fnn_meta__.npy"]))[()]))
     mutated = _mutate_json(header, data)
     text = data.draw(st.sampled_from(["json", "garbage", "bytes"]))
     if text == "json":
-        meta = _npy(np.asarray(json.dumps(mutated)))
+        meta = npy_bytes(np.asarray(json.dumps(mutated)))
     elif text == "garbage":
-        meta = _npy(np.asarray(data.draw(st.text(max_size=20))))
+        meta = npy_bytes(np.asarray(data.draw(st.text(max_size=20))))
     else:
-        meta = _npy(np.frombuffer(json.dumps(mutated).encode(), np.uint8))
+        meta = npy_bytes(np.frombuffer(json.dumps(mutated).encode(), np.uint8))
     entries["__fnn_meta__.npy"] = meta
     # A rewritten archive with valid CRCs may legitimately describe another tree.
-    _load_outcome(path, _zip(entries), tree, exact=False)
+    _load_outcome(path, write_zip(entries), tree, exact=False)
 
 
 @SETTINGS
 @given(TREES, st.data())
 def test_missing_entries_are_rejected(folder, tree, data):
     path, raw = _saved(folder, tree)
-    entries = _entries(raw)
+    entries = read_entries(raw)
     del entries[data.draw(st.sampled_from(sorted(entries)))]
-    assert _load_outcome(path, _zip(entries), tree) == "rejected"
+    assert _load_outcome(path, write_zip(entries), tree) == "rejected"
 
 
 @SETTINGS
 @given(TREES, st.data())
 def test_extra_entries_are_rejected(folder, tree, data):
     path, raw = _saved(folder, tree)
-    entries = _entries(raw)
+    entries = read_entries(raw)
     name = data.draw(st.sampled_from(["tree/extra.npy", "tree.npy", "x", "tree/a/b.npy"]))
     if name in entries:
         name = "tree/zz_extra.npy"
     payload = data.draw(st.sampled_from(["npy", "bytes", "pickle"]))
-    entries[name] = (_npy(np.ones(2)) if payload == "npy" else
+    entries[name] = (npy_bytes(np.ones(2)) if payload == "npy" else
                      pickle.dumps(_Evil()) if payload == "pickle" else
                      data.draw(st.binary(max_size=30)))
-    assert _load_outcome(path, _zip(entries), tree) == "rejected"
+    assert _load_outcome(path, write_zip(entries), tree) == "rejected"
 
 
 @SETTINGS
 @given(TREES, st.data())
 def test_object_arrays_and_pickles_are_rejected(folder, tree, data):
     path, raw = _saved(folder, tree)
-    entries = _entries(raw)
+    entries = read_entries(raw)
     name = data.draw(st.sampled_from(sorted(entries)))
     payload = data.draw(st.sampled_from(["object_npy", "raw_pickle_entry", "raw_pickle_file"]))
     if payload == "object_npy":
-        entries[name] = _npy(np.array([_Evil(), 1], dtype=object), allow_pickle=True)
-        blob = _zip(entries)
+        entries[name] = npy_bytes(np.array([_Evil(), 1], dtype=object), allow_pickle=True)
+        blob = write_zip(entries)
     elif payload == "raw_pickle_entry":
         entries[name] = pickle.dumps(np.array([_Evil()], dtype=object))
-        blob = _zip(entries)
+        blob = write_zip(entries)
     else:
         blob = pickle.dumps({"tree": tree, "evil": _Evil()})
     assert _load_outcome(path, blob, tree) == "rejected"
