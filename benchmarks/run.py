@@ -7,7 +7,8 @@
 
 Every (workload, framework) pair runs in its own process (`python -m
 benchmarks.frameworks.<name>_bench --workload W --json`) with the same thread
-settings (`BENCH_THREADS`, default all cores; `XLA_FLAGS` passed through).
+settings (`BENCH_THREADS`, default all cores; `XLA_FLAGS` and `GLIBC_TUNABLES` passed
+through).
 Each repeat first measures the float32 n² matmul rate (`benchmarks.matmul_peak`;
 n = 2048 on CPU, 8192 on a GPU)
 and then runs every workload with the frameworks in an order that rotates from
@@ -474,8 +475,9 @@ def main(argv=None) -> dict:
                                        if "device" in r.get("versions", {})}),
                     "platform": platform.platform(), "python": platform.python_version()},
         "settings": {"threads": os.environ.get("BENCH_THREADS") or os.cpu_count(),
-                     "xla_flags": os.environ.get("XLA_FLAGS", ""), "repeats": args.repeats,
-                     "smoke": args.smoke, "quick": args.quick},
+                     "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                     "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+                     "repeats": args.repeats, "smoke": args.smoke, "quick": args.quick},
         "flops_convention": "6 x forward MACs per example (fnn.summary) x batch: 2 FLOPs per "
                             "MAC, backward = 2 x forward; bias, activations, normalisation, "
                             "pooling and the optimizer not counted",
