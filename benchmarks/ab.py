@@ -21,30 +21,23 @@ variants that patch fnn for the whole process (`fnn_laxconv`).
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import time
 
 from benchmarks import workloads
 from benchmarks._report import jax_device, write_json
-from benchmarks.run import FRAMEWORKS, missing_modules
+from benchmarks.run import FRAMEWORKS, build_in_process, missing_modules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROCESS_WIDE = ("fnn_laxconv",)
-
-
-def build(framework: str, workload: workloads.Workload):
-    fw = FRAMEWORKS[framework]
-    module = importlib.import_module(f"benchmarks.frameworks.{fw.module}")
-    return module.build(workload, fw.variant or getattr(module, "VARIANTS", ("default",))[0])
 
 
 def run(workload: workloads.Workload, names: list[str], rounds: int, warmup: int) -> dict:
     benches, states = {}, {}
     rows = {}
     for name in names:
-        bench = build(name, workload)
+        bench = build_in_process(name, workload)
         t0 = time.perf_counter()
         state, loss = bench.step(bench.state)
         bench.sync((state, loss))

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib
 import os
 import re
 
 from benchmarks import workloads
 from benchmarks._report import jax_device, write_json
-from benchmarks.run import FRAMEWORKS, missing_modules
+from benchmarks.run import FRAMEWORKS, build_in_process, missing_modules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JAX_FRAMEWORKS = ("fnn", "fnn_manual", "rawjax", "flax_linen", "equinox", "haiku")
@@ -74,9 +73,7 @@ def entry_opcodes(hlo: str) -> collections.Counter:
 def measure(framework: str, workload: workloads.Workload, hlo_dir: str | None = None) -> dict:
     import jax
 
-    fw = FRAMEWORKS[framework]
-    module = importlib.import_module(f"benchmarks.frameworks.{fw.module}")
-    bench = module.build(workload, fw.variant or getattr(module, "VARIANTS", ("default",))[0])
+    bench = build_in_process(framework, workload)
     # Array leaves are the program's inputs; anything else (Equinox keeps functions in
     # its model pytree) is closed over, as `eqx.filter_jit` does.
     leaves, treedef = jax.tree.flatten(bench.state)

@@ -30,6 +30,7 @@ framework whose library is not installed is skipped with the reason.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -82,6 +83,14 @@ DEFAULT_FRAMEWORKS = ("fnn", "rawjax", "flax_linen", "equinox", "haiku", "torch"
 
 def missing_modules(fw: Framework) -> list[str]:
     return [m for m in fw.needs if importlib.util.find_spec(m) is None]
+
+
+def build_in_process(framework: str, workload: workloads.Workload):
+    """The framework's `Bench` for `workload`, built in this process (its variant, or
+    its module's first one): what `benchmarks.ab` and `benchmarks.program_size` measure."""
+    fw = FRAMEWORKS[framework]
+    module = importlib.import_module(f"benchmarks.frameworks.{fw.module}")
+    return module.build(workload, fw.variant or getattr(module, "VARIANTS", ("default",))[0])
 
 
 def load() -> list[float]:
