@@ -19,8 +19,19 @@ def shape_str(shape) -> str:
     return str(tuple(int(s) for s in shape))
 
 
+def check_array(where: str, x) -> None:
+    """Raise TypeError unless `x` is an array (a `jax.Array`, tracer or NumPy array):
+    layers read `x.shape` and `x.dtype`, so a Python list must be converted first."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        raise TypeError(
+            f"{where}: expected an array (a jax.Array or numpy.ndarray), got a "
+            f"{type(x).__name__}; convert it with jnp.asarray(x)."
+        )
+
+
 def check_rank(where: str, x, rank: int | tuple[int, ...], layout: str) -> None:
     """Raise ValueError unless `x.ndim` is `rank` (or one of several ranks)."""
+    check_array(where, x)
     ranks = (rank,) if isinstance(rank, int) else tuple(rank)
     if x.ndim not in ranks:
         wanted = " or ".join(str(r) for r in ranks)
@@ -31,6 +42,7 @@ def check_rank(where: str, x, rank: int | tuple[int, ...], layout: str) -> None:
 
 
 def check_min_rank(where: str, x, min_rank: int, layout: str) -> None:
+    check_array(where, x)
     if x.ndim < min_rank:
         raise ValueError(
             f"{where}: expected an input of rank >= {min_rank} {layout}, "
@@ -48,6 +60,7 @@ def check_axis_size(where: str, x, axis: int, expected: int, what: str) -> None:
 
 
 def check_floating(where: str, x) -> None:
+    check_array(where, x)
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise TypeError(
             f"{where}: expected a floating-point input, got dtype {x.dtype}. "
@@ -217,15 +230,20 @@ class MissingEntryError(ValueError):
     """A params/state dict lacks an entry the layer needs (so combinators can name the path)."""
 
 
-def check_params(where: str, params: Any, keys, *, what: str = "params") -> None:
+def check_params(where: str, params: Any, keys, *, what: str = "params") -> dict:
     """Raise unless `params` is a dict holding every name in `keys` (extra names are fine).
 
     Not a dict -> TypeError (a `(params, state)` pair passed as params gets its
     own hint); a missing name -> `MissingEntryError` (a ValueError). `what` is
-    "params" or "state". Reads only the container, never the arrays.
+    "params" or "state". Reads only the container and the leaves' shapes.
+
+    `keys` may map each name to its expected shape, whose entries are sizes or
+    names of sizes that must agree between leaves, e.g. `{"w": ("in", 3), "b": (3,)}`;
+    a leaf of another shape is a ValueError (params from another layer, or from
+    this layer built with other settings). Returns the sizes bound to names
+    (`{"in": 4}`); `{}` without shapes.
     """
-    keys = tuple(keys)
-    wanted = f"a dict with {_quoted_list(keys)}" if keys else "a dict"
+    wanted = f"a dict with {_quoted_list(tuple(keys))}" if keys else "a dict"
     layer = where.split(".")[0]
     if not isinstance(params, Mapping):
         hint = ""
@@ -244,6 +262,23 @@ def check_params(where: str, params: Any, keys, *, what: str = "params") -> None
             f"{keys_str(params)}; "
             f"{_quoted_list(missing)} {'is' if len(missing) == 1 else 'are'} missing."
         )
+    sizes: dict = {}
+    if not isinstance(keys, Mapping):
+        return sizes
+    for name, spec in keys.items():
+        got = tuple(np.shape(params[name]))
+        fits = len(got) == len(spec) and all(
+            sizes.setdefault(s, g) == g if isinstance(s, str) else s == g
+            for s, g in zip(spec, got))
+        if not fits:
+            expected = "(" + ", ".join(str(sizes.get(s, s)) for s in spec) + (
+                ",)" if len(spec) == 1 else ")")
+            raise ValueError(
+                f"{where}: {what} '{name}' must have shape {expected}, got "
+                f"{shape_str(got)}; use the {what} {layer}.init returns for this layer "
+                "(with the same settings)."
+            )
+    return sizes
 
 
 def check_train(where: str, train: Any) -> bool:

@@ -872,8 +872,79 @@ VALUES = [
          r"adam: the learning_rate schedule must return a number .*got '1e-3' of type str"),
 ]
 
+def _apply_with(layer_fn, params, x, state=None):
+    """A trigger: apply a fresh layer to hand-made (wrong) params."""
+    return lambda: layer_fn().apply(params, {} if state is None else state, x)
+
+
+def _params_of(layer_fn, shape):
+    return layer_fn().init(KEY, shape)[0]
+
+
+# Params or state whose shapes do not fit the layer (made by another layer, or by the
+# same layer with other settings), and inputs that are not arrays. These used to give a
+# raw broadcasting/dot_general/reshape error, an IndexError, an AttributeError or, for a
+# Conv2D kernel larger than the one it was built with, an empty output and no error.
+SHAPES = [
+    case("Conv2D-apply-kernel-of-another-size",
+         _apply_with(lambda: L.Conv2D(4, 3, padding="VALID"),
+                     {"w": f32(5, 5, 3, 4), "b": f32(4)}, f32(1, 4, 4, 3)), ValueError,
+         r"Conv2D: params 'w' must have shape \(3, 3, in, 4\), got \(5, 5, 3, 4\); use the "
+         r"params Conv2D\.init returns"),
+    case("Conv2D-apply-dense-params", _apply_with(lambda: L.Conv2D(3, 3),
+                                                  {"w": f32(2, 3), "b": f32(3)}, f32(1, 4, 4, 2)),
+         ValueError, r"Conv2D: params 'w' must have shape \(3, 3, in, 3\), got \(2, 3\)"),
+    case("Dense-apply-more-features-than-built",
+         _apply_with(lambda: L.Dense(3), {"w": f32(4, 5), "b": f32(5)}, f32(2, 4)), ValueError,
+         r"Dense: params 'w' must have shape \(4, 3\), got \(4, 5\)"),
+    case("Dense-apply-bias-wrong-size",
+         _apply_with(lambda: L.Dense(3), {"w": f32(4, 3), "b": f32(5)}, f32(2, 4)), ValueError,
+         r"Dense: params 'b' must have shape \(3,\), got \(5,\)"),
+    case("Maxout-apply-params-with-other-pieces",
+         _apply_with(lambda: L.Maxout(3, 2), _params_of(lambda: L.Maxout(3, 3), (4,)),
+                     f32(2, 4)), ValueError,
+         r"Maxout: params 'w' must have shape \(4, 6\), got \(4, 9\)"),
+    case("LSTM-apply-params-of-another-hidden-size",
+         _apply_with(lambda: L.LSTM(4), _params_of(lambda: L.LSTM(5), (3, 2)), f32(2, 3, 2)),
+         ValueError, r"LSTM: params 'w_x' must have shape \(2, 16\), got \(2, 20\)"),
+    case("GRU-apply-bias-wrong-size",
+         _apply_with(lambda: L.GRU(4), {**_params_of(lambda: L.GRU(4), (3, 2)), "b_h": f32(4)},
+                     f32(2, 3, 2)), ValueError,
+         r"GRU: params 'b_h' must have shape \(12,\), got \(4,\)"),
+    case("SimpleRNN-apply-recurrent-weights-wrong-shape",
+         _apply_with(lambda: L.SimpleRNN(4),
+                     {**_params_of(lambda: L.SimpleRNN(4), (3, 2)), "w_h": f32(4, 5)},
+                     f32(2, 3, 2)), ValueError,
+         r"SimpleRNN: params 'w_h' must have shape \(4, 4\), got \(4, 5\)"),
+    case("BatchNorm-apply-state-of-another-size",
+         _apply_with(lambda: L.BatchNorm(), {"scale": f32(3), "bias": f32(3)}, f32(2, 3),
+                     state={"mean": f32(4), "var": f32(4)}), ValueError,
+         r"BatchNorm: state 'mean' must have shape \(3,\), got \(4,\); use the state "
+         r"BatchNorm\.init returns"),
+    case("LayerNorm-apply-bias-wrong-size",
+         _apply_with(lambda: L.LayerNorm(), {"scale": f32(3), "bias": f32(4)}, f32(2, 3)),
+         ValueError, r"LayerNorm: params 'bias' must have shape \(3,\), got \(4,\)"),
+    case("Embedding-apply-table-rank-1",
+         _apply_with(lambda: L.Embedding(4, 2), {"table": f32(4)}, i32(1, 1)), ValueError,
+         r"Embedding: params 'table' must have shape \(4, 2\), got \(4,\)"),
+    case("PReLU-apply-scalar-alpha",
+         _apply_with(lambda: L.PReLU(), {"alpha": f32()}, f32(2, 3)), ValueError,
+         r"PReLU: params 'alpha' must have shape \(C,\), got \(\)"),
+    case("Dense-apply-list-input", apply("dense", [[1.0, 2.0, 3.0, 4.0]]), TypeError,
+         r"Dense: expected an array \(a jax\.Array or numpy\.ndarray\), got a list; "
+         r"convert it with jnp\.asarray\(x\)"),
+    case("MaxPool-apply-list-input", apply("maxpool", [[1.0]]), TypeError,
+         r"MaxPool: expected an array .*got a list"),
+    case("GlobalAvgPool-apply-float-input", apply("gap", 1.0), TypeError,
+         r"GlobalAvgPool: expected an array .*got a float"),
+    case("Dropout-apply-list-input", apply("dropout", [[1.0]], key=KEY, train=True), TypeError,
+         r"Dropout: expected an array .*got a list"),
+    case("serial-apply-list-input", apply("serial", [[1.0, 2.0, 3.0, 4.0]]), TypeError,
+         r"Dense: expected an array .*got a list"),
+]
+
 CASES = (LAYER_CONSTRUCTORS + LAYER_INIT + LAYER_APPLY + COMBINATORS + LOSSES + OPTIMIZERS
-         + SCHEDULES + NAMES + CHECKPOINTS + DATA + MODELS + FIT + ARGUMENTS + VALUES)
+         + SCHEDULES + NAMES + CHECKPOINTS + DATA + MODELS + FIT + ARGUMENTS + VALUES + SHAPES)
 
 
 @pytest.mark.parametrize("trigger, exc, match", CASES)

@@ -32,7 +32,7 @@ def PReLU(init: float = 0.25) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params("PReLU", params, ("alpha",))
+        check_params("PReLU", params, {"alpha": ("C",)})
         check_min_rank("PReLU", x, 2, "(N, ..., C)")
         check_floating("PReLU", x)
         check_axis_size("PReLU", x, -1, params["alpha"].shape[0], "channels (last axis)")

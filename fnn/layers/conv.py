@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from fnn import initializers
 from fnn._checks import (
+    check_array,
     check_floating,
     check_input_shape,
     check_key,
@@ -124,6 +125,7 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *
 
 def check_image_batch(where: str, x) -> None:
     """Raise unless `x` is a floating-point batch of images `(N, H, W, C)`."""
+    check_array(where, x)
     if x.ndim != 4:
         hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
         raise ValueError(
@@ -191,7 +193,9 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
 
-    param_names = ("w", "b") if use_bias else ("w",)
+    param_shapes = {"w": (*kernel, "in", features), "b": (features,)}
+    if not use_bias:
+        del param_shapes["b"]
 
     def init(key, input_shape):
         input_shape = check_input_shape(where, input_shape, IMAGE_LAYOUT, rank=3)
@@ -207,7 +211,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params(where, params, param_names)
+        check_params(where, params, param_shapes)
         w = params["w"]
         check_image_batch(where, x)
         if x.shape[-1] != w.shape[2]:

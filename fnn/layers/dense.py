@@ -48,7 +48,9 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
     features = check_positive_int("Dense", "features", features)
     w_init, b_init = _weight_init("Dense", w_init, b_init)
 
-    param_names = ("w", "b") if use_bias else ("w",)
+    param_shapes = {"w": ("in", features), "b": (features,)}
+    if not use_bias:
+        del param_shapes["b"]
 
     def init(key, input_shape):
         input_shape = check_input_shape("Dense", input_shape, "(..., in_features)", min_rank=1)
@@ -61,7 +63,7 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params("Dense", params, param_names)
+        check_params("Dense", params, param_shapes)
         _check_features_input("Dense", x, params["w"].shape[0])
         y = x @ params["w"]
         if use_bias:
@@ -94,7 +96,8 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params("Maxout", params, ("w", "b"))
+        width = features * pieces
+        check_params("Maxout", params, {"w": ("in", width), "b": (width,)})
         _check_features_input("Maxout", x, params["w"].shape[0])
         z = x @ params["w"]
         z = z + along_last(params["b"], z.ndim)

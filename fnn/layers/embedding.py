@@ -56,7 +56,7 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params("Embedding", params, ("table",))
+        check_params("Embedding", params, {"table": (vocab_size, features)})
         check_min_rank("Embedding", x, 1, "(N, ...) of integer ids")
         if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
             raise TypeError(

@@ -37,7 +37,7 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
-        check_params("LayerNorm", params, ("scale", "bias"))
+        check_params("LayerNorm", params, {"scale": ("C",), "bias": ("C",)})
         check_min_rank("LayerNorm", x, 2, "(N, ..., C)")
         check_floating("LayerNorm", x)
         check_axis_size("LayerNorm", x, -1, params["scale"].shape[0], "features (last axis)")
@@ -104,12 +104,11 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
     def apply(params, state, x, *, key=None, train=False):
         del key
         train = check_train(where, train)
-        check_params(where, params, ("scale", "bias"))
-        check_params(where, state, ("mean", "var"), what="state")
+        c = check_params(where, params, {"scale": ("C",), "bias": ("C",)})["C"]
+        check_params(where, state, {"mean": (c,), "var": (c,)}, what="state")
         check_min_rank(where, x, 2, "(N, ..., C)")
         check_floating(where, x)
         ax = channel_axis(x.ndim, shape_str(x.shape))
-        c = params["scale"].shape[0]
         check_axis_size(where, x, ax, c, f"channels on axis {axis}")
         reduce = tuple(i for i in range(x.ndim) if i != ax)
         bshape = tuple(c if i == ax else 1 for i in range(x.ndim))

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_floating, check_input_shape, shape_str
+from fnn._checks import check_array, check_floating, check_input_shape, shape_str
 from fnn.core import Layer
 from fnn.layers.conv import (
     IMAGE_LAYOUT,
@@ -135,6 +135,7 @@ def GlobalAvgPool() -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         del params, key, train
+        check_array("GlobalAvgPool", x)
         if x.ndim < 3:
             raise ValueError(
                 f"GlobalAvgPool: expected an input (N, H, W, C), got shape "

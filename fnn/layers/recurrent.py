@@ -303,11 +303,12 @@ def _run(step, carry, xw, mask, return_sequences: bool, unroll: int):
     return jax.lax.scan(masked_body, carry, (xw, mask), unroll=unroll)
 
 
-def _recurrent_layer(name, hidden, make_params, param_names, bias, make_step, carry_type,
+def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, carry_type,
                      return_sequences, unroll, input_projection):
     """Build the `Layer` shared by SimpleRNN / LSTM / GRU.
 
-    `make_params(key, in_features)` draws the params; `params[bias]` is the bias
+    `make_params(key, in_features)` draws the params, whose names and shapes are
+    `param_shapes` (checked in `apply`, see `check_params`); `params[bias]` is the bias
     added to the input projection `x @ w_x`; `make_step(params)` returns the scan
     step on a projected input; `input_projection` is `"per_step"` or `"hoisted"`.
     """
@@ -319,7 +320,7 @@ def _recurrent_layer(name, hidden, make_params, param_names, bias, make_step, ca
 
     def apply(params, state, x, *, key=None, train=False, lengths=None):
         del key, train
-        check_params(name, params, param_names)
+        check_params(name, params, param_shapes)
         _check_sequence(name, x, params["w_x"].shape[0])
         n, t = x.shape[0], x.shape[1]
         lengths = _check_lengths(name, lengths, n, t)
@@ -405,7 +406,8 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
                 "b": b_init(kb, (hidden,))}
 
     return _recurrent_layer(
-        "SimpleRNN", hidden, make_params, ("w_x", "w_h", "b"), "b",
+        "SimpleRNN", hidden, make_params,
+        {"w_x": ("in", hidden), "w_h": (hidden, hidden), "b": (hidden,)}, "b",
         lambda p: partial(_simple_rnn_step, act, p["w_h"]), RNNCarry, return_sequences, unroll,
         input_projection)
 
@@ -450,7 +452,8 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
                 "w_h": _blockwise(h_init, kh, hidden, 4), "b": b}
 
     return _recurrent_layer(
-        "LSTM", hidden, make_params, ("w_x", "w_h", "b"), "b",
+        "LSTM", hidden, make_params,
+        {"w_x": ("in", 4 * hidden), "w_h": (hidden, 4 * hidden), "b": (4 * hidden,)}, "b",
         lambda p: partial(_lstm_step, p["w_h"]), LSTMCarry, return_sequences, unroll,
         input_projection)
 
@@ -490,7 +493,9 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
                 "b_x": b_init(kbx, (3 * hidden,)), "b_h": b_init(kbh, (3 * hidden,))}
 
     return _recurrent_layer(
-        "GRU", hidden, make_params, ("w_x", "w_h", "b_x", "b_h"), "b_x",
+        "GRU", hidden, make_params,
+        {"w_x": ("in", 3 * hidden), "w_h": (hidden, 3 * hidden), "b_x": (3 * hidden,),
+         "b_h": (3 * hidden,)}, "b_x",
         lambda p: partial(_gru_step, p["w_h"], p["b_h"]), RNNCarry, return_sequences, unroll,
         input_projection)
 
