@@ -116,13 +116,24 @@ def check_number(where: str, name: str, value: Any, *, low: float | None = None,
     return v
 
 
+def check_hyper(where: str, name: str, value: Any, **bounds) -> Any:
+    """`check_number` for a hyperparameter; a traced value (e.g. under a vmap over
+    learning rates, or a loss's `delta` under `jit`) cannot be checked and passes
+    through unchanged."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    return check_number(where, name, value, **bounds)
+
+
 def pair(where: str, name: str, value: Any) -> tuple[int, int]:
-    """An int or a pair of ints -> a pair of ints (kernel sizes, strides)."""
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    """An int or a pair of ints -> a pair of ints (kernel sizes, strides); NumPy integers
+    count as ints, bools do not."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if is_int(value):
         return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}.")
 

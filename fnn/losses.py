@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, concrete_range, shape_str
+from fnn._checks import check_hyper, concrete_range, shape_str
 from fnn.activations import log_softmax
 
 __all__ = [
@@ -112,6 +112,12 @@ def _not_empty(name: str, x, what: str) -> None:
             f"{_where(name)}: got an empty batch ({what} of shape {shape_str(x.shape)}); "
             "a loss needs at least one example."
         )
+
+
+def _at_least_float32(*arrays):
+    """Half-precision arrays in float32: the probability clips (`PROB_EPS = 1e-7`) do not
+    exist in float16/bfloat16, where `1 − 1e-7` rounds to 1 and `1e-7` to 0 or a subnormal."""
+    return tuple(a.astype(jnp.promote_types(a.dtype, jnp.float32)) for a in arrays)
 
 
 def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
@@ -287,10 +293,10 @@ def huber(pred, y, delta: float = 1.0):
     `optax.huber_loss` and Keras's `Huber` use the same formula (optax without
     the mean). `huber(p, y, δ) = δ · smooth_l1(p, y, beta=δ)`.
 
-    **Arguments:** `delta > 0` (a Python float, fixed at trace time).
+    **Arguments:** `delta > 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    delta = check_number(_where("huber"), "delta", delta, low=0.0, low_open=True)
+    delta = check_hyper(_where("huber"), "delta", delta, low=0.0, low_open=True)
     pred, y = _elementwise_args("huber", pred, y)
     d = pred - y
     a = _abs(d)
@@ -309,16 +315,15 @@ def smooth_l1(pred, y, beta: float = 1.0):
     as in PyTorch. Differs from `huber` by the factor β: the linear part has
     slope 1 here, δ in Huber.
 
-    **Arguments:** `beta >= 0` (a Python float, fixed at trace time).
+    **Arguments:** `beta >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    beta = check_number(_where("smooth_l1"), "beta", beta, low=0.0)
+    beta = check_hyper(_where("smooth_l1"), "beta", beta, low=0.0)
     pred, y = _elementwise_args("smooth_l1", pred, y)
     d = pred - y
     a = _abs(d)
-    if beta == 0.0:
-        return jnp.mean(a)
-    return jnp.mean(jnp.where(a < beta, 0.5 * d * d / beta, a - 0.5 * beta))
+    safe_beta = jnp.where(beta > 0, beta, 1.0)  # beta = 0: the first branch is never taken
+    return jnp.mean(jnp.where(a < beta, 0.5 * d * d / safe_beta, a - 0.5 * beta))
 
 
 # ---------------------------------------------------------------------------
@@ -370,7 +375,8 @@ def binary_cross_entropy(probs, y):
 
     **Shapes:** `probs` and `y ∈ [0, 1]` the same shape; returns a scalar.
     """
-    p, y = _elementwise_args("binary_cross_entropy", probs, y, "probabilities", "targets")
+    p, y = _at_least_float32(*_elementwise_args("binary_cross_entropy", probs, y,
+                                                "probabilities", "targets"))
     p = jnp.clip(p, PROB_EPS, 1.0 - PROB_EPS)
     return jnp.mean(-(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p)))
 
@@ -462,7 +468,7 @@ def cross_entropy(probs, onehot):
             f"{shape_str(y.shape)}. For class ids use nll(jnp.log(probs), labels) or "
             "jax.nn.one_hot(labels, C)."
         )
-    p, y = _elementwise_args(name, probs, onehot, "probabilities", "targets")
+    p, y = _at_least_float32(*_elementwise_args(name, probs, onehot, "probabilities", "targets"))
     return jnp.mean(-jnp.sum(y * jnp.log(jnp.maximum(p, PROB_EPS)), axis=-1))
 
 
@@ -494,11 +500,11 @@ def multiclass_hinge(scores, labels, margin: float = 1.0):
     class id outside `[0, C)` raises `ValueError` on concrete labels and gives
     NaN under `jit`.
 
-    **Arguments:** `margin >= 0` (a Python float, fixed at trace time).
+    **Arguments:** `margin >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `scores (N, C)` (or `(..., C)`), integer `labels (N,)`; returns a scalar.
     """
     name = "multiclass_hinge"
-    margin = check_number(_where(name), "margin", margin, low=0.0)
+    margin = check_hyper(_where(name), "margin", margin, low=0.0)
     s = _scores(name, scores, "scores")
     labels = _class_ids(name, s, labels, "scores", one_hot_ok=None)
     s_true, valid = _pick(s, labels)

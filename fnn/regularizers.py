@@ -122,7 +122,8 @@ def _selected(where: str, params, include) -> list:
 def _total(weight, leaves, term):
     if not leaves:
         return jnp.zeros((), jnp.float32) * weight
-    total = sum(jnp.sum(term(w)) for w in leaves)
+    # half-precision leaves are summed in float32 (Σw² of a float16 layer overflows at 65504)
+    total = sum(jnp.sum(term(w.astype(jnp.promote_types(w.dtype, jnp.float32)))) for w in leaves)
     return jnp.asarray(weight, total.dtype) * total
 
 

@@ -605,3 +605,33 @@ def test_classification_losses_are_nonnegative(data):
     assert float(ev(losses.multiclass_hinge, z, ids)) >= 0.0
     assert float(ev(losses.sigmoid_binary_cross_entropy, z, y01)) >= 0.0
     assert float(ev(losses.hinge, z, 2 * y01 - 1)) >= 0.0
+
+
+# --- half precision and traced hyperparameters -------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_probability_losses_clip_in_half_precision(dtype):
+    """1 − 1e-7 rounds to 1 in float16/bfloat16: the clip must be applied in float32."""
+    p, y = jnp.array([1.0, 0.0], dtype), jnp.array([0.0, 1.0], dtype)
+    want = -np.log(np.float32(1e-7))
+    in_float32 = losses.binary_cross_entropy(p.astype(jnp.float32), y.astype(jnp.float32))
+    assert float(losses.binary_cross_entropy(p, y)) == float(in_float32)
+    assert 15 < float(in_float32) < want
+    grad = jax.grad(losses.binary_cross_entropy)(p, y)
+    assert np.all(np.isfinite(np.asarray(grad, np.float32)))
+    ce = losses.cross_entropy(jnp.array([[1.0, 0.0]], dtype), jnp.array([[0.0, 1.0]], dtype))
+    assert float(ce) == pytest.approx(want, rel=1e-6)
+
+
+def test_loss_hyperparameters_may_be_traced():
+    pred, y = jnp.array([0.3, -2.0, 0.1]), jnp.zeros(3)
+    for fn, values in [(losses.huber, (0.5, 2.0)), (losses.smooth_l1, (0.0, 0.5, 1.0))]:
+        got = jax.vmap(lambda v, fn=fn: fn(pred, y, v))(jnp.array(values))
+        want = [float(fn(pred, y, v)) for v in values]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert float(jax.jit(fn)(pred, y, values[-1])) == pytest.approx(want[-1], rel=1e-6)
+    assert float(losses.smooth_l1(pred, y, 0.0)) == pytest.approx(float(losses.mae(pred, y)))
+    chex.assert_trees_all_close(jax.grad(losses.smooth_l1)(pred, y, 0.0), jnp.sign(pred) / 3)
+    s, labels = jnp.array([[1.0, 2.0, 3.0]]), jnp.array([0])
+    assert float(jax.jit(losses.multiclass_hinge)(s, labels, 0.5)) == pytest.approx(1.5 + 2.5)

@@ -546,3 +546,47 @@ def test_public_face():
         "rmsprop", "adam", "adamw", "clip_by_global_norm", "clip_by_value", "masked"}
     opt = optim.sgd(0.1)
     assert isinstance(opt, optim.Optimizer) and opt._fields == ("init", "update")
+
+
+# --- float64 parameters (jax_enable_x64) are updated with the exact learning rate ---------
+
+
+def test_float64_params_use_the_learning_rate_unrounded():
+    """0.1 is not a float32 number: rounding the rate moved float64 SGD steps by ~1e-9."""
+    cases = [  # (learning_rate, rates of the first two updates in float64)
+        (0.1, (0.1, 0.1)),
+        (schedules.exponential_decay(0.1, 0.5, 10), (0.1, 0.1 * 0.5 ** 0.1)),
+        (schedules.cosine_decay(0.3, 10), (0.3, 0.3 * 0.5 * (1 + np.cos(np.pi / 10)))),
+    ]
+    with jax.enable_x64(True):
+        for lr, rates in cases:
+            opt = optim.sgd(lr)
+            state = opt.init({"w": jnp.zeros(1, jnp.float64)})
+            for _ in rates:
+                state, params = opt.update(state, {"w": jnp.ones(1, jnp.float64)})
+            assert params["w"].dtype == jnp.float64
+            assert float(params["w"][0]) == pytest.approx(-sum(rates), rel=1e-15, abs=0)
+            assert state.lr.dtype == jnp.float32   # the recorded rate keeps its layout
+
+
+def test_global_norm_of_float64_gradients_is_float64():
+    from fnn.optim.wrappers import global_norm
+
+    with jax.enable_x64(True):
+        g = {"a": jnp.asarray([0.1, 0.2, 0.3], jnp.float64), "b": jnp.asarray([0.5], jnp.float64)}
+        norm = global_norm(g)
+        assert norm.dtype == jnp.float64
+        assert float(norm) == pytest.approx(np.sqrt(0.01 + 0.04 + 0.09 + 0.25), rel=1e-15)
+    half = global_norm({"w": jnp.full((1000,), 100.0, jnp.float16)})  # Σ g² = 1e7 > fp16 max
+    assert half.dtype == jnp.float32 and float(half) == pytest.approx(np.sqrt(1e7), rel=1e-6)
+
+
+def test_clipping_hyperparameters_may_be_traced():
+    params, grads = {"w": jnp.ones(4)}, {"w": jnp.full((4,), 2.0)}   # ‖g‖ = 4
+
+    def clipped(max_norm):
+        opt = optim.clip_by_global_norm(optim.sgd(1.0), max_norm)
+        return opt.update(opt.init(params), grads)[1]["w"]
+
+    got = jax.vmap(clipped)(jnp.array([1.0, 2.0, 8.0]))
+    chex.assert_trees_all_close(got[:, 0], jnp.array([1 - 0.5, 1 - 1.0, 1 - 2.0]), rtol=1e-6)

@@ -144,3 +144,11 @@ def test_bad_weight_type_and_include_raise(fn):
         fn(_params(), 0.1, include="weights")
     with pytest.raises(TypeError, match=rf"regularizers\.{name}: include.*predicate"):
         fn(_params(), 0.1, include=3)
+
+
+def test_half_precision_leaves_are_summed_in_float32():
+    """Σ w² = 1e5 is beyond float16's 65504: summed in float16 it was inf."""
+    got = regularizers.l2({"w": jnp.full((1000,), 10.0, jnp.float16)}, 1e-4)
+    assert float(got) == pytest.approx(10.0, rel=1e-6)
+    got = regularizers.l1({"w": jnp.full((70000,), 1.0, jnp.float16)}, 1.0)
+    assert float(got) == pytest.approx(70000.0, rel=1e-6)

@@ -124,3 +124,27 @@ def test_sgd_with_step_decay_by_hand():
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_cosine_schedules_reach_exactly_zero():
+    """float32 cos(π/2) is −4.4e-8, so cos² left 1.9e-15·lr at and after the end."""
+    for schedule, end in [(schedules.cosine_decay(0.1, 25), 25),
+                          (schedules.warmup_cosine(0.1, 5, 30), 30)]:
+        got = np.asarray(schedule(jnp.arange(end, end + 5)))
+        assert np.all(got == 0.0), got
+        assert float(schedule(end - 1)) > 0.0
+
+
+def test_rates_may_be_traced():
+    """A vmap over learning rates (an ensemble sweep) goes through the schedules."""
+    got = jax.vmap(lambda lr: schedules.exponential_decay(lr, 0.5, 10)(3))(jnp.array([0.1, 0.2]))
+    np.testing.assert_allclose(got, np.array([0.1, 0.2]) * 0.5 ** 0.3, rtol=1e-6)
+    got = jax.vmap(lambda a: schedules.cosine_decay(1.0, 10, alpha=a)(10))(jnp.array([0.0, 0.3]))
+    np.testing.assert_allclose(got, [0.0, 0.3], rtol=1e-6)
+
+
+def test_schedules_return_the_default_float_dtype():
+    assert schedules.step_decay(0.1, 0.5, 2)(3).dtype == jnp.float32
+    with jax.enable_x64(True):
+        got = schedules.exponential_decay(0.1, 0.5, 10)(10)
+        assert got.dtype == jnp.float64 and float(got) == 0.05

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, shape_str
+from fnn._checks import check_hyper, shape_str
 
 
 class Optimizer(NamedTuple):
@@ -67,23 +67,19 @@ def check_optimizer(where: str, optimizer: Any) -> Optimizer:
     return optimizer
 
 
-def check_hyper(where: str, name: str, value: Any, **bounds) -> Any:
-    """`check_number` for a hyperparameter; a traced value (e.g. under a vmap over
-    learning rates) cannot be checked and passes through unchanged."""
-    if isinstance(value, jax.core.Tracer):
-        return value
-    return check_number(where, name, value, **bounds)
-
-
 # ---------------------------------------------------------------------------
 # learning rates
 
 
 def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
-    """Turn a float or a schedule `step -> lr` into a function `step -> float32 scalar`.
+    """Turn a float or a schedule `step -> lr` into a function `step -> float scalar`.
 
     A float is validated here (finite, >= 0). A schedule is evaluated at trace
     time on the step count before the update; it must return a scalar.
+
+    The scalar keeps the precision it was given in (a Python float is float64
+    under `jax_enable_x64`), so float64 parameters are updated with the exact
+    rate; the state records it as float32 (`current_lr`).
     """
     if callable(learning_rate):
         schedule = learning_rate
@@ -106,7 +102,7 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
                     f"{where}: the learning_rate schedule must return a number, got "
                     f"dtype {jnp.result_type(lr)} from {schedule!r}."
                 )
-            return jnp.asarray(lr, jnp.float32)
+            return _as_float(lr)
 
         return lr_at
     if isinstance(learning_rate, bool) or not (
@@ -117,7 +113,13 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
             f"got {learning_rate!r}."
         )
     value = check_hyper(where, "learning_rate", learning_rate, low=0.0)
-    return lambda step: jnp.asarray(value, jnp.float32)
+    return lambda step: _as_float(value)
+
+
+def _as_float(lr) -> jax.Array:
+    """A learning rate as a floating array, in its own precision (ints: the default float)."""
+    lr = jnp.asarray(lr)
+    return lr if jnp.issubdtype(lr.dtype, jnp.floating) else lr.astype(jnp.result_type(float))
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
         params = as_params(where, params)
         step = step_zero()
         slots = map_leaves(lambda p: tuple(init_slots(p)), n_slots, params)
-        return state_cls(step, lr_at(step), params, *slots)
+        return state_cls(step, lr_at(step).astype(jnp.float32), params, *slots)
 
     def update(state, grads):
         if not isinstance(state, state_cls):
@@ -255,7 +257,7 @@ def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
                     *(n.astype(o.dtype) for n, o in zip(new_slots, slots, strict=True)))
 
         params, *slots = map_leaves(leaf, 1 + n_slots, state.params, grads, *state[3:])
-        new_state = state_cls(t, lr, params, *slots)
+        new_state = state_cls(t, lr.astype(jnp.float32), params, *slots)
         return new_state, new_state.params
 
     return make(where, init, update)

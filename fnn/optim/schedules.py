@@ -2,7 +2,9 @@
 
 Each constructor validates its arguments and returns `schedule(step)`, which
 takes an int step (a Python int or a traced int32 array, also an array of
-steps) and returns a float32 array of the same shape. An optimizer evaluates
+steps) and returns a float array of the same shape: float32, or float64 under
+`jax_enable_x64`. Rates and decays may be traced (e.g. under a `vmap` over
+learning rates); they are checked when they are concrete. An optimizer evaluates
 its schedule at the number of updates applied before the update, so the first
 update uses `schedule(0)`.
 """
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 import jax.numpy as jnp
 
-from fnn._checks import check_number, check_positive_int
+from fnn._checks import check_hyper, check_positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "inverse_time", "cosine_decay",
            "warmup_cosine"]
@@ -23,14 +25,25 @@ def _step(step):
     return jnp.asarray(step)
 
 
+def _float_step(step):
+    """The step in the default float dtype: an int32 step divided by an int is float32
+    in JAX, which would round a float64 (`jax_enable_x64`) schedule to float32."""
+    return _step(step).astype(jnp.result_type(float))
+
+
 def _lr(where: str, lr) -> float:
-    return check_number(where, "lr", lr, low=0.0)
+    return check_hyper(where, "lr", lr, low=0.0)
+
+
+def _out(lr):
+    """A rate in the default float dtype (float32; float64 under `jax_enable_x64`)."""
+    return jnp.asarray(lr, jnp.result_type(float))
 
 
 def constant(lr: float) -> Callable:
     """`lr` at every step."""
     lr = _lr("constant", lr)
-    return lambda step: jnp.full(jnp.shape(step), lr, jnp.float32)
+    return lambda step: _out(jnp.full(jnp.shape(step), lr))
 
 
 def step_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
@@ -40,13 +53,13 @@ def step_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     (`torch.optim.lr_scheduler.StepLR(step_size=100, gamma=0.5)`, counted in updates).
     """
     lr = _lr("step_decay", lr)
-    rate = check_number("step_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
+    rate = check_hyper("step_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
     n = check_positive_int("step_decay", "decay_steps", decay_steps)
 
     def schedule(step):
         step = _step(step)
         k = step // n if jnp.issubdtype(step.dtype, jnp.integer) else jnp.floor(step / n)
-        return (lr * jnp.power(rate, k.astype(jnp.float32))).astype(jnp.float32)
+        return _out(lr * jnp.power(rate, k.astype(jnp.result_type(float))))
 
     return schedule
 
@@ -58,11 +71,11 @@ def exponential_decay(lr: float, decay_rate: float, decay_steps: int) -> Callabl
     `ExponentialDecay` without staircase (use `step_decay` for the staircase).
     """
     lr = _lr("exponential_decay", lr)
-    rate = check_number("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
+    rate = check_hyper("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
     n = check_positive_int("exponential_decay", "decay_steps", decay_steps)
 
     def schedule(step):
-        return (lr * jnp.power(rate, _step(step) / n)).astype(jnp.float32)
+        return _out(lr * jnp.power(rate, _float_step(step) / n))
 
     return schedule
 
@@ -70,11 +83,11 @@ def exponential_decay(lr: float, decay_rate: float, decay_steps: int) -> Callabl
 def inverse_time(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     """`lr / (1 + decay_rate · step / decay_steps)` (Keras's `InverseTimeDecay`)."""
     lr = _lr("inverse_time", lr)
-    rate = check_number("inverse_time", "decay_rate", decay_rate, low=0.0)
+    rate = check_hyper("inverse_time", "decay_rate", decay_rate, low=0.0)
     n = check_positive_int("inverse_time", "decay_steps", decay_steps)
 
     def schedule(step):
-        return (lr / (1.0 + rate * _step(step) / n)).astype(jnp.float32)
+        return _out(lr / (1.0 + rate * _float_step(step) / n))
 
     return schedule
 
@@ -82,10 +95,11 @@ def inverse_time(lr: float, decay_rate: float, decay_steps: int) -> Callable:
 def _cosine(step, steps: int):
     """½(1 + cos(π·min(step, steps)/steps)): 1 at 0, falling to 0 at `steps`.
 
-    Computed as cos²(π/2·frac), the same value without cancellation near the end.
+    Computed as cos²(π/2·frac), the same value without cancellation near the end,
+    and exactly 0 from `steps` on (float32 cos(π/2) is −4.4e-8, not 0).
     """
     frac = jnp.minimum(step, steps) / steps
-    return jnp.square(jnp.cos(0.5 * math.pi * frac))
+    return jnp.where(frac >= 1, 0.0, jnp.square(jnp.cos(0.5 * math.pi * frac)))
 
 
 def cosine_decay(lr: float, decay_steps: int, alpha: float = 0.0) -> Callable:
@@ -97,10 +111,10 @@ def cosine_decay(lr: float, decay_steps: int, alpha: float = 0.0) -> Callable:
     """
     lr = _lr("cosine_decay", lr)
     n = check_positive_int("cosine_decay", "decay_steps", decay_steps)
-    alpha = check_number("cosine_decay", "alpha", alpha, low=0.0, high=1.0)
+    alpha = check_hyper("cosine_decay", "alpha", alpha, low=0.0, high=1.0)
 
     def schedule(step):
-        return (lr * ((1.0 - alpha) * _cosine(_step(step), n) + alpha)).astype(jnp.float32)
+        return _out(lr * ((1.0 - alpha) * _cosine(_float_step(step), n) + alpha))
 
     return schedule
 
@@ -122,7 +136,7 @@ def warmup_cosine(peak_lr: float, warmup_steps: int, decay_steps: int) -> Callab
     - `decay_steps`: int > `warmup_steps`.
     """
     where = "warmup_cosine"
-    peak = check_number(where, "peak_lr", peak_lr, low=0.0)
+    peak = check_hyper(where, "peak_lr", peak_lr, low=0.0)
     if isinstance(warmup_steps, bool) or not hasattr(warmup_steps, "__index__"):
         raise TypeError(f"{where}: warmup_steps must be an int >= 0, got {warmup_steps!r}.")
     w = int(warmup_steps)
@@ -136,11 +150,11 @@ def warmup_cosine(peak_lr: float, warmup_steps: int, decay_steps: int) -> Callab
         )
 
     def schedule(step):
-        step = _step(step)
+        step = _float_step(step)
         cos = peak * _cosine(jnp.maximum(step - w, 0), total - w)
         if w == 0:
-            return cos.astype(jnp.float32)
+            return _out(cos)
         warm = peak * step / w
-        return jnp.where(step < w, warm, cos).astype(jnp.float32)
+        return _out(jnp.where(step < w, warm, cos))
 
     return schedule

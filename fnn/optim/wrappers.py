@@ -5,21 +5,31 @@ state, unchanged in layout, so `current_lr`, checkpoints and nesting all work.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number
-from fnn.optim.base import Optimizer, check_like_params, check_optimizer, make, name_of
+from fnn.optim.base import (
+    Optimizer,
+    check_hyper,
+    check_like_params,
+    check_optimizer,
+    make,
+    name_of,
+)
 
 
 def global_norm(tree: Any) -> jax.Array:
-    """‖tree‖₂ over all leaves together (float32 scalar)."""
+    """‖tree‖₂ over all leaves together: a float32 scalar, float64 if a leaf is float64
+    (half-precision leaves are summed in float32)."""
     leaves = jax.tree.leaves(tree)
-    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(jnp.float32))) for x in leaves),
-                        jnp.zeros((), jnp.float32)))
+    dtype = functools.reduce(jnp.promote_types, (jnp.result_type(x) for x in leaves),
+                             jnp.dtype(jnp.float32))
+    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(dtype))) for x in leaves),
+                        jnp.zeros((), dtype)))
 
 
 def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
@@ -39,7 +49,7 @@ def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
     - `max_norm`: > 0.
     """
     inner = check_optimizer("clip_by_global_norm", optimizer)
-    max_norm = check_number("clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
+    max_norm = check_hyper("clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
     name = f"clip_by_global_norm({name_of(inner)})"
 
     def update(state, grads):
@@ -63,7 +73,7 @@ def clip_by_value(optimizer: Optimizer, limit: float) -> Optimizer:
     - `limit`: > 0.
     """
     inner = check_optimizer("clip_by_value", optimizer)
-    limit = check_number("clip_by_value", "limit", limit, low=0.0, low_open=True)
+    limit = check_hyper("clip_by_value", "limit", limit, low=0.0, low_open=True)
     name = f"clip_by_value({name_of(inner)})"
 
     def update(state, grads):
