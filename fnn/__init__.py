@@ -6,10 +6,12 @@ from fnn import (
     activations,
     checkpoint,
     compiler,
+    data,
     datasets,
     diagnostics,
     distributed,
     ensemble,
+    fused,
     gradcheck,
     initializers,
     layers,
@@ -18,6 +20,7 @@ from fnn import (
     optim,
     preprocessing,
     regularizers,
+    train,
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from fnn.core import Layer, concat, init, output_shape, residual, serial
@@ -37,3 +40,4 @@ __all__ += ["checkpoint", "preprocessing"]
 __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
+__all__ += ["data", "fused", "train"]

@@ -124,3 +124,11 @@ def test_get_by_name_and_unknown_name():
     assert fnn.activations.get("relu") is fnn.relu
     with pytest.raises(ValueError, match="unknown activation 'rleu'.*relu"):
         fnn.activations.get("rleu")
+
+
+def test_sigmoid_takes_integers_like_tanh():
+    x = jnp.array([-2, 0, 3])
+    got = fnn.activations.sigmoid(x)
+    want = 1.0 / (1.0 + np.exp(-np.array([-2.0, 0.0, 3.0])))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.dtype == fnn.activations.tanh(x).dtype == jnp.float32

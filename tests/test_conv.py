@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.layers import Conv2D
+from fnn.layers import Conv2D, MaxPool
 
 # ---------------------------------------------------------------------------
 # the independent reference
@@ -286,6 +286,18 @@ def test_bad_hyperparameters():
         Conv2D(0, 3)
     with pytest.raises(TypeError, match="Conv2D: kernel_size must be an int or a pair"):
         Conv2D(2, 2.5)
+    with pytest.raises(TypeError, match="Conv2D: kernel_size must be an int or a pair"):
+        Conv2D(2, np.bool_(True))
+
+
+def test_numpy_integer_sizes_are_ints():
+    """Sizes read from arrays (`np.int64`) are accepted like `features` and `padding` were."""
+    a = Conv2D(4, np.int64(3), stride=(np.int32(2), 1), dilation=np.int64(1))
+    b = Conv2D(4, 3, stride=(2, 1), dilation=1)
+    params, _ = a.init(jax.random.key(0), (9, 9, 2))
+    x = jnp.linspace(-1, 1, 2 * 9 * 9 * 2).reshape(2, 9, 9, 2)
+    np.testing.assert_array_equal(a.apply(params, {}, x)[0], b.apply(params, {}, x)[0])
+    assert MaxPool(np.int64(2)).apply({}, {}, x)[0].shape == (2, 4, 4, 2)
 
 
 def test_integer_input():
