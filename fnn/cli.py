@@ -194,6 +194,8 @@ _positive_int = _number(int, "a positive integer", lambda v: v >= 1)
 _non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
 _positive_float = _number(float, "a positive number", lambda v: math.isfinite(v) and v > 0)
 _fraction = _number(float, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
+# at least one training and one validation example
+_limit = _number(int, "an integer >= 2", lambda v: v >= 2)
 
 
 def _shape(text: str) -> tuple:
@@ -218,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fnn", formatter_class=fmt,
         description="Train, evaluate and inspect fnn models (pure-function neural networks "
                     "on JAX).",
-        epilog="Run 'fnn COMMAND --help' for the options of each command.\n"
-               "Quick start: 'fnn train' trains LeNet-5 on MNIST in a few minutes on a CPU.")
+    )
     from fnn import __version__
     parser.add_argument("--version", action="version", version=f"fnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -247,15 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive_float, metavar="LR",
                    help="learning rate (default: depends on the optimizer, see below)")
     t.add_argument("--epochs", type=_positive_int, metavar="N",
-                   help="number of epochs (default: 10; with --resume: the run's total)")
+                   help="number of epochs (default: 10); with --resume: the run's new total, "
+                        "at least the epochs it already holds (default: its saved total)")
     t.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="mini-batch size (default: 32)")
     t.add_argument("--val-fraction", type=_fraction, metavar="F",
                    help="fraction of the training set held out for validation (default: 0.1)")
     t.add_argument("--seed", type=_non_negative_int, metavar="N",
                    help="random seed for init, shuffling and splits (default: 0)")
-    t.add_argument("--limit", type=_positive_int, metavar="N",
-                   help="use only the first N training examples (quick tests)")
+    t.add_argument("--limit", type=_limit, metavar="N",
+                   help="use only the first N training examples, N >= 2 (quick tests)")
     t.add_argument("--data-dir", metavar="DIR",
                    help="folder with the data files (default: $FNN_DATA_DIR)")
     t.add_argument("--out", metavar="DIR", help="folder for run folders (default: runs)")
@@ -289,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. 28,28,1 for lenet5)")
     s.add_argument("--num-classes", type=_positive_int, default=10, metavar="N",
                    help="number of output classes (default: 10)")
+    parser.epilog = (
+        "commands and their options (what each option means: 'fnn COMMAND --help'):\n"
+        + "".join(p.format_usage() for p in (t, e, s))
+        + "\nQuick start: 'fnn train' trains LeNet-5 on MNIST in a few minutes on a CPU.")
     return parser
 
 
@@ -314,8 +320,60 @@ def _fail(parser, message: str):
     parser.error(message)  # exits with status 2
 
 
-def _resolve_train_config(parser, args) -> tuple[dict, str]:
-    """The run's config and folder, from the options or from `--resume RUN_DIR`."""
+# what `fnn train` and `fnn evaluate` read from a run folder's config.json
+_CONFIG_KEYS = ("model", "dataset", "optimizer", "lr", "epochs", "batch_size", "val_fraction",
+                "seed")
+
+
+def _read_config(parser, run_dir: str, keys=_CONFIG_KEYS) -> dict:
+    """`run_dir`/config.json; a usage error naming the file if it is missing or damaged."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        _fail(parser, f"{run_dir} is not a run folder (no config.json)")
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except ValueError as e:  # not JSON, not UTF-8
+        _fail(parser, f"{path} is damaged: not valid JSON ({e})")
+    if not isinstance(config, dict):
+        _fail(parser, f"{path} is damaged: expected a JSON object, got {type(config).__name__}")
+    missing = [k for k in keys if k not in config]
+    if missing:
+        _fail(parser, f"{path} is damaged: it lacks {', '.join(missing)}")
+    return config
+
+
+def _latest_epoch(run_dir: str) -> int:
+    """The epoch of the run's latest checkpoint (0 when there is none)."""
+    from fnn.checkpoint import CheckpointManager
+    return CheckpointManager(os.path.join(run_dir, "checkpoints")).latest() or 0
+
+
+def _claim_run_dir(parser, out: str, name: str | None, base: str) -> str:
+    """Create a new, empty run folder `out/name`, or `out/base`, `out/base-2`, ... with no
+    name. `os.mkdir` fails when the folder exists, so two runs never share one, even
+    when started in the same second."""
+    os.makedirs(out, exist_ok=True)
+    i = 1
+    while True:
+        run_dir = os.path.join(out, name or (base if i == 1 else f"{base}-{i}"))
+        try:
+            os.mkdir(run_dir)
+            return run_dir
+        except FileExistsError:
+            if name:
+                _name_taken(parser, run_dir)
+            i += 1
+
+
+def _name_taken(parser, run_dir: str):
+    _fail(parser, f"run folder {run_dir} already exists; choose another --name or "
+                  f"continue it with --resume {run_dir}")
+
+
+def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
+    """The run's config, and its folder with `--resume RUN_DIR` (None: a new run, whose
+    folder `_claim_run_dir` creates once the data and model are ready)."""
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
                  if k not in _RESUMABLE + ("command",) and v is not None]
@@ -323,12 +381,12 @@ def _resolve_train_config(parser, args) -> tuple[dict, str]:
             _fail(parser, f"--resume uses the run's saved options; do not combine it with "
                           f"{', '.join(given)} (only --epochs and --no-progress)")
         run_dir = args.resume
-        path = os.path.join(run_dir, "config.json")
-        if not os.path.isfile(path):
-            _fail(parser, f"--resume: {run_dir} is not a run folder (no config.json)")
-        with open(path) as f:
-            config = json.load(f)
+        config = _read_config(parser, run_dir)
         if args.epochs is not None:
+            done = _latest_epoch(run_dir)
+            if args.epochs < done:
+                _fail(parser, f"--epochs {args.epochs}: {run_dir} already holds {done} epochs; "
+                              f"give --epochs {done} or more")
             config["epochs"] = args.epochs
         return config, run_dir
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
@@ -336,20 +394,13 @@ def _resolve_train_config(parser, args) -> tuple[dict, str]:
     config["model"] = args.model or _default_model(config["dataset"])
     if config["lr"] is None:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
-    out = args.out if args.out is not None else "runs"
     if args.name is not None:
         if not args.name or os.sep in args.name or args.name in (".", ".."):
             _fail(parser, f"--name must be a plain folder name, got {args.name!r}")
-        run_dir = os.path.join(out, args.name)
-        if os.path.exists(run_dir):
-            _fail(parser, f"run folder {run_dir} already exists; choose another --name or "
-                          f"continue it with --resume {run_dir}")
-    else:
-        base = f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir, i = os.path.join(out, base), 2
-        while os.path.exists(run_dir):
-            run_dir, i = os.path.join(out, f"{base}-{i}"), i + 1
-    return config, run_dir
+        run_dir = os.path.join(args.out or "runs", args.name)
+        if os.path.exists(run_dir):  # say so before loading the data; _claim_run_dir decides
+            _name_taken(parser, run_dir)
+    return config, None
 
 
 def _prepare(config: dict, parser=None):
@@ -413,8 +464,11 @@ def _train(parser, args) -> int:
         "num_test": int(len(data.test[1])), "data_source": data.source,
         "params": int(n_params),
     })
-    resuming = bool(args.resume)
-    os.makedirs(run_dir, exist_ok=True)
+    resuming = run_dir is not None
+    if not resuming:
+        run_dir = _claim_run_dir(
+            parser, args.out or "runs", args.name,
+            f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}")
     from fnn import __version__
     config.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
     config.update({"fnn_version": __version__, "jax_version": jax.__version__})
@@ -457,8 +511,8 @@ def _train(parser, args) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: fnn train --resume {run_dir}", file=sys.stderr)
         return 130
-    except FloatingPointError as e:
-        print(f"fnn train: error: {e}", file=sys.stderr)
+    except FloatingPointError:
+        print(f"fnn train: error: {_diverged_message(run_dir, config)}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
     _write_json(os.path.join(run_dir, "history.json"), history)
@@ -474,6 +528,17 @@ def _train(parser, args) -> int:
     print(message)
     print(f"run folder: {run_dir}  (evaluate with: fnn evaluate {run_dir})")
     return 0
+
+
+def _diverged_message(run_dir: str, config: dict) -> str:
+    """What happened and what to do when the loss or the weights became NaN or infinite."""
+    done = _latest_epoch(run_dir)
+    saved = (f"the checkpoint of epoch {done} in {os.path.join(run_dir, 'checkpoints')} is "
+             f"the last good one (fnn evaluate {run_dir} uses it)" if done else
+             "no checkpoint was saved")
+    return (f"the loss or the weights became NaN or infinite in epoch {done + 1}, so training "
+            f"stopped; {saved}. Start a new run with a smaller --lr (this one used "
+            f"{config['lr']:g}) or another --optimizer.")
 
 
 def _plot_curves(history: dict, path: str) -> str:
@@ -527,11 +592,7 @@ def _format_confusion(m) -> str:
 
 
 def _evaluate(parser, args) -> int:
-    path = os.path.join(args.run_dir, "config.json")
-    if not os.path.isfile(path):
-        _fail(parser, f"{args.run_dir} is not a run folder (no config.json)")
-    with open(path) as f:
-        config = json.load(f)
+    config = _read_config(parser, args.run_dir, _CONFIG_KEYS + ("num_classes",))
     _enable_compile_cache()
 
     import jax

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +34,8 @@ def _main(capsys, *argv):
         (["train", "--val-fraction", "1.5"], "expected a number in (0, 1), got 1.5"),
         (["train", "--seed", "-3"], "expected an integer >= 0, got -3"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--dataset", "spiral", "--limit", "1"],
+         "argument --limit: expected an integer >= 2, got 1"),
         (["train", "--resume", "nowhere"], "nowhere is not a run folder"),
         (["summary", "--input-shape", "28,0"], "argument --input-shape: expected positive"),
         (["summary", "--model", "resnet20", "--input-shape", "4,4"],
@@ -67,6 +70,19 @@ def test_help_documents_every_command_and_option(capsys):
     for command in ("evaluate", "summary"):
         status, out, _ = _main(capsys, command, "--help")
         assert status == 0 and "usage: fnn " + command in out
+
+
+def test_top_level_help_lists_every_option_of_every_command(capsys):
+    status, out, _ = _main(capsys, "--help")
+    assert status == 0
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "evaluate", "summary"}
+    for name, parser in commands.items():
+        usage = out.split(f"usage: fnn {name} ", 1)[1].split("usage:")[0]
+        for action in parser._actions:
+            assert all(option in out for option in action.option_strings), action
+            # each option, under its own command (usage shows -h for -h/--help)
+            assert not action.option_strings or action.option_strings[0] in usage, action
 
 
 def test_summary_prints_the_table(capsys):
@@ -119,3 +135,102 @@ def test_train_evaluate_resume_end_to_end(tmp_path):
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
         "ckpt_00000001.npz", "ckpt_00000002.npz"]
     assert json.loads((folder / "config.json").read_text())["epochs"] == 2
+
+
+# ---------------------------------------------------------------------------
+# run folders, in-process on tiny spiral runs (a few seconds each)
+
+_TINY = ("--dataset", "spiral", "--limit", "64", "--batch-size", "8", "--no-progress")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_compile_cache():
+    """In-process runs must not write JAX's compilation cache into the user's home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FNN_CACHE_DIR", "off")
+        yield
+
+
+@pytest.fixture(scope="module")
+def _two_epoch_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert cli.main(["train", *_TINY, "--epochs", "2", "--out", str(out), "--name", "r"]) == 0
+    return out / "r"
+
+
+@pytest.fixture
+def run_copy(_two_epoch_run, tmp_path):
+    """A private copy of a finished 2-epoch spiral run folder."""
+    return shutil.copytree(_two_epoch_run, tmp_path / "r")
+
+
+def test_claim_run_dir_never_hands_out_a_folder_twice(tmp_path):
+    parser = cli.build_parser()
+    out = str(tmp_path / "runs")
+    first = cli._claim_run_dir(parser, out, None, "mlp-spiral-t")
+    second = cli._claim_run_dir(parser, out, None, "mlp-spiral-t")
+    assert (first, second) == (os.path.join(out, "mlp-spiral-t"), os.path.join(out, "mlp-spiral-t-2"))
+    cli._claim_run_dir(parser, out, "mine", "")
+    with pytest.raises(SystemExit) as e:
+        cli._claim_run_dir(parser, out, "mine", "")
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("name", [None, "mine"])
+def test_runs_started_in_the_same_second_do_not_share_a_folder(capsys, monkeypatch, tmp_path, name):
+    """Another run creates the folder after this one checked that it is free."""
+    monkeypatch.setattr(cli.time, "strftime", lambda fmt, *a: "20250101-120000")
+    taken = tmp_path / (name or "mlp-spiral-20250101-120000")
+    prepare = cli._prepare
+
+    def other_run_starts(*args, **kwargs):
+        taken.mkdir()
+        (taken / "config.json").write_text("the other run's")
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "_prepare", other_run_starts)
+    argv = ["train", *_TINY, "--epochs", "1", "--out", str(tmp_path)]
+    status, out, err = _main(capsys, *argv, *(["--name", name] if name else []))
+    assert [p.name for p in taken.iterdir()] == ["config.json"]
+    assert (taken / "config.json").read_text() == "the other run's"
+    if name:
+        assert status == 2 and f"run folder {taken} already exists" in err
+    else:
+        assert status == 0, err
+        assert (tmp_path / f"{taken.name}-2" / "results.json").exists()
+
+
+@pytest.mark.parametrize("command", ["train --resume", "evaluate"])
+@pytest.mark.parametrize("text, problem", [
+    ("{", "not valid JSON"), ("{}", "it lacks model, dataset"), ("[1]", "expected a JSON object"),
+])
+def test_damaged_config_json_is_a_one_line_error(capsys, tmp_path, command, text, problem):
+    (tmp_path / "config.json").write_text(text)
+    status, _, err = _main(capsys, *command.split(), str(tmp_path))
+    assert status == 2 and err.count("\n") == 1
+    assert f"{tmp_path / 'config.json'} is damaged: {problem}" in err
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_holds(capsys, run_copy):
+    config = (run_copy / "config.json").read_text()
+    status, _, err = _main(capsys, "train", "--resume", str(run_copy), "--epochs", "1")
+    assert status == 2
+    assert f"--epochs 1: {run_copy} already holds 2 epochs; give --epochs 2 or more" in err
+    assert (run_copy / "config.json").read_text() == config
+
+
+def test_divergence_in_the_first_epoch_says_no_checkpoint_was_saved(capsys, tmp_path):
+    status, _, err = _main(capsys, "train", *_TINY, "--epochs", "2", "--out", str(tmp_path),
+                           "--name", "nan", "--optimizer", "sgd", "--lr", "1e30")
+    assert status == 1
+    assert "NaN or infinite in epoch 1" in err and "no checkpoint was saved" in err
+    assert "smaller --lr" in err and "check_finite" not in err and "last good" not in err
+
+
+def test_divergence_later_names_the_last_good_checkpoint(capsys, run_copy):
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "lr": 1e30}))
+    status, _, err = _main(capsys, "train", "--resume", str(run_copy), "--epochs", "3")
+    assert status == 1
+    assert "NaN or infinite in epoch 3" in err and "check_finite" not in err
+    assert f"the checkpoint of epoch 2 in {run_copy / 'checkpoints'} is the last good one" in err
