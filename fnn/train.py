@@ -33,6 +33,7 @@ and history (tested). On GPU, XLA may choose non-deterministic reductions
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -172,7 +173,13 @@ def _correct(pred, y, regression: bool = False):
 def _check_metrics(where: str, metrics) -> tuple[str, ...]:
     if isinstance(metrics, str):
         metrics = (metrics,)
-    metrics = tuple(metrics)
+    try:
+        metrics = tuple(metrics)
+    except TypeError:
+        raise TypeError(
+            f"{where}: metrics must be a metric name or a sequence of them from "
+            f"{list(_METRICS)}, got {metrics!r}."
+        ) from None
     for m in metrics:
         if m not in _METRICS:
             raise ValueError(
@@ -187,6 +194,24 @@ def _check_metrics(where: str, metrics) -> tuple[str, ...]:
 
 def _path(p) -> str:
     return jax.tree_util.keystr(p) or "(root)"
+
+
+def _check_callables(where: str, loss, regularizer) -> None:
+    if not callable(loss):
+        raise TypeError(f"{where}: loss must be a callable loss(pred, y), got {loss!r}.")
+    if regularizer is not None and not callable(regularizer):
+        raise TypeError(
+            f"{where}: regularizer must be None or a callable regularizer(params) -> scalar "
+            f"(e.g. lambda p: fnn.regularizers.l2(p, 1e-4)), got {regularizer!r}."
+        )
+
+
+def _check_scalar(where: str, what: str, value) -> None:
+    """`value` (an array or a ShapeDtypeStruct) must be a scalar: it is differentiated."""
+    if jnp.shape(value) != ():
+        raise ValueError(
+            f"{where}: {what} must return a scalar, got shape {tuple(jnp.shape(value))}."
+        )
 
 
 def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
@@ -230,6 +255,7 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
     With `jit=True` the `train_state` argument is donated: do not use it after
     the call, use the returned one.
     """
+    _check_callables("make_train_step", loss, regularizer)
     accumulate = int(accumulate)
     if accumulate < 1:
         raise ValueError(f"make_train_step: accumulate must be >= 1, got {accumulate}.")
@@ -245,12 +271,12 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
     def objective(params, model_state, x, y, key):
         pred, new_state = model.apply(params, model_state, x, key=key, train=True)
         data_loss = loss(pred, y)
-        if jnp.shape(data_loss) != ():
-            raise ValueError(
-                f"make_train_step: loss must return a scalar (the batch mean), got "
-                f"shape {tuple(jnp.shape(data_loss))}."
-            )
-        total = data_loss if regularizer is None else data_loss + regularizer(params)
+        _check_scalar("make_train_step", "loss (the batch mean)", data_loss)
+        total = data_loss
+        if regularizer is not None:
+            penalty = regularizer(params)
+            _check_scalar("make_train_step", "regularizer", penalty)
+            total = total + penalty
         correct = _correct(pred, y, regression)
         acc = None if correct is None else jnp.mean(correct)
         return total, (data_loss, acc, new_state)
@@ -346,13 +372,9 @@ def _fused_step(model, loss, optimizer, regularizer, accumulate, check_finite, f
 # evaluation
 
 
-def _eval_batch_size(where: str, batch_size, n: int) -> int:
+def _eval_batch_size(where: str, batch_size, n: int, name: str = "batch_size") -> int:
     """A batch size for evaluation: any positive int (capped at n), or None for n."""
-    if batch_size is None:
-        return n
-    return _check_batch_size(where, min(batch_size, n) if isinstance(batch_size, int)
-                             and not isinstance(batch_size, bool) and batch_size > 0
-                             else batch_size, n)
+    return n if batch_size is None else min(check_positive_int(where, name, batch_size), n)
 
 
 def _eval_fn(model: Layer, loss: Callable):
@@ -598,7 +620,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `checkpoint_dir`: save `TrainState`, history and config there after every
       epoch (`fnn.checkpoint.CheckpointManager`, the last `keep_checkpoints`
       kept) and, if it already holds checkpoints, resume from the latest: the
-      result is bit-identical to an uninterrupted run.
+      result is bit-identical to an uninterrupted run. A resume must keep the
+      model, optimizer, `batch_size`, `accumulate`, `early_stopping`, `reduce_lr`,
+      `metrics`, `val_data` (given or not) and kind of loss, so that every
+      history list stays one entry per epoch (`ValueError` otherwise).
     - `progress`: show a tqdm bar per epoch on stderr (step, running loss,
       examples/s; at the end of the epoch its metrics); it stays off when stderr
       is not a terminal or tqdm is not installed. `"transient"` erases each
@@ -650,8 +675,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             f"{where}: optimizer must be a fnn.optim.Optimizer (e.g. fnn.optim.adam(1e-3)), "
             f"got {optimizer!r}."
         )
-    if not callable(loss):
-        raise TypeError(f"{where}: loss must be a callable loss(pred, y), got {loss!r}.")
+    _check_callables(where, loss, regularizer)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"{where}: epochs must be a positive int, got {epochs!r}.")
     epochs = int(epochs)
@@ -669,6 +693,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         )
     steps = n // bs
     if mesh is not None:
+        distributed._check_mesh(f"{where} (mesh)", mesh)
         distributed._check_batch(f"{where} (batch_size)", mesh, bs)
     steps_per_call = check_positive_int(where, "steps_per_call", steps_per_call)
     if fused_form not in fused.FORMS:
@@ -680,7 +705,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if val_data is not None:
         if not isinstance(val_data, (tuple, list)) or len(val_data) != 2:
             raise TypeError(f"{where}: val_data must be a pair (x, y) or None.")
-        _check_arrays(f"{where} (val_data)", tuple(val_data))
+        n_val = _check_arrays(f"{where} (val_data)", tuple(val_data))
+        _eval_batch_size(where, eval_batch_size, n_val, "eval_batch_size")
     for rule, what in ((early_stopping, "early_stopping"), (reduce_lr, "reduce_lr")):
         if rule is None:
             continue
@@ -708,6 +734,9 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
                 f"EarlyStopping: patience and min_delta must be >= 0, got "
                 f"{early_stopping.patience} and {early_stopping.min_delta}."
             )
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(f"{where}: checkpoint_dir must be None or a folder path (a str or "
+                        f"os.PathLike), got {checkpoint_dir!r}.")
     if check_finite:
         _first_nonfinite(where, "train_data x", x)
         _first_nonfinite(where, "train_data y", y)
@@ -717,8 +746,13 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
 
     shape = tuple(x.shape[1:]) if input_shape is None else tuple(input_shape)
     ts = init_train_state(model, optimizer, _raw_key(where, key), shape)
+    if regularizer is not None:  # before tracing the step, so the error names fit
+        _check_scalar(where, "regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
+    # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
     config = {"batch_size": bs, "steps_per_epoch": steps, "num_examples": n,
-              "accumulate": accumulate, "input_shape": list(shape)}
+              "accumulate": accumulate, "input_shape": list(shape),
+              "metrics": [m for m in _METRICS if m in metrics],
+              "val_data": None if val_data is None else "(x, y)"}
     history: dict[str, list[float]] = {}
     es: dict | None = None
     if early_stopping is not None:
@@ -732,13 +766,18 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if checkpoint_dir is not None:
         from fnn.checkpoint import CheckpointManager
 
-        manager = CheckpointManager(checkpoint_dir, keep=keep_checkpoints)
+        try:
+            manager = CheckpointManager(checkpoint_dir, keep=keep_checkpoints)
+        except (FileExistsError, NotADirectoryError):
+            raise ValueError(f"{where}: checkpoint_dir must be a folder path (created if "
+                             f"missing), got {os.fspath(checkpoint_dir)!r}, which is or lies "
+                             "under an existing file.") from None
         latest = manager.latest()
         if latest is not None:
             like = _ckpt_tree(ts, es, plateau)
             tree, meta = _restore(manager, latest, like, checkpoint_dir)
             saved = meta.get("config", {})
-            for k in ("batch_size", "num_examples", "accumulate"):
+            for k in ("batch_size", "num_examples", "accumulate", "metrics", "val_data"):
                 if k in saved and saved[k] != config[k]:
                     raise ValueError(
                         f"{where}: the checkpoint in {checkpoint_dir} was written with "
@@ -821,6 +860,13 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             plateau = reduce_lr.update(plateau, _monitored(logs, reduce_lr.monitor))
             ts = ts._replace(lr_scale=jnp.array(plateau.scale, jnp.float32, copy=True))
             logs["lr_scale"] = float(plateau.scale)
+        if history and set(logs) != set(history):  # e.g. resumed with another kind of loss
+            raise ValueError(
+                f"{where}: epoch {epoch} records {sorted(logs)}, but the history resumed from "
+                f"{checkpoint_dir} has {sorted(history)}; resume with the same loss, metrics "
+                "and val_data as the run that wrote it, or use a new checkpoint_dir. Nothing "
+                "was saved for this epoch."
+            )
         for k, v in logs.items():
             history.setdefault(k, []).append(float(v))
 
