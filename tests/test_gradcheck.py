@@ -108,3 +108,31 @@ def test_bad_eps_and_params_raise():
         check_grads(lambda p: jnp.sum(p), jnp.arange(3))
     with pytest.raises(TypeError, match="check_grads: f must be a function"):
         check_grads("loss", jnp.ones(3))
+
+
+@jax.custom_vjp
+def _square_sum_one_wrong(w):
+    return jnp.sum(w ** 2)
+
+
+def _ssow_fwd(w):
+    return jnp.sum(w ** 2), w
+
+
+def _ssow_bwd(w, g):
+    return (g * (2 * w).at[37].set(0.0),)  # wrong at one coordinate of 100
+
+
+_square_sum_one_wrong.defvjp(_ssow_fwd, _ssow_bwd)
+
+
+def test_every_coordinate_is_checked_by_default():
+    """A sample of 16 coordinates (the old default) missed this one wrong coordinate."""
+    w = jnp.linspace(1.0, 2.0, 100)
+    def f(p):
+        return _square_sum_one_wrong(p["w"])
+
+    assert check_grads(f, {"w": w})["w"] == pytest.approx(1.0)
+    # sampled: the error shows only if coordinate 37 is drawn
+    sampled = check_grads(f, {"w": w}, max_coords=16)["w"]
+    assert sampled < 1e-8 or sampled == pytest.approx(1.0)
