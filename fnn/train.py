@@ -980,9 +980,11 @@ def _nan_message(what: str, epoch: int, epochs: int, i: int, steps: int, checkpo
                  check_finite: bool) -> str:
     msg = (f"fit: {what} at epoch {epoch + 1}/{epochs}, step {i + 1}/{steps} "
            "(1-based); training stopped.")
-    if checkpoint_dir is not None:
+    if checkpoint_dir is not None and epoch > 0:  # every completed epoch was saved
         msg += (f" Nothing was saved for this epoch: the latest checkpoint in "
-                f"{checkpoint_dir} is the last good one.")
+                f"{checkpoint_dir} (epoch {epoch}) is the last good one.")
+    elif checkpoint_dir is not None:
+        msg += f" No checkpoint was saved in {checkpoint_dir}: no epoch completed."
     msg += " Try a smaller learning rate, gradient clipping"
     msg += (", or check_finite=True to find where NaN/Inf first appear." if not check_finite
             else ".")

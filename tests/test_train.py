@@ -268,9 +268,15 @@ def test_nan_guard_names_epoch_and_step_and_keeps_the_last_good_checkpoint(key, 
               checkpoint_dir=tmp_path, progress=False)
     good = CheckpointManager(tmp_path).restore()
     # same optimizer structure, a learning rate that overflows at once
-    with pytest.raises(FloatingPointError, match=r"epoch 2/3, step 2/6 .*last good one"):
+    with pytest.raises(FloatingPointError, match=r"epoch 2/3, step 2/6 .*\(epoch 1\) is the "
+                                                  r"last good one"):
         train.fit(model, optim.sgd(1e30), losses.mse, (x, y), epochs=3, batch_size=40,
                   key=key, checkpoint_dir=tmp_path, progress=False)
+    fresh = tmp_path / "fresh"   # failing in the first epoch: there is no good checkpoint
+    with pytest.raises(FloatingPointError, match=r"epoch 1/3.* No checkpoint was saved in "):
+        train.fit(model, optim.sgd(1e30), losses.mse, (x, y), epochs=3, batch_size=40,
+                  key=key, checkpoint_dir=fresh, progress=False)
+    assert CheckpointManager(fresh).all_steps() == []
     manager = CheckpointManager(tmp_path)
     assert manager.all_steps() == [1]
     assert _leaves_equal(manager.restore(), good)
