@@ -292,6 +292,14 @@ def check_params(where: str, params: Any, keys, *, what: str = "params") -> dict
     return sizes
 
 
+def check_flag(where: str, name: str, value: Any) -> bool:
+    """A constructor's on/off option (`use_bias`, `return_sequences`) as a Python bool;
+    anything else (`"no"`, `0`, None) is a TypeError rather than a guess at its truth."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{where}: {name} must be True or False, got {value!r}.")
+
+
 def check_train(where: str, train: Any) -> bool:
     """`train` as a Python bool; a traced value (train passed through `jit`) is a TypeError."""
     if isinstance(train, (bool, np.bool_)):

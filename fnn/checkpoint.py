@@ -642,11 +642,9 @@ def _match(node, like, path: tuple):
         values = {}
         for k in sorted(set(like) | set(found)):  # jax's leaf order: sorted keys
             if k not in found:
-                raise _Mismatch((*path, ("key", k)), _describe_like(like[k]),
-                                "nothing (missing from the checkpoint)")
+                raise _Mismatch((*path, ("key", k)), _describe_like(like[k]), "nothing")
             if k not in like:
-                raise _Mismatch((*path, ("key", k)), "nothing (not in like)",
-                                _describe(found[k]))
+                raise _Mismatch((*path, ("key", k)), "nothing", _describe(found[k]))
             values[k] = _match(found[k], like[k], (*path, ("key", k)))
         items = [(k, values[k]) for k in like]
         if type(like) is collections.defaultdict:

@@ -188,7 +188,7 @@ LAYER_CONSTRUCTORS = [
     case("SimpleRNN-activation-typo", lambda: L.SimpleRNN(4, activation="rleu"), ValueError,
          r"SimpleRNN: .*unknown activation 'rleu'.*relu"),
     case("LSTM-return_sequences-string", lambda: L.LSTM(4, return_sequences="yes"), TypeError,
-         r"LSTM: return_sequences must be a bool, got 'yes'"),
+         r"LSTM: return_sequences must be True or False, got 'yes'"),
     case("LSTM-forget_bias-nan", lambda: L.LSTM(4, forget_bias=NAN), ValueError,
          r"LSTM: forget_bias must be finite, got nan"),
     case("GRU-unroll-zero", lambda: L.GRU(4, unroll=0), ValueError,
@@ -941,6 +941,12 @@ SHAPES = [
          r"Dropout: expected an array .*got a list"),
     case("serial-apply-list-input", apply("serial", [[1.0, 2.0, 3.0, 4.0]]), TypeError,
          r"Dense: expected an array .*got a list"),
+    case("Dense-use_bias-string", lambda: L.Dense(3, use_bias="no"), TypeError,
+         r"Dense: use_bias must be True or False, got 'no'"),
+    case("Conv2D-use_bias-none", lambda: L.Conv2D(3, 3, use_bias=None), TypeError,
+         r"Conv2D: use_bias must be True or False, got None"),
+    case("LSTM-return_sequences-int", lambda: L.LSTM(3, return_sequences=1), TypeError,
+         r"LSTM: return_sequences must be True or False, got 1"),
 ]
 
 CASES = (LAYER_CONSTRUCTORS + LAYER_INIT + LAYER_APPLY + COMBINATORS + LOSSES + OPTIMIZERS

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from fnn import initializers
 from fnn._checks import (
     check_array,
+    check_flag,
     check_floating,
     check_input_shape,
     check_key,
@@ -188,6 +189,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     strides = positive_pair(where, "stride", stride)
     dilations = positive_pair(where, "dilation", dilation)
     pad = normalize_padding(where, padding)
+    use_bias = check_flag(where, "use_bias", use_bias)
     try:
         w_init, b_init = initializers.get(w_init), initializers.get(b_init)
     except ValueError as e:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from fnn import initializers
 from fnn._checks import (
     check_axis_size,
+    check_flag,
     check_floating,
     check_input_shape,
     check_key,
@@ -46,6 +47,7 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
     **Shapes:** `(N, ..., in) -> (N, ..., features)`.
     """
     features = check_positive_int("Dense", "features", features)
+    use_bias = check_flag("Dense", "use_bias", use_bias)
     w_init, b_init = _weight_init("Dense", w_init, b_init)
 
     param_shapes = {"w": ("in", features), "b": (features,)}

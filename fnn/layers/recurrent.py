@@ -61,6 +61,7 @@ import numpy as np
 from fnn import activations, initializers
 from fnn._checks import (
     check_axis_size,
+    check_flag,
     check_floating,
     check_input_shape,
     check_key,
@@ -359,8 +360,7 @@ _INPUT_PROJECTIONS = ("per_step", "hoisted")
 def _common_options(where, hidden, unroll, return_sequences, input_projection):
     hidden = check_positive_int(where, "hidden", hidden)
     unroll = check_positive_int(where, "unroll", unroll)
-    if not isinstance(return_sequences, bool):
-        raise TypeError(f"{where}: return_sequences must be a bool, got {return_sequences!r}.")
+    check_flag(where, "return_sequences", return_sequences)
     if input_projection not in _INPUT_PROJECTIONS:
         raise ValueError(f"{where}: unknown input_projection {input_projection!r}; expected one "
                          f"of {list(_INPUT_PROJECTIONS)}.")
