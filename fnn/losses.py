@@ -90,10 +90,17 @@ def _asarray(name: str, x, what: str):
     always numeric and pass without a look at their values.
     """
     if not isinstance(x, jax.Array):
-        dtype = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+        try:
+            dtype = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+        except ValueError as e:  # a ragged nested list
+            raise TypeError(f"{_where(name)}: {what} must be an array or a rectangular "
+                            f"nested list of numbers; NumPy says: {e}") from None
         if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
             raise TypeError(f"{_where(name)}: {what} must be numeric, got dtype {dtype}.")
-    return jnp.asarray(x)
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):  # the imaginary part would be dropped
+        raise TypeError(f"{_where(name)}: {what} must be real, got dtype {x.dtype}.")
+    return x
 
 
 def _predictions(name: str, x, what: str):

@@ -947,6 +947,10 @@ SHAPES = [
          r"Conv2D: use_bias must be True or False, got None"),
     case("LSTM-return_sequences-int", lambda: L.LSTM(3, return_sequences=1), TypeError,
          r"LSTM: return_sequences must be True or False, got 1"),
+    case("mse-ragged-list-targets", lambda: losses.mse(f32(2), [[1.0], [1.0, 2.0]]), TypeError,
+         r"fnn\.losses\.mse: targets must be an array or a rectangular nested list of numbers"),
+    case("mse-complex-targets", lambda: losses.mse(f32(2), jnp.array([1 + 5j, 1 + 5j])),
+         TypeError, r"fnn\.losses\.mse: targets must be real, got dtype complex64"),
 ]
 
 CASES = (LAYER_CONSTRUCTORS + LAYER_INIT + LAYER_APPLY + COMBINATORS + LOSSES + OPTIMIZERS
