@@ -29,6 +29,13 @@ def check_array(where: str, x) -> None:
         )
 
 
+def as_inexact(x) -> jax.Array:
+    """`x` as an array; integers in the default float dtype (float32, float64 under
+    `jax_enable_x64`), as `jnp.tanh` takes them; floating and complex arrays unchanged."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float))
+
+
 def check_rank(where: str, x, rank: int | tuple[int, ...], layout: str) -> None:
     """Raise ValueError unless `x.ndim` is `rank` (or one of several ranks)."""
     check_array(where, x)

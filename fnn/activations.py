@@ -22,7 +22,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import resolve
+from fnn._checks import as_inexact, resolve
 
 # `sigmoid` and `tanh` write their derivative through their output y and
 # compute it from the tangent side, `dy = u − u·y` with `u = dx·y` (sigmoid) and
@@ -32,22 +32,15 @@ from fnn._checks import resolve
 # 12 and runs 4 % faster on CPU (benchmarks/RESULTS.md item 4.1).
 
 
-def _inexact(x):
-    """Integer input in the default float dtype, as `jnp.tanh` takes it (`jax.nn.sigmoid`
-    refuses integers)."""
-    x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.result_type(float))
-
-
 @jax.custom_jvp
 def sigmoid(x):
     """Logistic sigmoid σ(x) = 1 / (1 + e^{-x}), stable for large |x|."""
-    return jax.nn.sigmoid(_inexact(x))
+    return jax.nn.sigmoid(as_inexact(x))  # jax.nn.sigmoid refuses ints
 
 
 @sigmoid.defjvp
 def _sigmoid_jvp(primals, tangents):
-    y = jax.nn.sigmoid(_inexact(primals[0]))
+    y = jax.nn.sigmoid(as_inexact(primals[0]))
     u = tangents[0] * y
     return y, u - u * y
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_hyper, shape_str
+from fnn._checks import as_inexact, check_hyper, shape_str
 
 
 class Optimizer(NamedTuple):
@@ -97,12 +97,13 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
                     f"{where}: the learning_rate schedule must return a scalar, got "
                     f"shape {shape_str(jnp.shape(lr))} from {schedule!r}."
                 )
-            if not jnp.issubdtype(jnp.result_type(lr), jnp.number):
+            if not (jnp.issubdtype(jnp.result_type(lr), jnp.integer)
+                    or jnp.issubdtype(jnp.result_type(lr), jnp.floating)):
                 raise TypeError(
-                    f"{where}: the learning_rate schedule must return a number, got "
+                    f"{where}: the learning_rate schedule must return a real number, got "
                     f"dtype {jnp.result_type(lr)} from {schedule!r}."
                 )
-            return _as_float(lr)
+            return as_inexact(lr)
 
         return lr_at
     if isinstance(learning_rate, bool) or not (
@@ -113,13 +114,7 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
             f"got {learning_rate!r}."
         )
     value = check_hyper(where, "learning_rate", learning_rate, low=0.0)
-    return lambda step: _as_float(value)
-
-
-def _as_float(lr) -> jax.Array:
-    """A learning rate as a floating array, in its own precision (ints: the default float)."""
-    lr = jnp.asarray(lr)
-    return lr if jnp.issubdtype(lr.dtype, jnp.floating) else lr.astype(jnp.result_type(float))
+    return lambda step: as_inexact(value)
 
 
 # ---------------------------------------------------------------------------
