@@ -83,8 +83,9 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
       floating arrays are cast to float64.
     - `eps`: the finite-difference step (default 1e-5).
     - `max_coords`: coordinates checked per leaf (default None: all of them, as
-      `torch.autograd.gradcheck` does). The perturbed evaluations run vmapped in
-      chunks, but a model of 10⁵ parameters still takes 2·10⁵ of them: pass e.g.
+      `torch.autograd.gradcheck` does). Small programs evaluate many perturbations
+      at once (vmapped, within ~256 MB); a large one (a ResNet on a real batch)
+      one at a time, and 10⁵ parameters take 2·10⁵ evaluations: pass e.g.
       `max_coords=64` to sample large leaves (a sample can miss a wrong coordinate).
     - `key`: PRNG key for choosing coordinates (default `jax.random.key(0)`).
     - `tiny`: the floor of the denominator (default 1e-8).
@@ -117,6 +118,7 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
                 f"{shape_str(jnp.shape(value))}; reduce it, e.g. with jnp.mean."
             )
         grads = jax.jit(jax.grad(lambda p: f(p, *args64)))(params64)
+        per_call = _bytes_per_call(fun, params64)
         leaves, treedef = jax.tree.flatten(params64)
         grad_leaves = jax.tree.leaves(grads)
         keys = jax.random.split(key, len(leaves))
@@ -134,19 +136,34 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
                 return fun(jax.tree.unflatten(
                     treedef, [*leaves[:i], flat.reshape(shape), *leaves[i + 1:]]))
 
-            numeric = _central_differences(jax.jit(jax.vmap(f_of_leaf)), base, coords, eps)
+            # vmapped chunks of perturbations when one evaluation is small (each chunk
+            # compiles once per leaf); one at a time through `fun` (compiled once) otherwise
+            chunk = 1 if per_call is None else min(128, 2**28 // max(per_call, 1),
+                                                   2**20 // max(base.size, 1), len(coords))
+            batched = (jax.jit(jax.vmap(f_of_leaf)) if chunk > 1 else
+                       lambda flats, f=f_of_leaf: jnp.stack([f(v) for v in flats]))
+            numeric = _central_differences(batched, base, coords, eps, max(chunk, 1))
             a = analytic[coords]
             errors[path] = float(np.max(np.abs(a - numeric)
                                         / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), tiny)))
     return errors
 
 
+def _bytes_per_call(fun: Callable, params) -> int | None:
+    """Memory one call of the jitted `fun` uses (arguments, temporaries, outputs), as XLA
+    reports it; None where the backend does not say."""
+    try:
+        m = fun.lower(params).compile().memory_analysis()
+        return int(m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes)
+    except (AttributeError, TypeError, NotImplementedError, jax.errors.JaxRuntimeError):
+        return None
+
+
 def _central_differences(f_batch: Callable, base: np.ndarray, coords: np.ndarray,
-                         eps: float) -> np.ndarray:
+                         eps: float, chunk: int) -> np.ndarray:
     """`(f(p + eps·e_c) − f(p − eps·e_c)) / (2·eps)` for each `c` in `coords`, where
-    `f_batch` maps a batch of flat leaves `(B, size)` to `(B,)`. Evaluated in chunks of
-    equal size (one compile), each holding at most ~2M numbers of perturbed leaves."""
-    chunk = int(max(1, min(len(coords), 128, 2**20 // max(base.size, 1))))
+    `f_batch` maps a batch of `2·chunk` flat leaves `(2·chunk, size)` to `(2·chunk,)`;
+    the last chunk is padded to the same size (one compile)."""
     out = []
     for start in range(0, len(coords), chunk):
         part = coords[start:start + chunk]

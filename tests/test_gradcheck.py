@@ -136,3 +136,18 @@ def test_every_coordinate_is_checked_by_default():
     # sampled: the error shows only if coordinate 37 is drawn
     sampled = check_grads(f, {"w": w}, max_coords=16)["w"]
     assert sampled < 1e-8 or sampled == pytest.approx(1.0)
+
+
+def test_large_programs_are_checked_one_perturbation_at_a_time(monkeypatch):
+    """Where one evaluation is big, perturbations are not vmapped (memory): same errors."""
+    loss, params = _tanh_mlp_loss()
+    x, y = jnp.linspace(-1.0, 1.0, 24).reshape(6, 4), jnp.array([0, 1, 2, 0, 1, 2])
+    batched = check_grads(loss, params, x, y)
+    import fnn.gradcheck as gradcheck
+
+    monkeypatch.setattr(gradcheck, "_bytes_per_call", lambda fun, p: 2**30)
+    one_by_one = check_grads(loss, params, x, y)
+    assert set(one_by_one) == set(batched)
+    for k in batched:
+        assert one_by_one[k] < 1e-7 and batched[k] < 1e-7
+        assert one_by_one[k] == pytest.approx(batched[k], abs=1e-9)
