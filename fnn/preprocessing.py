@@ -41,6 +41,7 @@ Conventions:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -137,7 +138,16 @@ def _reduce(where: str, x, axes: tuple[int, ...], fn):
     if axes[-1] >= x.ndim:
         raise ValueError(f"{where}: axis {axes} is out of range for input of shape "
                          f"{shape_str(x.shape)}.")
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"{where}: cannot fit statistics on an empty batch, got input of "
+                         f"shape {shape_str(x.shape)}.")
     return fn(x, axis=axes, keepdims=True)[0]
+
+
+def _first(x, axis, keepdims=True):
+    """The first entry along `axis` (a `_reduce` function): one example's values."""
+    del keepdims
+    return x[tuple(slice(0, 1) if i in axis else slice(None) for i in range(x.ndim))]
 
 
 def _check_stats_shape(where: str, x, stat) -> None:
@@ -152,7 +162,7 @@ def _check_stats_shape(where: str, x, stat) -> None:
 
 def _flatten(where: str, x, features: int | None = None):
     x = _as_float(where, x)
-    flat = x.reshape(x.shape[0], -1)
+    flat = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 is ambiguous for N = 0
     if features is not None and flat.shape[1] != features:
         raise ValueError(
             f"{where}: expected examples with {features} features (as fitted), got input of "
@@ -164,6 +174,11 @@ def _flatten(where: str, x, features: int | None = None):
 def _eigh_cov(where: str, x, k, variance):
     """Mean, eigenvalues (decreasing) and Uᵀ rows of the biased covariance of (N, D) `x`."""
     n, d = x.shape
+    if n == 0:
+        raise ValueError(f"{where}: cannot fit statistics on an empty batch, got input of "
+                         f"shape {shape_str(x.shape)}.")
+    dtype = x.dtype
+    x = x.astype(jnp.promote_types(dtype, jnp.float32))  # LAPACK's eigh has no float16
     if k is not None and k > d:
         raise ValueError(f"{where}: k={k} exceeds the number of features D={d}.")
     mean = jnp.mean(x, axis=0)
@@ -179,7 +194,7 @@ def _eigh_cov(where: str, x, k, variance):
         k = _k_for_variance(where, evals, variance)
     if k is not None:
         evals, comps = evals[:k], comps[:k]
-    return mean, comps, evals
+    return mean.astype(dtype), comps.astype(dtype), evals.astype(dtype)
 
 
 def _k_for_variance(where: str, evals, variance: float) -> int:
@@ -246,9 +261,14 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
 
     def fit(x):
         x = _as_float(where + ".fit", x)
-        mean = _reduce(where + ".fit", x, axes, jnp.mean)
-        std = jnp.sqrt(_reduce(where + ".fit", (x - mean[None]) ** 2, axes, jnp.mean))
-        return StandardizeStats(mean, jnp.maximum(std, eps).astype(x.dtype))
+        # statistics of x − x[0]: exact zeros for a constant feature, so its σ is 0 (not
+        # float32 rounding noise of the mean) and it maps to 0; also less cancellation
+        shift = jax.lax.stop_gradient(_reduce(where + ".fit", x, axes, _first))
+        d = x - shift[None]
+        mean_d = _reduce(where + ".fit", d, axes, jnp.mean)
+        var = _reduce(where + ".fit", (d - mean_d[None]) ** 2, axes, jnp.mean)
+        std = jnp.sqrt(jnp.maximum(var, eps * eps))  # = max(σ, eps), with a finite gradient
+        return StandardizeStats(shift + mean_d, std.astype(x.dtype))
 
     def transform(stats, x):
         x = _as_float(where + ".transform", x)

@@ -62,3 +62,12 @@ def test_bad_arguments():
         datasets.planar_flower(jax.random.key(0), 7)
     with pytest.raises(ValueError, match="blobs: std must be >= 0.0, got -1.0"):
         datasets.blobs(jax.random.key(0), std=-1.0)
+
+
+@pytest.mark.parametrize("make", [datasets.spiral, datasets.planar_flower, datasets.xor,
+                                  datasets.blobs])
+def test_a_missing_or_wrong_key_names_the_generator(make):
+    with pytest.raises(ValueError, match=rf"{make.__name__}: key must be a PRNG key .*got None"):
+        make(None)
+    with pytest.raises(TypeError, match=rf"{make.__name__}: key must be a PRNG key .*got 0"):
+        make(0)

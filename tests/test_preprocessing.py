@@ -221,3 +221,32 @@ def test_bad_shapes():
         prep.inverse(stats, x)
     with pytest.raises(ValueError, match=r"zca_whitening.inverse: expected \(N, 5\)"):
         pp.zca_whitening().inverse(pp.zca_whitening().fit(x), x[:, :3])
+
+
+@pytest.mark.parametrize("c", [0.1, 1 / 3, 333.3])
+def test_a_constant_float32_feature_standardizes_to_zero(c):
+    """The float32 mean of N copies of 0.1 is not 0.1: σ came out as rounding noise
+    (1e-8..6e-5) and the feature mapped to ±1 instead of 0 (scikit-learn: 0)."""
+    x = np.full((7, 2), c, np.float32)
+    x[:, 1] = np.arange(7)
+    prep = pp.standardize()
+    stats = prep.fit(x)
+    z = np.asarray(prep.transform(stats, x))
+    np.testing.assert_array_equal(z[:, 0], 0.0)
+    np.testing.assert_allclose(z[:, 1], (np.arange(7) - 3.0) / 2.0, atol=1e-6)
+    np.testing.assert_allclose(prep.inverse(stats, z), x, rtol=1e-6, atol=1e-6)
+    grad = jax.grad(lambda v: jnp.sum(prep.fit_transform(v)[1] ** 3))(jnp.asarray(x))
+    assert np.all(np.isfinite(grad))
+
+
+def test_half_precision_pca_and_empty_batches():
+    x = np.random.RandomState(0).rand(20, 3)
+    want = pp.pca(k=2).fit(x.astype(np.float32))
+    got = pp.pca(k=2).fit(x.astype(np.float16))      # LAPACK's eigh refused float16
+    assert got.components.dtype == jnp.float16
+    np.testing.assert_allclose(np.abs(np.asarray(got.components, np.float32)),
+                               np.abs(np.asarray(want.components)), atol=2e-2)
+    for prep in (pp.pca(k=2), pp.zca_whitening(), pp.standardize(), pp.center()):
+        with pytest.raises(ValueError, match=r"\.fit: cannot fit statistics on an empty batch"):
+            prep.fit(np.zeros((0, 3), np.float32))
+    assert pp.pca(k=2).transform(want, np.zeros((0, 3), np.float32)).shape == (0, 2)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_number, check_positive_int, shape_str
+from fnn._checks import check_key, check_number, check_positive_int, shape_str
 
 __all__ = ["adding_problem", "sine_sequences", "image_rows"]
 
@@ -29,6 +29,7 @@ def adding_problem(key, n: int, length: int):
     markers) and `y: (n, 1)` float32 (shaped like a `Dense(1)` output, so
     `mse(pred, y)` needs no reshaping).
     """
+    check_key("adding_problem", key)
     n = check_positive_int("adding_problem", "n", n)
     length = check_positive_int("adding_problem", "length", length)
     if length < 2:
@@ -58,6 +59,7 @@ def sine_sequences(key, n: int, length: int, *, freq_range=(0.1, 0.5),
     `y: (n, length, 1)` (`s_1 .. s_length`), both float32: `y[:, t]` is what a
     `return_sequences=True` model should predict after reading `x[:, :t+1]`.
     """
+    check_key("sine_sequences", key)
     where = "sine_sequences"
     n = check_positive_int(where, "n", n)
     length = check_positive_int(where, "length", length)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_number, check_positive_int
+from fnn._checks import check_key, check_number, check_positive_int
 
 
 def spiral(key, num_per_class: int = 100, num_classes: int = 3, noise: float = 0.2):
@@ -19,6 +19,7 @@ def spiral(key, num_per_class: int = 100, num_classes: int = 3, noise: float = 0
 
     **Returns:** `x: (num_classes·num_per_class, 2)` float32, `y` int32 in [0, K).
     """
+    check_key("spiral", key)
     n = check_positive_int("spiral", "num_per_class", num_per_class)
     k = check_positive_int("spiral", "num_classes", num_classes)
     noise = check_number("spiral", "noise", noise, low=0.0)
@@ -41,6 +42,7 @@ def planar_flower(key, num_points: int = 400, petals: int = 4, noise: float = 0.
 
     **Returns:** `x: (num_points, 2)` float32, `y: (num_points,)` int32 in {0, 1}.
     """
+    check_key("planar_flower", key)
     m = check_positive_int("planar_flower", "num_points", num_points)
     if m % 2:
         raise ValueError(f"planar_flower: num_points must be even (two equal classes), got {m}.")
@@ -65,6 +67,7 @@ def xor(key, num_points: int = 200, noise: float = 0.1):
 
     **Returns:** `x: (num_points, 2)` float32, `y: (num_points,)` int32 in {0, 1}.
     """
+    check_key("xor", key)
     m = check_positive_int("xor", "num_points", num_points)
     noise = check_number("xor", "noise", noise, low=0.0)
     k_corner, k_noise = jax.random.split(key)
@@ -85,6 +88,7 @@ def blobs(key, num_points: int = 300, num_classes: int = 3, std: float = 0.5,
 
     **Returns:** `x: (num_points, 2)` float32, `y: (num_points,)` int32 in [0, K).
     """
+    check_key("blobs", key)
     m = check_positive_int("blobs", "num_points", num_points)
     k = check_positive_int("blobs", "num_classes", num_classes)
     std = check_number("blobs", "std", std, low=0.0)
