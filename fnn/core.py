@@ -199,6 +199,17 @@ def children(layer: Layer) -> tuple[tuple[str, Layer], ...]:
     return getattr(layer.apply, "children", ())
 
 
+def combinator(layer: Layer) -> str | None:
+    """`"serial"`, `"concat"` or `"residual"` for a core combinator, also one a model
+    renamed (`Layer(m.init, m.apply, "ResNet20")`, as the model zoo does); else None."""
+    qual = getattr(layer.apply, "__qualname__", "")
+    head = qual.split(".")[0]
+    if (getattr(layer.apply, "__module__", "") == __name__
+            and head in ("serial", "concat", "residual") and children(layer)):
+        return head
+    return None
+
+
 def _split(key, n: int):
     return [None] * n if key is None else list(jax.random.split(key, n))
 

@@ -41,8 +41,16 @@ def ensemble_size(tree) -> int:
 
 
 def member(tree, i: int):
-    """Member `i` of a stacked ensemble pytree (params, state or optimizer state)."""
-    return jax.tree.map(lambda a: a[i], tree)
+    """Member `i` of a stacked ensemble pytree (params, state or optimizer state);
+    `-K <= i < K` (JAX would clamp an index out of range to the last member; a traced
+    `i` cannot be checked)."""
+    if isinstance(i, jax.core.Tracer):
+        return jax.tree.map(lambda a: a[i], tree)
+    k = ensemble_size(tree)
+    if isinstance(i, bool) or not hasattr(i, "__index__") or not -k <= int(i) < k:
+        raise ValueError(f"ensemble.member: i must be an int in [-{k}, {k}) for an ensemble "
+                         f"of K={k} members, got {i!r}.")
+    return jax.tree.map(lambda a: a[int(i)], tree)
 
 
 def init_ensemble(model: Layer, keys, input_shape):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import jax
 
-from fnn.core import Layer, _accepted_keywords, _call, _check_extra, as_layer, children
+from fnn.core import Layer, _accepted_keywords, _call, _check_extra, as_layer, children, combinator
 
 __all__ = ["intermediates", "flatten", "layer_paths"]
 
 
 def _is_serial(layer: Layer) -> bool:
-    return layer.name == "Serial" and bool(children(layer))
+    """A `serial` model, also one renamed (the zoo's `ResNet20`, `BasicBlock`, ...)."""
+    return combinator(layer) == "serial"
 
 
 def _split(key, n: int):

@@ -28,7 +28,7 @@ import jax
 from jax.extend import core as jcore
 
 from fnn._checks import check_input_shape
-from fnn.core import Layer, as_layer, children, input_dtype, output_struct
+from fnn.core import Layer, as_layer, children, combinator, input_dtype, output_struct
 
 
 class Row(NamedTuple):
@@ -192,18 +192,8 @@ def _n_params(tree) -> int:
 # the walk
 
 
-def _kind(layer: Layer) -> str | None:
-    """"serial", "concat" or "residual" for the core combinators, else None."""
-    qual = getattr(layer.apply, "__qualname__", "")
-    module = getattr(layer.apply, "__module__", "")
-    head = qual.split(".")[0]
-    if module == "fnn.core" and head in ("serial", "concat", "residual") and children(layer):
-        return head
-    return None
-
-
 def _walk(layer, path, params, state, x, rows):
-    kind = _kind(layer)
+    kind = combinator(layer)
     if kind is None:
         out = output_struct(layer, x.shape[1:], x.dtype, params, state)
         macs, adds = count_macs(layer, params, state, x)

@@ -110,3 +110,12 @@ def test_bagging_gives_each_member_its_batch_and_predict_mean():
 def test_bad_keys_raise():
     with pytest.raises(ValueError, match="init_ensemble: keys must be a batch of K keys"):
         ensemble.init_ensemble(fnn.models.mlp([2]), jax.random.PRNGKey(0), (2,))
+
+
+def test_member_out_of_range_is_an_error_not_the_last_member():
+    tree = {"w": jnp.arange(3.0)}
+    assert float(ensemble.member(tree, -1)["w"]) == 2.0
+    with pytest.raises(ValueError, match=r"ensemble\.member: i must be an int in \[-3, 3\) .*got 5"):
+        ensemble.member(tree, 5)
+    picked = jax.jit(lambda i: ensemble.member(tree, i)["w"])(jnp.int32(1))
+    assert float(picked) == 1.0

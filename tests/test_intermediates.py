@@ -80,3 +80,23 @@ def test_extra_keywords_reach_the_layers_that_take_them(key):
     np.testing.assert_allclose(acts["1_Dense"], y, rtol=1e-6)
     with pytest.raises(TypeError, match="unexpected keyword argument\\(s\\) \\['lenghts'\\]"):
         intermediates(model, params, state, x, lenghts=lengths)
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: fnn.models.resnet(8), (16, 16, 3)),
+                                         (lambda: fnn.models.lenet5(), (28, 28, 1))])
+def test_zoo_models_renamed_serials_are_walked(make, shape):
+    """The zoo renames its serial models (ResNet8, LeNet5) and blocks (BasicBlock): they
+    were refused ("expected a model built with fnn.serial") and so was every diagnostic."""
+    model = make()
+    params, state = model.init(jax.random.key(0), shape)
+    x = jax.random.normal(jax.random.key(1), (2, *shape))
+    flat = flatten(intermediates(model, params, state, x))
+    assert list(flat) == layer_paths(model)
+    y, _ = model.apply(params, state, x)
+    np.testing.assert_array_equal(list(flat.values())[-1], y)
+    if model.name.startswith("ResNet"):
+        assert "3_BasicBlock/1_relu" in flat                # inside a renamed block
+        fractions = fnn.diagnostics.dead_relu_fraction(model, params, state, x)
+        assert "3_BasicBlock/1_relu" in fractions
+        dead = np.all(np.asarray(flat["3_BasicBlock/1_relu"]) <= 0, axis=0)  # per unit
+        assert fractions["3_BasicBlock/1_relu"] == pytest.approx(float(np.mean(dead)))
