@@ -52,11 +52,20 @@ def per_example_grads(loss_fn: Callable, params, *batch):
     training mode) has no per-example gradient in this sense: each example is
     normalised with its own (single-example) statistics.
     """
-    _batch_size("per_example_grads", batch)
-    grad_fn = jax.grad(loss_fn)
+    where = "per_example_grads"
+    if not callable(loss_fn):
+        raise TypeError(f"{where}: loss_fn must be a function loss_fn(params, *batch) -> "
+                        f"scalar, got {loss_fn!r}.")
+    batch = tuple(jnp.asarray(b) for b in batch)  # nested lists too: vmap maps arrays only
+    _batch_size(where, batch)
 
     def one(p, *example):
-        return grad_fn(p, *(e[None] for e in example))
+        example = tuple(e[None] for e in example)
+        value = jax.eval_shape(loss_fn, p, *example)
+        if jnp.shape(value) != ():
+            raise ValueError(f"{where}: loss_fn must return a scalar (the loss of the batch), "
+                             f"got shape {shape_str(jnp.shape(value))} for one example.")
+        return jax.grad(loss_fn)(p, *example)
 
     return jax.vmap(one, in_axes=(None,) + (0,) * len(batch))(params, *batch)
 

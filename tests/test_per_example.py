@@ -71,3 +71,18 @@ def test_mismatched_batch_raises():
         per_example_grads(lambda p, x, y: jnp.sum(p), jnp.ones(2), jnp.ones((3, 2)), jnp.ones(4))
     with pytest.raises(ValueError, match="per_example_grads: expected at least one batched"):
         per_example_grads(lambda p: jnp.sum(p), jnp.ones(2))
+
+
+def test_lists_are_batches_and_a_non_scalar_loss_is_named():
+    def loss_fn(p, x, y):
+        return jnp.mean((x @ p["w"] - y) ** 2)
+
+    p = {"w": jnp.array([1.0, -2.0, 0.5])}
+    x, y = [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]], [1.0, 2.0]
+    got = fnn.per_example_grads(loss_fn, p, x, y)["w"]
+    xa, ya = np.array(x), np.array(y)
+    want = 2 * (xa @ np.array([1.0, -2.0, 0.5]) - ya)[:, None] * xa   # d/dw (x·w − y)²
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"per_example_grads: loss_fn must return a scalar .*"
+                                         r"got shape \(1, 3\) for one example"):
+        fnn.per_example_grads(lambda p, x: (x @ p["w"])[:, None] * jnp.ones((1, 3)), p, xa)
