@@ -9,9 +9,12 @@
     probs = fnn.ensemble.predict_mean(model, opt_state.params, state, x, transform=fnn.softmax)
 
 Every leaf of an ensemble's params, model state and optimizer state carries a
-leading member axis `K`. Member `i` is exactly the model one would train alone
-from `model.init(keys[i], input_shape)` with the same batches (`member(tree, i)`
-takes it out); only the K forward/backward passes are batched.
+leading member axis `K`. Member `i` is the model one would train alone from
+`model.init(keys[i], input_shape)` with the same batches (`member(tree, i)` takes
+it out), up to float rounding: only the K forward/backward passes are batched, which
+may reorder float operations. (Adam magnifies such rounding in a leaf whose true
+gradient is 0, e.g. a Dense bias right before BatchNorm: there the members can
+differ from solo runs by ~lr.)
 """
 from __future__ import annotations
 
