@@ -122,6 +122,19 @@ def _as_float(where: str, x):
     return x
 
 
+def _finite(where: str, x):
+    """`x`, after checking that concrete data hold no NaN/Inf (statistics fitted on them
+    are NaN; scikit-learn refuses them too). Traced data (under `jit`) pass unchecked."""
+    if isinstance(x, jax.core.Tracer):
+        return x
+    bad = ~np.isfinite(np.asarray(x))
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{where}: the data hold {int(bad.sum())} NaN/Inf value(s), the first "
+                         f"at index {first}; remove or impute them before fitting.")
+    return x
+
+
 def _check_axis(where: str, axis) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, int) and not isinstance(axis, bool) else axis
     if not isinstance(axes, tuple) or not all(
@@ -232,7 +245,7 @@ def center(axis=0) -> Preprocessor:
     axes = _check_axis(where, axis)
 
     def fit(x):
-        x = _as_float(where + ".fit", x)
+        x = _finite(where + ".fit", _as_float(where + ".fit", x))
         return CenterStats(_reduce(where + ".fit", x, axes, jnp.mean))
 
     def transform(stats, x):
@@ -260,7 +273,7 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
     axes = _check_axis(where, axis)
 
     def fit(x):
-        x = _as_float(where + ".fit", x)
+        x = _finite(where + ".fit", _as_float(where + ".fit", x))
         # statistics of x − x[0]: exact zeros for a constant feature, so its σ is 0 (not
         # float32 rounding noise of the mean) and it maps to 0; also less cancellation
         shift = jax.lax.stop_gradient(_reduce(where + ".fit", x, axes, _first))
@@ -294,7 +307,7 @@ def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
     axes = _check_axis(where, axis)
 
     def fit(x):
-        x = _as_float(where + ".fit", x)
+        x = _finite(where + ".fit", _as_float(where + ".fit", x))
         return MinMaxStats(_reduce(where + ".fit", x, axes, jnp.min),
                            _reduce(where + ".fit", x, axes, jnp.max))
 
@@ -335,7 +348,7 @@ def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
     k, variance = _check_k_variance(where, k, variance)
 
     def fit(x):
-        x = _flatten(where + ".fit", x)
+        x = _finite(where + ".fit", _flatten(where + ".fit", x))
         return PCAStats(*_eigh_cov(where + ".fit", x, k, variance))
 
     def transform(stats, x):
@@ -354,7 +367,7 @@ def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
 
 def _whitening(where, name, k, variance, eps, zca: bool) -> Preprocessor:
     def fit(x):
-        x = _flatten(where + ".fit", x)
+        x = _finite(where + ".fit", _flatten(where + ".fit", x))
         mean, comps, evals = _eigh_cov(where + ".fit", x, k, variance)
         scale = 1.0 / jnp.sqrt(evals + eps)           # (Λ + eps)^{-1/2}
         matrix = comps.T * scale[None]                # U (Λ + eps)^{-1/2}      (D, k)

@@ -250,3 +250,14 @@ def test_half_precision_pca_and_empty_batches():
         with pytest.raises(ValueError, match=r"\.fit: cannot fit statistics on an empty batch"):
             prep.fit(np.zeros((0, 3), np.float32))
     assert pp.pca(k=2).transform(want, np.zeros((0, 3), np.float32)).shape == (0, 2)
+
+
+@pytest.mark.parametrize("make", [pp.center, pp.standardize, pp.minmax, lambda: pp.pca(k=2),
+                                  pp.pca_whitening, pp.zca_whitening])
+def test_fit_refuses_nan_or_inf_data(make):
+    """Statistics fitted on NaN are NaN (silently, before); scikit-learn refuses them too."""
+    x = np.ones((4, 3), np.float32)
+    x[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"\.fit: the data hold 1 NaN/Inf value\(s\), the first "
+                                         r"at index \(2, 1\)"):
+        make().fit(x)
