@@ -346,7 +346,10 @@ def _read_config(parser, run_dir: str, keys=_CONFIG_KEYS) -> dict:
 def _latest_epoch(run_dir: str) -> int:
     """The epoch of the run's latest checkpoint (0 when there is none)."""
     from fnn.checkpoint import CheckpointManager
-    return CheckpointManager(os.path.join(run_dir, "checkpoints")).latest() or 0
+    folder = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(folder):  # the manager would create it: a reader must not
+        return 0
+    return CheckpointManager(folder).latest() or 0
 
 
 def _claim_run_dir(parser, out: str, name: str | None, base: str) -> str:
