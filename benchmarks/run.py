@@ -8,7 +8,7 @@
 Every (workload, framework) pair runs in its own process (`python -m
 benchmarks.frameworks.<name>_bench --workload W --json`) with the same thread
 settings (`BENCH_THREADS`, default all cores; `XLA_FLAGS` and `GLIBC_TUNABLES` passed
-through).
+through; `--hugepages` adds `glibc.malloc.hugetlb=1` to `GLIBC_TUNABLES` for all of them).
 Each repeat first measures the float32 n² matmul rate (`benchmarks.matmul_peak`;
 n = 2048 on CPU, 8192 on a GPU)
 and then runs every workload with the frameworks in an order that rotates from
@@ -108,17 +108,36 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def subprocess_env() -> dict:
+HUGETLB = "glibc.malloc.hugetlb=1"
+
+
+def with_hugetlb(tunables: str) -> str:
+    """`GLIBC_TUNABLES` with malloc's transparent-huge-page mode on, other settings kept.
+
+    glibc (>= 2.35) then advises the kernel to back each large `malloc` block with
+    2 MB pages (`madvise(MADV_HUGEPAGE)`), which matters where
+    `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` (the default on
+    Debian and Ubuntu): XLA:CPU allocates one temporary buffer per call (170 MB for
+    ResNet-20's step), mapped afresh and faulted in 4 KB at a time every step.
+    """
+    kept = [t for t in tunables.split(":") if t and not t.startswith("glibc.malloc.hugetlb=")]
+    return ":".join([*kept, HUGETLB])
+
+
+def subprocess_env(hugepages: bool = False) -> dict:
     env = dict(os.environ)
+    if hugepages:
+        env["GLIBC_TUNABLES"] = with_hugetlb(env.get("GLIBC_TUNABLES", ""))
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
-def run_json(cmd: list[str], timeout: float) -> tuple[list[dict], str | None]:
+def run_json(cmd: list[str], timeout: float,
+             hugepages: bool = False) -> tuple[list[dict], str | None]:
     """Run `cmd`; return (JSON lines it printed, error text or None)."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=ROOT, env=subprocess_env())
+                              cwd=ROOT, env=subprocess_env(hugepages))
     except subprocess.TimeoutExpired:
         return [], f"timed out after {timeout:.0f} s"
     lines = []
@@ -151,7 +170,7 @@ def bench_once(fw: Framework, workload: str, args) -> dict:
         cmd += ["--warmup", str(args.warmup)]
     before = load()
     t0 = time.perf_counter()
-    lines, err = run_json(cmd, args.timeout)
+    lines, err = run_json(cmd, args.timeout, args.hugepages)
     record = {"framework": fw.name, "workload": workload, "load_before": before,
               "load_after": load(), "wall_s": round(time.perf_counter() - t0, 2)}
     if err or not lines:
@@ -168,7 +187,7 @@ def matmul_once(args) -> dict:
            "--repeats", "3" if args.smoke else "10"]
     if args.smoke:
         cmd += ["--n", "256"]
-    lines, err = run_json(cmd, args.timeout)
+    lines, err = run_json(cmd, args.timeout, args.hugepages)
     if err or not lines:
         return {"error": err or "printed no JSON line", "load": load()}
     return {**lines[-1], "load": load()}
@@ -224,6 +243,7 @@ def aggregate(runs: list[dict], names: list[str], fws: list[str], peak: float | 
                 "ms_worst_repeat": round(max(r["ms_per_step"]["median"] for r in mine), 4),
                 "compile_s": round(_median([r["compile_s"] for r in mine]), 3),
                 "examples_per_s": round(w.batch / (med / 1e3), 1),
+                "page_faults_per_step": _median([r.get("page_faults_per_step") for r in mine]),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
                 "peak_device_mb": max((r.get("peak_device_mb") or 0 for r in mine),
                                       default=0) or None,
@@ -385,6 +405,9 @@ def parse_args(argv=None):
                    help="JSON path (default benchmarks/results/run.json; --quick: "
                         "run_quick.json; --smoke: run_smoke.json)")
     p.add_argument("--no-matmul", action="store_true", help="skip the matmul peak")
+    p.add_argument("--hugepages", action="store_true",
+                   help="run every process with glibc.malloc.hugetlb=1 in GLIBC_TUNABLES "
+                        "(transparent huge pages for large allocations; Linux, glibc >= 2.35)")
     p.add_argument("--markdown", default=None, help="also write the table as Markdown here")
     p.add_argument("--from-json", default=None,
                    help="re-print the table (and --markdown) of an earlier --out file; "
@@ -400,6 +423,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    child_env = subprocess_env(args.hugepages)
     if args.from_json:
         with open(args.from_json) as f:
             result = json.load(f)
@@ -456,7 +480,8 @@ def main(argv=None) -> dict:
                 else:
                     ms = record["ms_per_step"]
                     msg = (f"{ms['median']:.3f} ms/step (p10 {ms['p10']:.3f}, p90 {ms['p90']:.3f}),"
-                           f" compile {record['compile_s']:.2f} s")
+                           f" compile {record['compile_s']:.2f} s,"
+                           f" {record.get('page_faults_per_step', 0):,.0f} page faults/step")
                 print(f"[repeat {repeat + 1}/{args.repeats}] {wname:>9} {fname:>20}: {msg}  "
                       f"(load {record['load_before'][0]})", flush=True)
 
@@ -485,7 +510,7 @@ def main(argv=None) -> dict:
                     "platform": platform.platform(), "python": platform.python_version()},
         "settings": {"threads": os.environ.get("BENCH_THREADS") or os.cpu_count(),
                      "xla_flags": os.environ.get("XLA_FLAGS", ""),
-                     "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
+                     "glibc_tunables": child_env.get("GLIBC_TUNABLES", ""),
                      "repeats": args.repeats, "smoke": args.smoke, "quick": args.quick},
         "flops_convention": "6 x forward MACs per example (fnn.summary) x batch: 2 FLOPs per "
                             "MAC, backward = 2 x forward; bias, activations, normalisation, "

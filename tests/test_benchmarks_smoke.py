@@ -20,9 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_FIELDS = {"benchmark", "command", "date", "machine", "settings", "flops_convention",
               "matmul_peak_gflops", "matmul", "load_range", "skipped", "workloads", "runs"}
 ROW_FIELDS = {"ms_per_step", "ms_p10", "ms_p90", "compile_s", "examples_per_s", "peak_rss_mb",
-              "gflops", "fraction_of_peak", "ratio_to_fnn", "repeats"}
+              "page_faults_per_step", "gflops", "fraction_of_peak", "ratio_to_fnn", "repeats"}
 LINE_FIELDS = {"framework", "workload", "batch", "compile_s", "ms_per_step", "examples_per_s",
-               "peak_rss_mb", "steps", "versions", "threads"}
+               "peak_rss_mb", "page_faults_per_step", "steps", "versions", "threads",
+               "glibc_tunables"}
 
 
 def _env():
@@ -47,6 +48,7 @@ def _check_line(line: dict, framework: str, workload: str):
     assert {"median", "p10", "p90"} <= set(ms)
     assert 0 < ms["p10"] <= ms["median"] <= ms["p90"]
     assert line["compile_s"] > 0 and line["examples_per_s"] > 0 and line["peak_rss_mb"] > 0
+    assert line["page_faults_per_step"] >= 0
     assert line["last_loss"] == line["last_loss"]          # finite, not NaN
 
 
@@ -71,6 +73,7 @@ def test_run_smoke_writes_a_complete_report(tmp_path):
     assert len(report["runs"]) == 8 and not any("error" in r for r in report["runs"])
     for r in report["runs"]:
         _check_line(r, r["framework"], r["workload"])
+        assert r["glibc_tunables"] == report["settings"]["glibc_tunables"]
 
 
 @pytest.mark.parametrize("framework, needs, extra", [
@@ -107,6 +110,21 @@ def test_flops_convention_and_unknown_names():
         workloads.get("vgg")
     with pytest.raises(SystemExit, match="unknown framework"):
         main(["--smoke", "--frameworks", "fnn,mxnet", "--workloads", "mlp"])
+
+
+def test_hugepages_adds_the_glibc_tunable_and_keeps_the_others(monkeypatch):
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks.run import subprocess_env, with_hugetlb
+
+    assert with_hugetlb("") == "glibc.malloc.hugetlb=1"
+    assert (with_hugetlb("glibc.malloc.arena_max=1:glibc.malloc.hugetlb=0")
+            == "glibc.malloc.arena_max=1:glibc.malloc.hugetlb=1")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")
+    assert subprocess_env()["GLIBC_TUNABLES"] == "glibc.malloc.mmap_max=0"
+    assert (subprocess_env(hugepages=True)["GLIBC_TUNABLES"]
+            == "glibc.malloc.mmap_max=0:glibc.malloc.hugetlb=1")
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.mmap_max=0"   # this process untouched
 
 
 def test_program_size_counts_kernels_and_loops(tmp_path):

@@ -10,6 +10,8 @@ A framework module defines `build(workload, variant) -> Bench` and ends with
    clock stops, giving the median and the 10th/90th percentiles of ms/step
    (a call that runs K fused steps counts as K steps of 1/K of its time).
 
+`page_faults_per_step` counts the minor page faults of the timed steps (`ru_minflt`)
+per step: memory the step maps afresh and touches every call (on Linux).
 `peak_rss_mb` is the process's peak resident memory (`ru_maxrss`) at the end,
 runtime and compiled code included; on a GPU, `peak_device_mb` is the peak of
 the library's device allocator (JAX's `memory_stats()["peak_bytes_in_use"]`,
@@ -81,11 +83,13 @@ def run(bench: Bench, w: workloads.Workload, steps: int, warmup: int) -> dict:
         state, loss = bench.step(state)
     bench.sync((state, loss))
     times = []
+    faults_before = _minor_page_faults()
     for _ in range(steps):
         t0 = time.perf_counter()
         state, loss = bench.step(state)
         bench.sync((state, loss))
         times.append(time.perf_counter() - t0)
+    faults = _minor_page_faults() - faults_before
     ms = [1000.0 * t / bench.steps_per_call for t in times]
     median = percentile(ms, 50)
     return {
@@ -97,11 +101,16 @@ def run(bench: Bench, w: workloads.Workload, steps: int, warmup: int) -> dict:
         "steps_per_call": bench.steps_per_call,
         "warmup": warmup,
         "examples_per_s": round(w.batch / (median / 1000.0), 2),
+        "page_faults_per_step": round(faults / (steps * bench.steps_per_call), 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "peak_device_mb": device_peak_mb(),
         "first_loss": round(first_loss, 5),
         "last_loss": round(float(loss), 5),
     }
+
+
+def _minor_page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _peak_rss_mb() -> float:
@@ -157,7 +166,8 @@ def main(build: Callable[[workloads.Workload, str], Bench], framework: str,
                 "input_shape": list(w.input_shape), "tiny": args.tiny, **numbers,
                 "threads": THREADS, "cpu_count": os.cpu_count(),
                 "machine": platform.machine(), "python": platform.python_version(),
-                "xla_flags": os.environ.get("XLA_FLAGS", ""), "versions": bench.versions}
+                "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""), "versions": bench.versions}
         if args.json:
             print(json.dumps(line), flush=True)
         else:
