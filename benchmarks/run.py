@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                       # 4 workloads x all frameworks, 3 repeats
     python -m benchmarks.run --quick               # fewer steps, 2 repeats
+    python -m benchmarks.run --hugepages           # every process with glibc.malloc.hugetlb=1
     python -m benchmarks.run --workloads lenet5,resnet20 --frameworks fnn,rawjax,torch
     python -m benchmarks.run --smoke --out /tmp/smoke.json   # tiny shapes, 2 steps (tests)
 
