@@ -619,7 +619,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `early_stopping`: an `EarlyStopping`.
     - `checkpoint_dir`: save `TrainState`, history and config there after every
       epoch (`fnn.checkpoint.CheckpointManager`, the last `keep_checkpoints`
-      kept) and, if it already holds checkpoints, resume from the latest: the
+      kept; None keeps all) and, if it already holds checkpoints, resume from the latest: the
       result is bit-identical to an uninterrupted run. A resume must keep the
       model, optimizer, `batch_size`, `accumulate`, `early_stopping`, `reduce_lr`,
       `metrics`, `val_data` (given or not) and kind of loss, so that every
@@ -737,6 +737,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError(f"{where}: checkpoint_dir must be None or a folder path (a str or "
                         f"os.PathLike), got {checkpoint_dir!r}.")
+    if keep_checkpoints is not None:      # None keeps them all (CheckpointManager's keep)
+        keep_checkpoints = check_positive_int(where, "keep_checkpoints", keep_checkpoints)
     if check_finite:
         _first_nonfinite(where, "train_data x", x)
         _first_nonfinite(where, "train_data y", y)

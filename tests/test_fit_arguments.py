@@ -42,8 +42,11 @@ def _fit(loss=CE, y=Y, **kw):
      r"^fit: eval_batch_size must be a positive int, got 0\.$"),
     ({"eval_batch_size": "all", "val_data": (X, Y)}, TypeError,
      r"^fit: eval_batch_size must be a positive int, got 'all'\.$"),
+    ({"keep_checkpoints": 0}, ValueError, r"^fit: keep_checkpoints must be a positive int, got 0\.$"),
+    ({"keep_checkpoints": 2.5}, TypeError,
+     r"^fit: keep_checkpoints must be a positive int, got 2\.5\.$"),
 ], ids=["metrics-int", "regularizer-str", "regularizer-vector", "checkpoint_dir-int",
-        "mesh-str", "eval_batch_size-zero", "eval_batch_size-str"])
+        "mesh-str", "eval_batch_size-zero", "eval_batch_size-str", "keep-zero", "keep-float"])
 def test_bad_argument_is_refused_before_training(kw, error, match):
     ended = []
     with pytest.raises(error, match=match):
