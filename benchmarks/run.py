@@ -133,12 +133,11 @@ def subprocess_env(hugepages: bool = False) -> dict:
     return env
 
 
-def run_json(cmd: list[str], timeout: float,
-             hugepages: bool = False) -> tuple[list[dict], str | None]:
-    """Run `cmd`; return (JSON lines it printed, error text or None)."""
+def run_json(cmd: list[str], timeout: float, env: dict) -> tuple[list[dict], str | None]:
+    """Run `cmd` in `env`; return (JSON lines it printed, error text or None)."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=ROOT, env=subprocess_env(hugepages))
+                              cwd=ROOT, env=env)
     except subprocess.TimeoutExpired:
         return [], f"timed out after {timeout:.0f} s"
     lines = []
@@ -155,7 +154,7 @@ def run_json(cmd: list[str], timeout: float,
     return lines, None
 
 
-def bench_once(fw: Framework, workload: str, args) -> dict:
+def bench_once(fw: Framework, workload: str, args, env: dict) -> dict:
     cmd = [sys.executable, "-m", f"benchmarks.frameworks.{fw.module}", "--workload", workload,
            "--json"]
     if fw.variant:
@@ -171,7 +170,7 @@ def bench_once(fw: Framework, workload: str, args) -> dict:
         cmd += ["--warmup", str(args.warmup)]
     before = load()
     t0 = time.perf_counter()
-    lines, err = run_json(cmd, args.timeout, args.hugepages)
+    lines, err = run_json(cmd, args.timeout, env)
     record = {"framework": fw.name, "workload": workload, "load_before": before,
               "load_after": load(), "wall_s": round(time.perf_counter() - t0, 2)}
     if err or not lines:
@@ -183,12 +182,12 @@ def bench_once(fw: Framework, workload: str, args) -> dict:
     return record
 
 
-def matmul_once(args) -> dict:
+def matmul_once(args, env: dict) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.matmul_peak", "--json",
            "--repeats", "3" if args.smoke else "10"]
     if args.smoke:
         cmd += ["--n", "256"]
-    lines, err = run_json(cmd, args.timeout, args.hugepages)
+    lines, err = run_json(cmd, args.timeout, env)
     if err or not lines:
         return {"error": err or "printed no JSON line", "load": load()}
     return {**lines[-1], "load": load()}
@@ -424,7 +423,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    child_env = subprocess_env(args.hugepages)
+    child_env = subprocess_env(args.hugepages)        # every process this run starts
     if args.from_json:
         with open(args.from_json) as f:
             result = json.load(f)
@@ -461,7 +460,7 @@ def main(argv=None) -> dict:
     runs, matmuls, loads = [], [], []
     for repeat in range(args.repeats):
         if not args.no_matmul:
-            mm = matmul_once(args)
+            mm = matmul_once(args, child_env)
             mm["repeat"] = repeat
             matmuls.append(mm)
             print(f"[repeat {repeat + 1}/{args.repeats}] matmul peak "
@@ -472,7 +471,7 @@ def main(argv=None) -> dict:
             shift = repeat % len(eligible)
             order = eligible[shift:] + eligible[:shift]  # rotate the order every repeat
             for fname in order:
-                record = bench_once(FRAMEWORKS[fname], wname, args)
+                record = bench_once(FRAMEWORKS[fname], wname, args, child_env)
                 record["repeat"] = repeat
                 runs.append(record)
                 loads.append(record["load_before"])

@@ -619,9 +619,9 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `early_stopping`: an `EarlyStopping`.
     - `checkpoint_dir`: save `TrainState`, history and config there after every
       epoch (`fnn.checkpoint.CheckpointManager`, the last `keep_checkpoints`
-      kept; None keeps all) and, if it already holds checkpoints, resume from the latest: the
-      result is bit-identical to an uninterrupted run. A resume must keep the
-      model, optimizer, `batch_size`, `accumulate`, `early_stopping`, `reduce_lr`,
+      kept; None keeps all) and, if it already holds checkpoints, resume from the
+      latest: the result is bit-identical to an uninterrupted run. A resume must
+      keep the model, optimizer, `batch_size`, `accumulate`, `early_stopping`, `reduce_lr`,
       `metrics`, `val_data` (given or not) and kind of loss, so that every
       history list stays one entry per epoch (`ValueError` otherwise).
     - `progress`: show a tqdm bar per epoch on stderr (step, running loss,
