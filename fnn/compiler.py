@@ -29,6 +29,14 @@ under XLA's defaults when jitted plainly: `jax.jit(make_train_step(..., jit=Fals
 per process against the installed jaxlib: a jaxlib that does not know an option
 gets `None` (its defaults) instead of a compile error.
 
+One cost on CPU is outside any compiler option: XLA:CPU gives each call one block for
+all its temporaries (ResNet-20's step at batch 64: 170 MB), which glibc maps afresh
+every call. Where Linux backs it with 4 KB pages (`transparent_hugepage/enabled` =
+`madvise`, Debian's and Ubuntu's default), starting Python with
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made that step 15–25 % faster
+(benchmarks/RESULTS.md, item 4, point 10). glibc reads it at process start, so fnn
+cannot set it.
+
 JAX takes `compiler_options` on a top-level `jax.jit` only: called inside another
 `jit`, `grad`, `lax.scan` or `make_jaxpr`, such a function raises. fnn's programs
 are built with `jit(fn, options)` below, which uses the options at the top level
