@@ -16,7 +16,7 @@ import pytest
 
 import fnn
 from fnn import compiler, ensemble, fused, losses, optim, train
-from fnn.layers import BatchNorm, Conv2D, Dense, Flatten
+from fnn.layers import LSTM, BatchNorm, Conv2D, Dense, Flatten
 
 CPU = jax.default_backend() == "cpu"
 CE = losses.softmax_cross_entropy
@@ -53,7 +53,8 @@ def _hlo(jitted, *args) -> str:
 def test_options_per_backend():
     if CPU:
         assert compiler.options() == {
-            "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+            "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE",
+            "xla_cpu_copy_insertion_use_region_analysis": True}
         assert compiler.init_options() == {"xla_backend_optimization_level": 1}
     else:
         assert compiler.options() is None and compiler.init_options() is None
@@ -64,6 +65,12 @@ def test_options_per_backend():
 def test_an_option_this_jaxlib_rejects_falls_back_to_defaults(items):
     assert compiler._on_cpu(items) is None
     assert not compiler._accepted(items)
+
+
+@pytest.mark.skipif(not CPU, reason="the options are for the CPU backend only")
+def test_an_option_this_jaxlib_rejects_is_left_out_and_the_others_kept():
+    items = (("xla_cpu_no_such_option", "1"), ("xla_backend_optimization_level", 1))
+    assert compiler._on_cpu(items) == {"xla_backend_optimization_level": 1}
 
 
 @pytest.mark.skipif(not CPU, reason="the options are for the CPU backend only")
@@ -127,6 +134,27 @@ def test_the_options_change_no_values(key):
         np.testing.assert_allclose(out[0][1]["loss"], out[1][1]["loss"], rtol=1e-5)
     chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
     chex.assert_trees_all_close(states[0].model_state, states[1].model_state, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(not CPU, reason="the options are for the CPU backend only")
+def test_the_options_change_no_values_in_a_loop(key):
+    """An LSTM step (a `while` loop, where the copy-insertion option acts), under fnn's
+    options and under XLA's defaults: the same losses and params, step after step,
+    and the loop's compiled program has fewer copies."""
+    model = fnn.serial(LSTM(8), Dense(3))
+    raw = train.make_train_step(model, CE, ADAM, jit=False)
+    steps = (train.make_train_step(model, CE, ADAM), jax.jit(raw))
+    states = [train.init_train_state(model, ADAM, key, (5, 4)) for _ in steps]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = jnp.asarray(rng.normal(size=(6, 5, 4)).astype(np.float32))
+        y = jnp.asarray(rng.integers(0, 3, 6).astype(np.int32))
+        out = [step(ts, x, y) for step, ts in zip(steps, states, strict=True)]
+        states = [ts for ts, _ in out]
+        np.testing.assert_allclose(out[0][1]["loss"], out[1][1]["loss"], rtol=1e-6)
+    chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-5, atol=1e-7)
+    copies = [len(re.findall(r"= \S+ copy\(", _hlo(step, states[0], x, y))) for step in steps]
+    assert copies[0] < copies[1], copies
 
 
 def test_programs_built_with_options_compose_with_jit_scan_and_make_jaxpr(key):
