@@ -3,6 +3,15 @@ from __future__ import annotations
 
 import functools
 
+import jax.numpy as jnp
+
+
+def at_least_float32(x):
+    """`x` in float32 if it is half precision (float16, bfloat16), else unchanged: for sums
+    and clips that half precision cannot hold (Σw² of a float16 layer overflows at
+    65504; `1 − 1e-7` rounds to 1)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
 
 def along_last(v, ndim: int):
     """Reshape a per-channel vector `(C,)` to `(1, ..., 1, C)` of rank `ndim`.

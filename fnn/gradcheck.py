@@ -138,11 +138,11 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
 
             # vmapped chunks of perturbations when one evaluation is small (each chunk
             # compiles once per leaf); one at a time through `fun` (compiled once) otherwise
-            chunk = 1 if per_call is None else min(128, 2**28 // max(per_call, 1),
-                                                   2**20 // max(base.size, 1), len(coords))
+            chunk = 1 if per_call is None else max(1, min(
+                128, 2**28 // max(per_call, 1), 2**20 // max(base.size, 1), len(coords)))
             batched = (jax.jit(jax.vmap(f_of_leaf)) if chunk > 1 else
                        lambda flats, f=f_of_leaf: jnp.stack([f(v) for v in flats]))
-            numeric = _central_differences(batched, base, coords, eps, max(chunk, 1))
+            numeric = _central_differences(batched, base, coords, eps, chunk)
             a = analytic[coords]
             errors[path] = float(np.max(np.abs(a - numeric)
                                         / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), tiny)))

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import check_hyper, concrete_range, shape_str
+from fnn._util import at_least_float32
 from fnn.activations import log_softmax
 
 __all__ = [
@@ -119,12 +120,6 @@ def _not_empty(name: str, x, what: str) -> None:
             f"{_where(name)}: got an empty batch ({what} of shape {shape_str(x.shape)}); "
             "a loss needs at least one example."
         )
-
-
-def _at_least_float32(*arrays):
-    """Half-precision arrays in float32: the probability clips (`PROB_EPS = 1e-7`) do not
-    exist in float16/bfloat16, where `1 − 1e-7` rounds to 1 and `1e-7` to 0 or a subnormal."""
-    return tuple(a.astype(jnp.promote_types(a.dtype, jnp.float32)) for a in arrays)
 
 
 def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
@@ -382,8 +377,9 @@ def binary_cross_entropy(probs, y):
 
     **Shapes:** `probs` and `y ∈ [0, 1]` the same shape; returns a scalar.
     """
-    p, y = _at_least_float32(*_elementwise_args("binary_cross_entropy", probs, y,
-                                                "probabilities", "targets"))
+    # in float32 at least: the clip to [PROB_EPS, 1 − PROB_EPS] does not exist in half precision
+    p, y = map(at_least_float32, _elementwise_args("binary_cross_entropy", probs, y,
+                                                   "probabilities", "targets"))
     p = jnp.clip(p, PROB_EPS, 1.0 - PROB_EPS)
     return jnp.mean(-(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p)))
 
@@ -475,7 +471,8 @@ def cross_entropy(probs, onehot):
             f"{shape_str(y.shape)}. For class ids use nll(jnp.log(probs), labels) or "
             "jax.nn.one_hot(labels, C)."
         )
-    p, y = _at_least_float32(*_elementwise_args(name, probs, onehot, "probabilities", "targets"))
+    p, y = map(at_least_float32,   # PROB_EPS is 0 or subnormal in half precision
+               _elementwise_args(name, probs, onehot, "probabilities", "targets"))
     return jnp.mean(-jnp.sum(y * jnp.log(jnp.maximum(p, PROB_EPS)), axis=-1))
 
 

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import check_number, check_positive_int, shape_str
+from fnn._util import at_least_float32
 
 __all__ = [
     "Preprocessor", "center", "standardize", "minmax", "pca", "pca_whitening", "zca_whitening",
@@ -151,10 +152,14 @@ def _reduce(where: str, x, axes: tuple[int, ...], fn):
     if axes[-1] >= x.ndim:
         raise ValueError(f"{where}: axis {axes} is out of range for input of shape "
                          f"{shape_str(x.shape)}.")
+    _not_empty(where, x, axes)
+    return fn(x, axis=axes, keepdims=True)[0]
+
+
+def _not_empty(where: str, x, axes: tuple[int, ...]) -> None:
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"{where}: cannot fit statistics on an empty batch, got input of "
                          f"shape {shape_str(x.shape)}.")
-    return fn(x, axis=axes, keepdims=True)[0]
 
 
 def _first(x, axis, keepdims=True):
@@ -187,11 +192,9 @@ def _flatten(where: str, x, features: int | None = None):
 def _eigh_cov(where: str, x, k, variance):
     """Mean, eigenvalues (decreasing) and Uᵀ rows of the biased covariance of (N, D) `x`."""
     n, d = x.shape
-    if n == 0:
-        raise ValueError(f"{where}: cannot fit statistics on an empty batch, got input of "
-                         f"shape {shape_str(x.shape)}.")
+    _not_empty(where, x, (0,))
     dtype = x.dtype
-    x = x.astype(jnp.promote_types(dtype, jnp.float32))  # LAPACK's eigh has no float16
+    x = at_least_float32(x)  # LAPACK's eigh has no float16
     if k is not None and k > d:
         raise ValueError(f"{where}: k={k} exceeds the number of features D={d}.")
     mean = jnp.mean(x, axis=0)

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn._checks import check_number
+from fnn._util import at_least_float32
 
 __all__ = ["l1", "l2", "default_include", "EXCLUDED_KEYS"]
 
@@ -122,8 +123,7 @@ def _selected(where: str, params, include) -> list:
 def _total(weight, leaves, term):
     if not leaves:
         return jnp.zeros((), jnp.float32) * weight
-    # half-precision leaves are summed in float32 (Σw² of a float16 layer overflows at 65504)
-    total = sum(jnp.sum(term(w.astype(jnp.promote_types(w.dtype, jnp.float32)))) for w in leaves)
+    total = sum(jnp.sum(term(at_least_float32(w))) for w in leaves)
     return jnp.asarray(weight, total.dtype) * total
 
 

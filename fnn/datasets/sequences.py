@@ -59,8 +59,8 @@ def sine_sequences(key, n: int, length: int, *, freq_range=(0.1, 0.5),
     `y: (n, length, 1)` (`s_1 .. s_length`), both float32: `y[:, t]` is what a
     `return_sequences=True` model should predict after reading `x[:, :t+1]`.
     """
-    check_key("sine_sequences", key)
     where = "sine_sequences"
+    check_key(where, key)
     n = check_positive_int(where, "n", n)
     length = check_positive_int(where, "length", length)
     noise = check_number(where, "noise", noise, low=0.0)

@@ -5,13 +5,13 @@ state, unchanged in layout, so `current_lr`, checkpoints and nesting all work.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._util import at_least_float32
 from fnn.optim.base import (
     Optimizer,
     check_hyper,
@@ -25,11 +25,9 @@ from fnn.optim.base import (
 def global_norm(tree: Any) -> jax.Array:
     """‖tree‖₂ over all leaves together: a float32 scalar, float64 if a leaf is float64
     (half-precision leaves are summed in float32)."""
-    leaves = jax.tree.leaves(tree)
-    dtype = functools.reduce(jnp.promote_types, (jnp.result_type(x) for x in leaves),
-                             jnp.dtype(jnp.float32))
-    return jnp.sqrt(sum((jnp.sum(jnp.square(x.astype(dtype))) for x in leaves),
-                        jnp.zeros((), dtype)))
+    squares = (jnp.sum(jnp.square(at_least_float32(jnp.asarray(x))))
+               for x in jax.tree.leaves(tree))
+    return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))   # float64 terms promote
 
 
 def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
