@@ -44,10 +44,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler, distributed, fused
-from fnn._checks import check_input_shape, check_positive_int
+from fnn._checks import (
+    check_flag,
+    check_input_shape,
+    check_number,
+    check_positive_int,
+    concrete_range,
+)
 from fnn._util import memoized
-from fnn.core import Layer
+from fnn.core import Layer, output_shape, output_struct
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
+from fnn.optim.base import check_optimizer
 
 __all__ = [
     "TrainState", "init_train_state", "make_train_step", "evaluate", "predict",
@@ -123,6 +130,10 @@ def init_train_state(model: Layer, optimizer, key, input_shape) -> TrainState:
     `key` is split into (init key, run key); see the module docstring. The
     initialisation runs under `jax.jit` (shape errors still surface at trace time).
     """
+    if not isinstance(model, Layer):
+        raise TypeError(f"init_train_state: model must be a fnn.Layer, got "
+                        f"{type(model).__name__}.")
+    check_optimizer("init_train_state", optimizer)
     key = _raw_key("init_train_state", key)
     shape = check_input_shape("init_train_state", input_shape, "(d1, ..., dk)")
     return _fresh(memoized(_init_fn, model, optimizer, shape)(key))
@@ -145,22 +156,44 @@ def _init_fn(model: Layer, optimizer, shape: tuple):
 # metrics
 
 
-_REGRESSION_LOSSES = frozenset({"mse", "mae", "msle", "mape", "huber", "smooth_l1"})
+# Accuracy follows the loss. fnn's binary losses: the thresholds (prediction, target)
+# that turn a score and a target into a class; their correctness is per label.
+_BINARY_LOSSES = {"sigmoid_binary_cross_entropy": (0.0, 0.5),   # logits; targets in [0, 1]
+                  "binary_cross_entropy": (0.5, 0.5),           # probabilities
+                  "hinge": (0.0, 0.0), "exponential": (0.0, 0.0)}  # scores; targets ±1
+_CATEGORICAL_LOSSES = frozenset({"softmax_cross_entropy", "cross_entropy", "nll",
+                                 "multiclass_hinge"})
 
 
-def _is_regression(loss) -> bool:
-    """True for fnn's regression losses (also inside functools.partial)."""
+def _fnn_loss_name(loss) -> str | None:
+    """The name of an `fnn.losses` function (also inside functools.partial), else None."""
     fn = getattr(loss, "func", loss)
-    return (getattr(fn, "__module__", None) == "fnn.losses"
-            and getattr(fn, "__name__", None) in _REGRESSION_LOSSES)
+    if getattr(fn, "__module__", None) == "fnn.losses":
+        return getattr(fn, "__name__", None)
+    return None
 
 
-def _correct(pred, y, regression: bool = False):
-    """Per-example 1.0/0.0 correctness as float32 `(N,)`, or None when accuracy does
-    not apply. Classification only: scores `(N, C)` (C >= 2) against int class ids
-    `(N,)`, or against one-hot/probability targets `(N, C)` (argmax against argmax)
-    unless the loss is a regression loss (`mse`, `mae`, ...)."""
-    if regression or pred.ndim != 2 or pred.shape[1] < 2:
+def _correct(pred, y, loss):
+    """Per-example correctness as float32 `(N,)`, or None when accuracy does not apply.
+
+    - fnn's binary losses (`sigmoid_binary_cross_entropy`, `binary_cross_entropy`,
+      `hinge`, `exponential`): the score's side of the threshold against the
+      target's (`_BINARY_LOSSES`), averaged over the labels of a multi-label
+      example (Keras's `binary_accuracy`); any shape `(N, ...)`.
+    - fnn's categorical losses, and any other loss: scores `(N, C)` (C >= 2)
+      against int class ids `(N,)`, or against one-hot/probability targets
+      `(N, C)` (argmax against argmax, as Keras's `"accuracy"` does).
+    - fnn's regression losses (`mse`, `mae`, ...): None.
+    """
+    name = _fnn_loss_name(loss)
+    if name in _BINARY_LOSSES:
+        if pred.ndim == 0 or pred.shape != y.shape:
+            return None
+        t_pred, t_y = _BINARY_LOSSES[name]
+        hit = ((pred > t_pred) == (y > t_y)).astype(jnp.float32)
+        return jnp.mean(hit.reshape(hit.shape[0], -1), axis=1)
+    if (name is not None and name not in _CATEGORICAL_LOSSES) or pred.ndim != 2 \
+            or pred.shape[1] < 2:
         return None
     guess = jnp.argmax(pred, axis=-1)
     if y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.integer):
@@ -168,6 +201,46 @@ def _correct(pred, y, regression: bool = False):
     if y.shape == pred.shape:
         return (guess == jnp.argmax(y, axis=-1)).astype(jnp.float32)
     return None
+
+
+def _check_class_ids(where: str, what: str, model: Layer, params, model_state, loss, x,
+                     y) -> None:
+    """Raise ValueError if int labels `y` hold a class id outside the model's outputs.
+
+    fnn's class-id losses check the ids' range only on concrete labels; inside a
+    jitted step they are traced, and an id out of range gives a NaN loss there
+    (as an `Embedding` id does). `fit` and `evaluate` hold the whole label array,
+    so they check it once, up front, for those losses.
+    """
+    if (_fnn_loss_name(loss) not in _CATEGORICAL_LOSSES or np.ndim(y) != 1
+            or not np.issubdtype(np.asarray(y).dtype, np.integer)):
+        return
+    out = output_shape(model, x.shape[1:], x.dtype, params, model_state)
+    bounds = concrete_range(y)
+    if len(out) != 1 or bounds is None:
+        return                                  # the loss's own shape check applies
+    (num_classes,), (lo, hi) = out, bounds
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(
+            f"{where}: {what} holds class ids from {lo} to {hi}, but the model has "
+            f"{num_classes} outputs, so {_fnn_loss_name(loss)} needs ids in "
+            f"[0, {num_classes - 1}] (inside the jitted step an id out of range gives a "
+            "NaN loss)."
+        )
+
+
+def _check_accuracy_applies(where: str, why: str, model: Layer, params, model_state, loss,
+                            x, y) -> None:
+    """Raise ValueError if `_correct` gives no accuracy for this model, loss and targets."""
+    pred = output_struct(model, x.shape[1:], x.dtype, params, model_state)
+    target = jax.ShapeDtypeStruct((1, *y.shape[1:]), y.dtype)
+    if jax.eval_shape(lambda p, t: _correct(p, t, loss), pred, target) is None:
+        raise ValueError(
+            f"{where}: {why}, but accuracy does not apply to this loss and these targets "
+            f"(outputs {pred.shape[1:]}, targets {target.shape[1:]} {target.dtype}; accuracy "
+            "needs a classification loss: class scores (C,) with int ids or one-hot "
+            "targets, or a binary loss); monitor a loss instead."
+        )
 
 
 def _check_metrics(where: str, metrics) -> tuple[str, ...]:
@@ -214,6 +287,19 @@ def _check_scalar(where: str, what: str, value) -> None:
         )
 
 
+def _check_step_args(ts, x, y) -> None:
+    """Trace-time checks of a step's arguments: the state's type, equal batch sizes."""
+    if not isinstance(ts, TrainState):
+        raise TypeError(
+            f"make_train_step's step: expected the TrainState from init_train_state (or the "
+            f"one the previous step returned) as its first argument, got {type(ts).__name__}."
+        )
+    nx, ny = (jnp.shape(a)[0] if getattr(a, "ndim", 0) else None for a in (x, y))
+    if nx is not None and ny is not None and nx != ny:
+        raise ValueError(f"make_train_step's step: x has {nx} examples but y has {ny}; "
+                         "x and y must have the same batch size.")
+
+
 def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
                     *, accumulate: int = 1, check_finite: bool = False, jit: bool = True,
                     mesh=None):
@@ -248,25 +334,23 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
       (batch split along `"data"`, state replicated; needs `jit=True`).
 
     **Metrics** (scalars on the device): `"loss"` (the data loss, mean over the
-    batch, without the penalty), `"accuracy"` for classification (scores `(N, C)`
-    against int ids or one-hot targets), `"objective"` (loss + penalty) when a
-    regularizer is given.
+    batch, without the penalty), `"accuracy"` for classification (the argmax of
+    scores `(N, C)` against int ids or one-hot targets; for fnn's binary losses,
+    the side of the threshold per label; see `_correct`), `"objective"` (loss +
+    penalty) when a regularizer is given.
 
     With `jit=True` the `train_state` argument is donated: do not use it after
     the call, use the returned one.
     """
     _check_callables("make_train_step", loss, regularizer)
-    accumulate = int(accumulate)
-    if accumulate < 1:
-        raise ValueError(f"make_train_step: accumulate must be >= 1, got {accumulate}.")
+    check_optimizer("make_train_step", optimizer)
+    accumulate = check_positive_int("make_train_step", "accumulate", accumulate)
     if mesh is not None:
         if not jit:
             raise ValueError("make_train_step: mesh= needs jit=True (the shardings are "
                              "those of the jitted step); drop jit=False or mesh=.")
         return distributed.make_train_step(model, loss, optimizer, mesh, regularizer,
                                            accumulate=accumulate, check_finite=check_finite)
-
-    regression = _is_regression(loss)
 
     def objective(params, model_state, x, y, key):
         pred, new_state = model.apply(params, model_state, x, key=key, train=True)
@@ -277,13 +361,14 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
             penalty = regularizer(params)
             _check_scalar("make_train_step", "regularizer", penalty)
             total = total + penalty
-        correct = _correct(pred, y, regression)
+        correct = _correct(pred, y, loss)
         acc = None if correct is None else jnp.mean(correct)
         return total, (data_loss, acc, new_state)
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
     def step(ts: TrainState, x, y):
+        _check_step_args(ts, x, y)
         sub = jax.random.fold_in(ts.key, ts.opt_state.step)  # unused: XLA drops it
         params = ts.opt_state.params
         if accumulate == 1:
@@ -291,7 +376,7 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
                 params, ts.model_state, x, y, sub)
         else:
             n = x.shape[0]
-            if n % accumulate or y.shape[0] != n:
+            if n % accumulate:
                 raise ValueError(
                     f"make_train_step: a batch of {n} examples cannot be split into "
                     f"accumulate={accumulate} equal micro-batches; use a batch size "
@@ -381,13 +466,11 @@ def _eval_fn(model: Layer, loss: Callable):
     def per_example_loss(pred, y):
         return jax.vmap(lambda p, t: loss(p[None], t[None]))(pred, y)
 
-    regression = _is_regression(loss)
-
     def run(params, model_state, x, y, mask):
         pred, _ = model.apply(params, model_state, x, train=False)
         w = mask.astype(jnp.float32)
         sums = {"loss": jnp.sum(per_example_loss(pred, y).astype(jnp.float32) * w)}
-        correct = _correct(pred, y, regression)
+        correct = _correct(pred, y, loss)
         if correct is not None:
             sums["accuracy"] = jnp.sum(correct * w)
         return sums
@@ -409,11 +492,19 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     batch. The loss of each example is `loss(pred[i:i+1], y[i:i+1])`, so the
     result equals `loss(pred, y)` on the whole set for every mean-over-batch
     loss. Returns `{"loss": float, "accuracy": float}` (accuracy only when it
-    applies: scores `(N, C)` against int ids or one-hot targets). Sums are taken
-    in float64 on the host.
+    applies, by `make_train_step`'s rule). Sums are taken in float64 on the host.
+    Int class ids in `y` are checked against the model's outputs first (for fnn's
+    class-id losses): inside the compiled program an id out of range gives NaN.
     """
     n = _check_arrays("evaluate", (x, y))
     bs = _eval_batch_size("evaluate", batch_size, n)
+    _check_class_ids("evaluate", "y", model, params, model_state, loss, x, y)
+    return _evaluate(model, params, model_state, loss, x, y, bs)
+
+
+def _evaluate(model: Layer, params, model_state, loss: Callable, x, y, bs: int) -> dict:
+    """`evaluate` on checked arguments (`fit` checks them once for every epoch)."""
+    n = x.shape[0]
     fn = memoized(_eval_fn, model, loss)
     parts = [fn(params, model_state, xb, yb, mask)
              for (xb, yb), mask in iter_padded_batches((x, y), bs)]
@@ -469,6 +560,22 @@ class EarlyStopping(NamedTuple):
     monitor: str = "val_loss"
     mode: str = "auto"
     restore_best: bool = True
+
+
+def _check_early_stopping(where: str, rule) -> str:
+    """Validate an `EarlyStopping`'s fields; return its resolved mode ("min"/"max")."""
+    if not isinstance(rule, EarlyStopping):
+        raise TypeError(f"{where}: early_stopping must be a fnn.train.EarlyStopping, "
+                        f"got {type(rule).__name__}.")
+    if not isinstance(rule.monitor, str):
+        raise TypeError(f"EarlyStopping: monitor must be a history key such as 'val_loss', "
+                        f"got {rule.monitor!r}.")
+    if isinstance(rule.patience, bool) or not isinstance(rule.patience, (int, np.integer)) \
+            or rule.patience < 0:
+        raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {rule.patience!r}.")
+    check_number("EarlyStopping", "min_delta", rule.min_delta, low=0.0)
+    check_flag("EarlyStopping", "restore_best", rule.restore_best)
+    return _mode("EarlyStopping", rule.monitor, rule.mode)
 
 
 def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
@@ -613,7 +720,11 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `key`: PRNG key of the run (ignored when resuming from a checkpoint).
     - `val_data`: `(x_val, y_val)`, evaluated after every epoch with `train=False`.
     - `metrics`: which of `"loss"`, `"accuracy"` go into the history (accuracy
-      only for classification: scores `(N, C)` against int ids or one-hot targets).
+      only for classification, by `make_train_step`'s rule: the argmax of scores
+      `(N, C)` against int ids or one-hot targets, or for fnn's binary losses the
+      side of the threshold per label). Int class ids in `y` (and `val_data`'s)
+      are checked against the model's outputs before training, for fnn's
+      class-id losses.
     - `regularizer(params) -> scalar`: added to the loss that is differentiated;
       the reported `"loss"` is the data loss alone.
     - `early_stopping`: an `EarlyStopping`.
@@ -670,11 +781,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     where = "fit"
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a fnn.Layer, got {type(model).__name__}.")
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(
-            f"{where}: optimizer must be a fnn.optim.Optimizer (e.g. fnn.optim.adam(1e-3)), "
-            f"got {optimizer!r}."
-        )
+    check_optimizer(where, optimizer)
     _check_callables(where, loss, regularizer)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise ValueError(f"{where}: epochs must be a positive int, got {epochs!r}.")
@@ -685,8 +792,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     x, y = train_data
     n = _check_arrays(f"{where} (train_data)", (x, y))
     bs = _check_batch_size(where, batch_size, n)
-    accumulate = int(accumulate)
-    if accumulate < 1 or bs % accumulate:
+    accumulate = check_positive_int(where, "accumulate", accumulate)
+    if bs % accumulate:
         raise ValueError(
             f"{where}: accumulate must be a positive divisor of the batch size {bs}, "
             f"got {accumulate}."
@@ -700,13 +807,19 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         raise ValueError(f"{where}: unknown fused_form {fused_form!r}; expected one of "
                          f"{list(fused.FORMS)}.")
     metrics = _check_metrics(where, metrics)
+    check_finite = check_flag(where, "check_finite", check_finite)
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise TypeError(f"{where}: on_epoch_end must be None or a callable "
+                        f"on_epoch_end(epoch, logs), got {on_epoch_end!r}.")
     if progress not in (True, False, "transient"):
         raise ValueError(f"{where}: progress must be True, False or 'transient', got {progress!r}.")
     if val_data is not None:
         if not isinstance(val_data, (tuple, list)) or len(val_data) != 2:
             raise TypeError(f"{where}: val_data must be a pair (x, y) or None.")
         n_val = _check_arrays(f"{where} (val_data)", tuple(val_data))
-        _eval_batch_size(where, eval_batch_size, n_val, "eval_batch_size")
+        val_bs = _eval_batch_size(where, eval_batch_size, n_val, "eval_batch_size")
+    if early_stopping is not None:
+        es_mode = _check_early_stopping(where, early_stopping)
     for rule, what in ((early_stopping, "early_stopping"), (reduce_lr, "reduce_lr")):
         if rule is None:
             continue
@@ -725,15 +838,6 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             raise ValueError(
                 f"{where}: {what} monitors {mon!r} but metrics={metrics} does not record it."
             )
-    if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(f"{where}: early_stopping must be a fnn.train.EarlyStopping.")
-        es_mode = _mode("EarlyStopping", early_stopping.monitor, early_stopping.mode)
-        if early_stopping.patience < 0 or early_stopping.min_delta < 0:
-            raise ValueError(
-                f"EarlyStopping: patience and min_delta must be >= 0, got "
-                f"{early_stopping.patience} and {early_stopping.min_delta}."
-            )
     if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise TypeError(f"{where}: checkpoint_dir must be None or a folder path (a str or "
                         f"os.PathLike), got {checkpoint_dir!r}.")
@@ -746,10 +850,19 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             _first_nonfinite(where, "val_data x", val_data[0])
             _first_nonfinite(where, "val_data y", val_data[1])
 
-    shape = tuple(x.shape[1:]) if input_shape is None else tuple(input_shape)
+    shape = tuple(x.shape[1:]) if input_shape is None else check_input_shape(
+        where, input_shape, "(d1, ..., dk)")
     ts = init_train_state(model, optimizer, _raw_key(where, key), shape)
     if regularizer is not None:  # before tracing the step, so the error names fit
         _check_scalar(where, "regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
+    params, model_state = ts.opt_state.params, ts.model_state
+    _check_class_ids(where, "train_data's y", model, params, model_state, loss, x, y)
+    if val_data is not None:
+        _check_class_ids(where, "val_data's y", model, params, model_state, loss, *val_data)
+    for rule, what in ((early_stopping, "early_stopping"), (reduce_lr, "reduce_lr")):
+        if rule is not None and rule.monitor.endswith("accuracy"):
+            _check_accuracy_applies(where, f"{what} monitors {rule.monitor!r}", model, params,
+                                    model_state, loss, x, y)
     # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
     config = {"batch_size": bs, "steps_per_epoch": steps, "num_examples": n,
               "accumulate": accumulate, "input_shape": list(shape),
@@ -833,14 +946,22 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
             logs = {k: sums[k] / steps for k in ("loss", "accuracy")
                     if k in sums and k in metrics}
             if val_data is not None:
-                val = evaluate(model, ts.opt_state.params, ts.model_state, loss,
-                               val_data[0], val_data[1], eval_batch_size)
+                val = _evaluate(model, ts.opt_state.params, ts.model_state, loss,
+                                val_data[0], val_data[1], val_bs)
                 logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
             epoch += 1
             ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))
 
             if bar is not None:  # the bar's last state is the epoch's record
                 bar.set_postfix_str(_format_logs(logs), refresh=False)
+        except FloatingPointError as e:
+            if not np.issubdtype(x.dtype, np.integer):
+                raise
+            raise FloatingPointError(
+                f"{e} Also: x holds integer ids, and inside the jitted step an id outside an "
+                f"Embedding's vocabulary gives NaN instead of an error (x ranges from "
+                f"{int(np.min(x))} to {int(np.max(x))})."
+            ) from None
         finally:
             if bar is not None:
                 bar.close()

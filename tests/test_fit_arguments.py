@@ -45,13 +45,42 @@ def _fit(loss=CE, y=Y, **kw):
     ({"keep_checkpoints": 0}, ValueError, r"^fit: keep_checkpoints must be a positive int, got 0\.$"),
     ({"keep_checkpoints": 2.5}, TypeError,
      r"^fit: keep_checkpoints must be a positive int, got 2\.5\.$"),
+    ({"accumulate": "a"}, TypeError, r"^fit: accumulate must be a positive int, got 'a'\.$"),
+    ({"accumulate": 2.7}, TypeError, r"^fit: accumulate must be a positive int, got 2\.7\.$"),
+    ({"input_shape": 3}, TypeError, r"^fit: input_shape must be a tuple .* got 3\.$"),
+    ({"on_epoch_end": 3}, TypeError,
+     r"^fit: on_epoch_end must be None or a callable on_epoch_end\(epoch, logs\), got 3\.$"),
+    ({"check_finite": "yes"}, TypeError, r"^fit: check_finite must be True or False, got 'yes'"),
+    ({"early_stopping": train.EarlyStopping(patience="a")}, ValueError,
+     r"^EarlyStopping: patience must be an int >= 0, got 'a'\.$"),
+    ({"early_stopping": train.EarlyStopping(patience=2.5)}, ValueError,
+     r"^EarlyStopping: patience must be an int >= 0, got 2\.5\.$"),
+    ({"early_stopping": train.EarlyStopping(monitor=5)}, TypeError,
+     r"^EarlyStopping: monitor must be a history key such as 'val_loss', got 5\.$"),
+    ({"early_stopping": train.EarlyStopping(min_delta=float("nan"), monitor="loss")}, ValueError,
+     r"^EarlyStopping: min_delta must be finite, got nan\.$"),
+    ({"early_stopping": train.EarlyStopping(restore_best="no", monitor="loss")}, TypeError,
+     r"^EarlyStopping: restore_best must be True or False, got 'no'\.$"),
+    ({"y": Y + 1}, ValueError,
+     r"^fit: train_data's y holds class ids from 1 to 2, but the model has 2 outputs, so "
+     r"softmax_cross_entropy needs ids in \[0, 1\]"),
+    ({"val_data": (X, Y - 1)}, ValueError,
+     r"^fit: val_data's y holds class ids from -1 to 0, but the model has 2 outputs"),
+    ({"loss": losses.mse, "y": np.eye(2, dtype=np.float32)[Y],
+      "early_stopping": train.EarlyStopping(monitor="accuracy")}, ValueError,
+     r"^fit: early_stopping monitors 'accuracy', but accuracy does not apply to this loss"),
 ], ids=["metrics-int", "regularizer-str", "regularizer-vector", "checkpoint_dir-int",
-        "mesh-str", "eval_batch_size-zero", "eval_batch_size-str", "keep-zero", "keep-float"])
+        "mesh-str", "eval_batch_size-zero", "eval_batch_size-str", "keep-zero", "keep-float",
+        "accumulate-str", "accumulate-float", "input_shape-int", "on_epoch_end-int",
+        "check_finite-str", "patience-str", "patience-float", "monitor-int", "min_delta-nan",
+        "restore_best-str", "class-ids-train", "class-ids-val", "accuracy-not-applicable"])
 def test_bad_argument_is_refused_before_training(kw, error, match):
     ended = []
+    kw = {"on_epoch_end": lambda e, logs: ended.append(e), **kw}
+    loss, y = kw.pop("loss", CE), kw.pop("y", Y)
     with pytest.raises(error, match=match):
-        train.fit(MODEL, SGD, CE, (X, Y), epochs=1, batch_size=4, key=jax.random.key(0),
-                  progress=False, on_epoch_end=lambda e, logs: ended.append(e), **kw)
+        train.fit(MODEL, SGD, loss, (X, y), epochs=1, batch_size=4, key=jax.random.key(0),
+                  progress=False, **kw)
     assert ended == []
 
 
