@@ -41,11 +41,12 @@ loads arrays with `np.load(..., allow_pickle=False)`: nothing in a file is ever
 executed. Any defect raises `ValueError("fnn.checkpoint.load: <path> is not a
 valid fnn checkpoint: <reason>")`; a missing file raises `FileNotFoundError`.
 
-**Writing is atomic.** `save` writes a temporary file `.<name>.<random>.tmp` in
-the target's folder, flushes and `os.fsync`s it, `os.replace`s it onto the
-target and fsyncs the folder. A crash before the replace leaves the previous
-file untouched (a killed process may leave the hidden `.tmp` file behind; it is
-never mistaken for a checkpoint). Identical trees give byte-identical files.
+**Writing is atomic.** `save` writes a temporary file `.<name>.<random>.tmp` (the
+name cut to 48 characters) in the target's folder, flushes and `os.fsync`s it,
+`os.replace`s it onto the target and fsyncs the folder. A crash before the replace
+leaves the previous file untouched (a killed process may leave the hidden `.tmp`
+file behind; it is never mistaken for a checkpoint; an exception removes it).
+Identical trees give byte-identical files.
 """
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._atomic import atomic_file
+from fnn._atomic import atomic_file, check_target
+from fnn._checks import _describe as _describe_value
 
 __all__ = ["save", "load", "load_metadata", "CheckpointManager", "FORMAT_VERSION"]
 
@@ -91,6 +93,17 @@ _SCALARS = {"bool": (bool, "bool"), "int": (int, "int64"), "float": (float, "flo
 
 # ---------------------------------------------------------------------------
 # paths
+
+
+def _as_path(where: str, path, name: str = "path", hint: str = "") -> str:
+    """A file or folder argument (str, bytes or os.PathLike) as a non-empty str."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{where}: {name} must be a str or os.PathLike (e.g. pathlib.Path), "
+                        f"got {_describe_value(path)}.{hint}")
+    path = os.fsdecode(path)
+    if not path:
+        raise ValueError(f"{where}: {name} must not be empty.")
+    return path
 
 
 def _keystr(path) -> str:
@@ -246,15 +259,23 @@ def save(path, tree, *, metadata: dict | None = None) -> str:
     """Write `tree` to `path` (one `.npz`, atomically) and return the path as a string.
 
     **Arguments:**
-    - `path`: the file to write (used as given; no `.npz` is appended). Its folder must exist.
+    - `path`: the file to write, a str or `os.PathLike` (used as given; no `.npz` is
+      appended). Its folder must exist (it is not created: a missing folder is more
+      often a typo than a wish; `CheckpointManager` creates its own folder).
     - `tree`: a pytree of arrays and Python scalars (see the module docstring).
     - `metadata`: an optional JSON-serialisable dict stored beside the tree (e.g. a
       trainer's `{"step": 12, "config": {...}}`); read it back with `load_metadata`.
 
     Raises `TypeError` for unsupported leaves or containers (object arrays, strings,
-    traced values), naming the leaf path, and for metadata JSON cannot encode.
+    traced values), naming the leaf path, for metadata JSON cannot encode and for a
+    `path` that is not a str or `os.PathLike`; `IsADirectoryError` when `path` is a
+    folder and `FileNotFoundError` when its folder does not exist, naming `path`. On
+    any failure the file at `path` is untouched and no temporary file is left behind.
     """
-    path = os.fspath(path)
+    where = "fnn.checkpoint.save"
+    swapped = isinstance(tree, (str, os.PathLike)) and not isinstance(path, (str, os.PathLike))
+    path = _as_path(where, path, hint=" The arguments are save(path, tree)." if swapped else "")
+    check_target(where, path)  # before the (possibly slow) encoding
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"fnn.checkpoint.save: metadata must be a dict or None, got {metadata!r}.")
     encoder = _Encoder()
@@ -267,7 +288,7 @@ def save(path, tree, *, metadata: dict | None = None) -> str:
         raise TypeError(f"fnn.checkpoint.save: metadata must be JSON-serialisable: {e}") from e
     arrays = {_META: np.asarray(text)}
     arrays.update(encoder.arrays)
-    with atomic_file(path) as f:
+    with atomic_file(path, where) as f:
         _write_npz(f, arrays)
     return path
 
@@ -669,12 +690,19 @@ def _match(node, like, path: tuple):
     )
 
 
-def _read(path: str, only_meta: bool = False):
+def _read(path: str, where: str, only_meta: bool = False):
     try:
         header, arrays = _open_archive(path, only_meta)
         root = None if only_meta else _decode(header, arrays)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where}: {path} does not exist.") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(
+            f"{where}: {path} is a folder, not a checkpoint file; for a folder of numbered "
+            "checkpoints use fnn.checkpoint.CheckpointManager(folder).restore()."
+        ) from None
+    except (NotADirectoryError, PermissionError) as e:
+        raise type(e)(f"{where}: cannot read {path}: {e.strerror or e}.") from None
     except _Corrupt as e:
         raise _invalid(path, str(e)) from None
     except Exception as e:  # noqa: BLE001 - hostile input may fail anywhere in the parsers
@@ -706,10 +734,12 @@ def load(path, like=None):
     damaged, foreign, pickled, ...: "... is not a valid fnn checkpoint: <reason>")
     and when it does not match `like`, naming the first mismatching leaf path (in
     `jax.tree_util` leaf order) with what was expected and what was found;
-    `FileNotFoundError` when the file does not exist.
+    `FileNotFoundError` when the file does not exist, `IsADirectoryError` when
+    `path` is a folder and `TypeError` when it is not a str or `os.PathLike`.
     """
-    path = os.fspath(path)
-    _, root = _read(path)
+    where = "fnn.checkpoint.load"
+    path = _as_path(where, path)
+    _, root = _read(path, where)
     if like is None:
         return _build(root)
     try:
@@ -726,10 +756,11 @@ def load_metadata(path) -> dict:
     """The `metadata` dict stored by `save` (e.g. `{"step": 12, "config": {...}}`).
 
     Reads and validates only the metadata entry (cheap, does not load the arrays).
-    Raises `ValueError` for an invalid file, like `load`.
+    Raises `ValueError` for an invalid file and `OSError`s for a bad path, like `load`.
     """
-    path = os.fspath(path)
-    header, _ = _read(path, only_meta=True)
+    where = "fnn.checkpoint.load_metadata"
+    path = _as_path(where, path)
+    header, _ = _read(path, where, only_meta=True)
     return header["metadata"]
 
 
@@ -744,7 +775,8 @@ class CheckpointManager:
     """A folder of numbered checkpoints `ckpt_00000012.npz`, keeping the newest `keep`.
 
     **Arguments:**
-    - `directory`: the folder (created if missing).
+    - `directory`: the folder, a str or `os.PathLike` (created if missing, with its
+      parents; an existing file there is a `NotADirectoryError`).
     - `keep`: how many checkpoints to keep (the highest steps); `None` keeps all.
 
     `save(step, tree, metadata=None)` writes atomically, then deletes the oldest
@@ -757,9 +789,17 @@ class CheckpointManager:
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise ValueError(
                 f"CheckpointManager: keep must be a positive int or None, got {keep!r}.")
-        self.directory = os.fspath(directory)
+        self.directory = _as_path("CheckpointManager", directory, "directory")
         self.keep = keep
-        os.makedirs(self.directory, exist_ok=True)
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise NotADirectoryError(
+                f"CheckpointManager: {self.directory} is a file; expected a folder for the "
+                "numbered checkpoints (to load one file, use fnn.checkpoint.load).")
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+        except OSError as e:  # a parent is a file, no permission, ...
+            raise type(e)(f"CheckpointManager: cannot create the folder {self.directory}: "
+                          f"{e.strerror or e}.") from None
 
     def path(self, step: int) -> str:
         """The file name used for `step`."""

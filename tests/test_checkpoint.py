@@ -445,3 +445,96 @@ def test_manager_errors(tmp_path):
         manager.save(-1, {})
     with pytest.raises(ValueError, match="differs from step"):
         manager.save(1, {}, metadata={"step": 2})
+
+
+# ---------------------------------------------------------------------------
+# bad paths: clear errors naming the user's path (never the temporary file)
+
+
+def test_save_path_of_wrong_type(tmp_path):
+    with pytest.raises(TypeError, match=r"fnn\.checkpoint\.save: path must be a str or "
+                                        r"os\.PathLike .*got 3\."):
+        checkpoint.save(3, {"w": jnp.ones(2)})
+    with pytest.raises(TypeError, match=r"fnn\.checkpoint\.save: path .*"
+                                        r"The arguments are save\(path, tree\)"):
+        checkpoint.save({"w": jnp.ones(2)}, tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"fnn\.checkpoint\.save: path must not be empty"):
+        checkpoint.save("", {"w": jnp.ones(2)})
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_onto_a_folder(tmp_path):
+    (tmp_path / "ck").mkdir()
+    with pytest.raises(IsADirectoryError,
+                       match=rf"fnn\.checkpoint\.save: {re.escape(str(tmp_path / 'ck'))} is a "
+                             r"folder; expected the path of a file"):
+        checkpoint.save(tmp_path / "ck", {"w": jnp.ones(2)})
+    with pytest.raises(IsADirectoryError, match=r"fnn\.checkpoint\.save: .*new/ is a folder"):
+        checkpoint.save(f"{tmp_path}/new/", {"w": jnp.ones(2)})
+    assert os.listdir(tmp_path) == ["ck"] and os.listdir(tmp_path / "ck") == []
+
+
+def test_save_into_a_missing_folder_or_a_file(tmp_path):
+    target = tmp_path / "nope" / "y.npz"
+    with pytest.raises(FileNotFoundError,
+                       match=rf"fnn\.checkpoint\.save: cannot write {re.escape(str(target))}: "
+                             rf"the folder {re.escape(str(tmp_path / 'nope'))} does not exist"):
+        checkpoint.save(target, {"w": jnp.ones(2)})
+    assert os.listdir(tmp_path) == []  # folders are not created (a typo stays visible)
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match=r"fnn\.checkpoint\.save: cannot write .*"
+                                                 r"file/y\.npz: .*file is a file, not a folder"):
+        checkpoint.save(tmp_path / "file" / "y.npz", {"w": jnp.ones(2)})
+
+
+def test_os_error_while_saving_names_the_target_and_cleans_up(tmp_path, monkeypatch):
+    path = tmp_path / "a.npz"
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", src)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError, match=rf"fnn\.checkpoint\.save: cannot write "
+                                              rf"{re.escape(str(path))}: Permission denied") as e:
+        checkpoint.save(path, {"w": jnp.ones(2)})
+    assert ".tmp" not in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_accepts_path_like_and_long_names(tmp_path):
+    name = "c" * 240 + ".npz"  # a valid name; its temporary sibling must stay valid too
+    for path in (tmp_path / name, os.fsencode(tmp_path / "b.npz")):
+        checkpoint.save(path, {"w": jnp.ones(2)})
+        np.testing.assert_array_equal(checkpoint.load(path)["w"], [1.0, 1.0])
+    assert sorted(os.listdir(tmp_path)) == ["b.npz", name]
+
+
+def test_load_path_errors(tmp_path):
+    with pytest.raises(TypeError, match=r"fnn\.checkpoint\.load: path must be a str or "
+                                        r"os\.PathLike .*got 3\."):
+        checkpoint.load(3)
+    with pytest.raises(TypeError, match=r"fnn\.checkpoint\.load_metadata: path must be .*None"):
+        checkpoint.load_metadata(None)
+    with pytest.raises(IsADirectoryError, match=rf"fnn\.checkpoint\.load: "
+                                                rf"{re.escape(str(tmp_path))} is a folder, not a "
+                                                r"checkpoint file.*CheckpointManager"):
+        checkpoint.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"fnn\.checkpoint\.load_metadata: .*nope\.npz "
+                                                r"does not exist"):
+        checkpoint.load_metadata(tmp_path / "nope.npz")
+
+
+def test_manager_directory_errors(tmp_path):
+    with pytest.raises(TypeError, match=r"CheckpointManager: directory must be a str or "
+                                        r"os\.PathLike .*got 3\."):
+        checkpoint.CheckpointManager(3)
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match=r"CheckpointManager: .*file is a file; "
+                                                 r"expected a folder"):
+        checkpoint.CheckpointManager(tmp_path / "file")
+    with pytest.raises(NotADirectoryError, match=r"CheckpointManager: cannot create the folder "
+                                                 r".*file/run"):
+        checkpoint.CheckpointManager(tmp_path / "file" / "run")
+    manager = checkpoint.CheckpointManager(tmp_path / "a" / "b")  # parents are created
+    manager.save(1, {"w": jnp.ones(1)})
+    assert manager.all_steps() == [1]

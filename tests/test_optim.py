@@ -590,3 +590,53 @@ def test_clipping_hyperparameters_may_be_traced():
 
     got = jax.vmap(clipped)(jnp.array([1.0, 2.0, 8.0]))
     chex.assert_trees_all_close(got[:, 0], jnp.array([1 - 0.5, 1 - 1.0, 1 - 2.0]), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# leaves that are not floating-point arrays (checked at trace time, before shapes)
+
+
+def test_init_with_a_non_numeric_leaf():
+    with pytest.raises(TypeError, match=r"sgd\.init: parameters must be floating-point arrays, "
+                                        r"got a str \('a'\) at \['w'\]"):
+        optim.sgd(0.1).init({"w": "a"})
+
+
+def test_grads_leaf_that_is_not_an_array():
+    opt = optim.sgd(0.1)
+    state = opt.init({"w": jnp.ones(2), "b": jnp.zeros(())})
+    with pytest.raises(TypeError, match=r"sgd\.update: grads leaf \['w'\] must be a "
+                                        r"floating-point array, got a str \('a'\)"):
+        opt.update(state, {"w": "a", "b": 1.0})
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_complex_grads_for_real_params(jit):
+    opt = optim.adam()
+    state = opt.init({"w": jnp.ones(2), "b": jnp.zeros(())})
+    update = jax.jit(opt.update) if jit else opt.update
+    with pytest.raises(TypeError, match=r"adam\.update: grads leaf \['w'\] has dtype complex64 "
+                                        r"but the parameter has dtype float32; real parameters "
+                                        r"need real gradients"):
+        update(state, {"w": jnp.full(2, 1j, jnp.complex64), "b": jnp.zeros(())})
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_])
+def test_integer_and_bool_grads(dtype):
+    opt = optim.clip_by_global_norm(optim.sgd(0.1), 1.0)
+    state = opt.init({"w": jnp.ones(2), "b": jnp.zeros(())})
+    with pytest.raises(TypeError, match=rf"clip_by_global_norm\(sgd\)\.update: grads leaf "
+                                        rf"\['b'\] has dtype {np.dtype(dtype)} but the parameter "
+                                        rf"has dtype float32"):
+        opt.update(state, {"w": jnp.ones(2), "b": jnp.ones((), dtype)})
+
+
+def test_other_floating_grads_and_empty_params_still_work():
+    opt = optim.sgd(0.5)
+    state = opt.init({"w": jnp.ones(2), "b": jnp.zeros(())})
+    _, params = opt.update(state, {"w": jnp.ones(2, jnp.bfloat16), "b": 1.0})
+    assert params["w"].dtype == jnp.float32 and float(params["b"]) == -0.5
+    np.testing.assert_array_equal(params["w"], [0.5, 0.5])
+    for empty in ({}, None):  # a model without parameters: only the step advances
+        state, params = opt.update(opt.init(empty), empty)
+        assert params == empty and int(state.step) == 1

@@ -148,3 +148,10 @@ def test_schedules_return_the_default_float_dtype():
     with jax.enable_x64(True):
         got = schedules.exponential_decay(0.1, 0.5, 10)(10)
         assert got.dtype == jnp.float64 and float(got) == 0.05
+
+
+def test_decay_rate_above_one_grows_the_rate():
+    # allowed, as by torch's StepLR/ExponentialLR (gamma > 1) and optax.exponential_decay
+    np.testing.assert_allclose(float(schedules.step_decay(0.1, 2.0, 10)(25)), 0.4, rtol=1e-6)
+    np.testing.assert_allclose(float(schedules.exponential_decay(0.1, 2.0, 10)(5)),
+                               0.1 * math.sqrt(2.0), rtol=1e-6)

@@ -34,10 +34,12 @@ class Optimizer(NamedTuple):
     """An optimizer: two pure functions over a pytree state.
 
     **Fields:**
-    - `init(params) -> state`: `params` is a pytree (nested dicts) of float arrays.
+    - `init(params) -> state`: `params` is a pytree (nested dicts) of float arrays;
+      an empty pytree (`{}`, `None`, a model without parameters) gives a state
+      whose updates only count steps.
     - `update(state, grads) -> (state, params)`: `grads` has the structure and
-      leaf shapes of `params`; returns the new state and the new parameters
-      (the same object as `new_state.params`).
+      leaf shapes of `params`, with floating-point leaves; returns the new state
+      and the new parameters (the same object as `new_state.params`).
 
     Both are pure and work under `jax.jit`, `jax.vmap` (e.g. over an ensemble
     of stacked parameter sets) and `jax.lax.scan`.
@@ -121,28 +123,46 @@ def learning_rate_fn(where: str, learning_rate: Any) -> Callable:
 # pytree helpers
 
 
+def _dtype_of(x: Any):
+    """The dtype of an array or a Python number, or None for anything else (a string,
+    an object). Reads no values, so it is free under `jit`."""
+    if isinstance(x, (bool, int, float, complex)):
+        return jnp.result_type(x)
+    dtype = getattr(x, "dtype", None)
+    return np.dtype(dtype) if dtype is not None and hasattr(x, "shape") else None
+
+
+def _what(x: Any, dtype) -> str:
+    """'dtype int32' for an array or number, "a str ('a')" for anything else."""
+    return f"dtype {dtype}" if dtype is not None else f"a {type(x).__name__} ({x!r:.40})"
+
+
 def as_params(where: str, params: Any) -> Any:
     """Params as a pytree of floating arrays (Python floats become float32 arrays)."""
-    # an explicit dtype drops JAX's weak typing, so the state's dtypes are fixed
-    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+        dtype = _dtype_of(leaf)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
-                f"{where}.init: parameters must be floating-point arrays, got dtype "
-                f"{leaf.dtype} at {jax.tree_util.keystr(path) or 'the root'}. "
+                f"{where}.init: parameters must be floating-point arrays, got "
+                f"{_what(leaf, dtype)} at {jax.tree_util.keystr(path) or 'the root'}. "
                 "Convert with .astype(jnp.float32)."
             )
-    return params
+    # an explicit dtype drops JAX's weak typing, so the state's dtypes are fixed
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
 
 
 def check_like_params(where: str, params: Any, tree: Any, what: str = "grads",
                       check_shapes: bool = True) -> None:
     """Raise ValueError unless `tree` has the pytree structure (and, with
-    `check_shapes`, the leaf shapes) of `params`.
+    `check_shapes`, the leaf shapes) of `params`; with `check_shapes`, a leaf
+    that is not a real floating-point array (a string, an integer, bool or
+    complex array) is a TypeError.
 
-    Runs at trace time. A structure mismatch names the leaf paths that `tree`
-    lacks or has in excess (compared by path, not by position) and shows both
-    tree structures; a shape mismatch names the first leaf that differs.
+    Runs at trace time (dtypes and shapes only). A structure mismatch names the
+    leaf paths that `tree` lacks or has in excess (compared by path, not by
+    position) and shows both tree structures; a dtype or shape mismatch names
+    the first leaf that differs. Floating dtypes may differ from the params'
+    (e.g. bfloat16 gradients for float32 params): the update casts back.
     """
     p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
     t_leaves, t_def = jax.tree_util.tree_flatten_with_path(tree)
@@ -155,11 +175,21 @@ def check_like_params(where: str, params: Any, tree: Any, what: str = "grads",
     if not check_shapes:
         return
     for (path, p), (_, t) in zip(p_leaves, t_leaves, strict=True):
+        leaf = f"{what} leaf {jax.tree_util.keystr(path) or '(root)'}"
+        dtype = _dtype_of(t)
+        if dtype is None:
+            raise TypeError(f"{where}: {leaf} must be a floating-point array, got "
+                            f"{_what(t, None)}.")
+        if not jnp.issubdtype(dtype, jnp.floating):
+            why = ("real parameters need real gradients (the imaginary part would be dropped)"
+                   if jnp.issubdtype(dtype, jnp.complexfloating) else
+                   f"{what} must be floating-point arrays")
+            raise TypeError(f"{where}: {leaf} has dtype {dtype} but the parameter has dtype "
+                            f"{_dtype_of(p)}; {why}.")
         if jnp.shape(p) != jnp.shape(t):
             raise ValueError(
-                f"{where}: {what} leaf {jax.tree_util.keystr(path) or '(root)'} has shape "
-                f"{shape_str(jnp.shape(t))} but the parameter has shape "
-                f"{shape_str(jnp.shape(p))}."
+                f"{where}: {leaf} has shape {shape_str(jnp.shape(t))} but the parameter has "
+                f"shape {shape_str(jnp.shape(p))}."
             )
 
 

@@ -51,6 +51,9 @@ def step_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
 
     E.g. `step_decay(0.1, 0.5, 100)` halves the rate every 100 steps
     (`torch.optim.lr_scheduler.StepLR(step_size=100, gamma=0.5)`, counted in updates).
+
+    `decay_rate` must be > 0. A rate above 1 makes the rate grow (e.g. a step-wise
+    warm-up); it is allowed, as by PyTorch's `StepLR` and optax.
     """
     lr = _lr("step_decay", lr)
     rate = check_hyper("step_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
@@ -69,6 +72,7 @@ def exponential_decay(lr: float, decay_rate: float, decay_steps: int) -> Callabl
 
     Same as `optax.exponential_decay(lr, decay_steps, decay_rate)` and Keras's
     `ExponentialDecay` without staircase (use `step_decay` for the staircase).
+    `decay_rate` must be > 0; above 1 the rate grows, as optax allows.
     """
     lr = _lr("exponential_decay", lr)
     rate = check_hyper("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
