@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_key
+from fnn._checks import check_flag, check_key
 
 __all__ = [
     "batches", "num_batches", "train_val_split", "epoch_batches", "padded_batches",
@@ -108,6 +108,8 @@ def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
     """
     n = _check_arrays("batches", arrays)
     bs = _check_batch_size("batches", batch_size, n)
+    shuffle = check_flag("batches", "shuffle", shuffle)
+    drop_last = check_flag("batches", "drop_last", drop_last)
     if shuffle and key is None:
         raise ValueError(
             "batches: shuffle=True needs a key, e.g. batches(jax.random.key(0), x, y, "

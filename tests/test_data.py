@@ -72,6 +72,10 @@ def test_batches_keeps_array_type(key):
         ({"batch_size": 11}, ValueError, r"batch_size must be in \[1, 10\].*got 11"),
         ({"batch_size": 2.5}, TypeError, "batch_size must be None"),
         ({"batch_size": True}, TypeError, "batch_size must be None"),
+        ({"batch_size": 2, "shuffle": "no"}, TypeError,
+         r"^batches: shuffle must be True or False, got 'no'\.$"),
+        ({"batch_size": 2, "drop_last": 1}, TypeError,
+         r"^batches: drop_last must be True or False, got 1\.$"),
     ],
 )
 def test_batches_rejects_bad_batch_size(key, kwargs, exc, match):

@@ -123,6 +123,14 @@ def test_alexnet_imagenet_layout():
     assert fnn.output_shape(models.alexnet(1000), (224, 224, 3)) == (1000,)
 
 
+def test_alexnet_imagenet_layout_names_its_smallest_input():
+    # 63 is the smallest side whose last 3x3 stride-2 pool still has 3 rows to pool
+    assert fnn.output_shape(models.alexnet(10, hidden=8), (63, 63, 3)) == (10,)
+    with pytest.raises(ValueError, match=r"^alexnet: the ImageNet layout needs images of at "
+                                         r"least 63×63 .* got \(32, 32, 3\); .* small_input=True"):
+        models.alexnet(10, hidden=8).init(jax.random.PRNGKey(0), (32, 32, 3))
+
+
 def test_alexnet_small_input_train_step(fast_key, seed):
     model = models.alexnet(10, small_input=True, hidden=32)
     assert fnn.output_shape(model, (32, 32, 3)) == (10,)

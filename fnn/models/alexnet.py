@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fnn import activations
-from fnn._checks import check_number, check_positive_int
+from fnn._checks import check_input_shape, check_number, check_positive_int, shape_str
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
@@ -70,4 +70,22 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
         Dense(num_classes),
     ]
     model = serial(*features, *classifier)
-    return Layer(model.init, model.apply, "AlexNet")
+    if small_input:
+        return Layer(model.init, model.apply, "AlexNet")
+
+    def init(key, input_shape):
+        shape = check_input_shape("alexnet.init", input_shape, "(H, W, C)")
+        if len(shape) == 3 and min(shape[:2]) < _MIN_IMAGENET_SIZE:
+            raise ValueError(
+                f"alexnet: the ImageNet layout needs images of at least {_MIN_IMAGENET_SIZE}×"
+                f"{_MIN_IMAGENET_SIZE} (it is made for 224×224), got {shape_str(shape)}; for "
+                "small images such as CIFAR-10's 32×32 use alexnet(..., small_input=True)."
+            )
+        return model.init(key, shape)
+
+    return Layer(init, model.apply, "AlexNet")
+
+
+# The smallest side the ImageNet layout maps to a non-empty 1×1 map before its last
+# pool: 11×11 stride 4 (padding 2), then three 3×3 stride-2 pools each need 3 rows.
+_MIN_IMAGENET_SIZE = 63
