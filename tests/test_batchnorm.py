@@ -153,3 +153,15 @@ def test_errors():
         BatchNorm(decay=1.5)
     with pytest.raises(TypeError, match="BatchNorm: expected a floating-point input"):
         BatchNorm().apply(params, state, jnp.ones((2, 4), jnp.int32))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_numpy_float64_input_gives_the_default_float_without_a_warning(train, recwarn):
+    x = np.random.default_rng(0).normal(size=(6, 3))            # float64
+    layer = BatchNorm()
+    params, state = layer.init(jax.random.key(0), (3,))
+    out, _ = layer.apply(params, state, x, train=train)
+    assert out.dtype == jnp.float32 and not recwarn.list
+    if train:  # normalised per channel over the batch (float64 reference)
+        ref = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)

@@ -73,3 +73,18 @@ def test_bad_rate(rate):
 def test_rate_type():
     with pytest.raises(TypeError, match="Dropout: rate must be a number"):
         Dropout("0.5")
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_numpy_float64_input_gives_the_default_float_without_a_warning(train, recwarn):
+    x = np.random.default_rng(0).normal(size=(4, 3))            # float64
+    out, _ = Dropout(0.5).apply({}, {}, x, key=jax.random.key(0), train=train)
+    assert out.dtype == jnp.float32 and not recwarn.list
+    if not train:
+        np.testing.assert_array_equal(out, x.astype(np.float32))
+
+
+def test_a_list_is_refused_in_both_modes():
+    for train in (True, False):
+        with pytest.raises(TypeError, match=r"^Dropout: expected an array .* got a list"):
+            Dropout(0.5).apply({}, {}, [1.0, 2.0], key=jax.random.key(0), train=train)

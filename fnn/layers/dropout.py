@@ -31,6 +31,8 @@ def Dropout(rate: float) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         del params
+        check_floating("Dropout", x)
+        x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
         if not check_train("Dropout", train) or rate == 0.0:
             return x, state
         if key is None:
@@ -40,7 +42,6 @@ def Dropout(rate: float) -> Layer:
                 "each step."
             )
         check_key("Dropout", key)
-        check_floating("Dropout", x)
         keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state
 

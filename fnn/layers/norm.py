@@ -108,6 +108,7 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
         check_params(where, state, {"mean": (c,), "var": (c,)}, what="state")
         check_min_rank(where, x, 2, "(N, ..., C)")
         check_floating(where, x)
+        x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
         ax = channel_axis(x.ndim, shape_str(x.shape))
         check_axis_size(where, x, ax, c, f"channels on axis {axis}")
         reduce = tuple(i for i in range(x.ndim) if i != ax)
