@@ -284,6 +284,11 @@ def check_params(where: str, params: Any, keys, *, what: str = "params") -> dict
     if not isinstance(keys, Mapping):
         return sizes
     for name, spec in keys.items():
+        if not (hasattr(params[name], "shape") and hasattr(params[name], "dtype")):
+            raise TypeError(
+                f"{where}: {what} '{name}' must be an array (as returned by {layer}.init), "
+                f"got {_describe(params[name])}."
+            )
         got = tuple(np.shape(params[name]))
         fits = len(got) == len(spec) and all(
             sizes.setdefault(s, g) == g if isinstance(s, str) else s == g

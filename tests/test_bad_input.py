@@ -930,6 +930,10 @@ SHAPES = [
     case("PReLU-apply-scalar-alpha",
          _apply_with(lambda: L.PReLU(), {"alpha": f32()}, f32(2, 3)), ValueError,
          r"PReLU: params 'alpha' must have shape \(C,\), got \(\)"),
+    case("Dense-apply-list-params",
+         _apply_with(lambda: L.Dense(3), {"w": [[1.0] * 3] * 4, "b": [0.0] * 3}, f32(2, 4)),
+         TypeError, r"^Dense: params 'w' must be an array \(as returned by Dense\.init\), "
+                    r"got a list\.$"),
     case("Dense-apply-list-input", apply("dense", [[1.0, 2.0, 3.0, 4.0]]), TypeError,
          r"Dense: expected an array \(a jax\.Array or numpy\.ndarray\), got a list; "
          r"convert it with jnp\.asarray\(x\)"),
