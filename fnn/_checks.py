@@ -208,7 +208,7 @@ def keys_str(tree: Mapping) -> str:
     return f"a dict with keys {sorted(map(str, tree))}" if tree else "an empty dict"
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     """A short description of a bad argument: the repr of a scalar, dtype/shape of an array."""
     if isinstance(value, (jax.Array, np.ndarray)):
         return f"an array of dtype {value.dtype} and shape {shape_str(np.shape(value))}"
@@ -239,7 +239,7 @@ def check_key(where: str, key: Any) -> None:
         if dtype == np.uint32 and len(shape) == 1:
             return
     raise TypeError(
-        f"{where}: key must be {how}, got {_describe(key)}. Make one with "
+        f"{where}: key must be {how}, got {describe_value(key)}. Make one with "
         "key = jax.random.key(0) and split it for each use."
     )
 
@@ -269,7 +269,7 @@ def check_params(where: str, params: Any, keys, *, what: str = "params") -> dict
             hint = (" — did you pass the (params, state) pair from init? Unpack it: "
                     "params, state = layer.init(key, input_shape)")
         got = (f"a {type(params).__name__} of length {len(params)}"
-               if isinstance(params, (tuple, list)) else _describe(params))
+               if isinstance(params, (tuple, list)) else describe_value(params))
         raise TypeError(
             f"{where}: {what} must be {wanted} (as returned by {layer}.init), got {got}{hint}."
         )
@@ -287,7 +287,7 @@ def check_params(where: str, params: Any, keys, *, what: str = "params") -> dict
         if not (hasattr(params[name], "shape") and hasattr(params[name], "dtype")):
             raise TypeError(
                 f"{where}: {what} '{name}' must be an array (as returned by {layer}.init), "
-                f"got {_describe(params[name])}."
+                f"got {describe_value(params[name])}."
             )
         got = tuple(np.shape(params[name]))
         fits = len(got) == len(spec) and all(
@@ -324,4 +324,4 @@ def check_train(where: str, train: Any) -> bool:
         )
     if isinstance(train, (jax.Array, np.ndarray)) and train.shape == () and train.dtype == bool:
         return bool(train)
-    raise TypeError(f"{where}: train must be a Python bool, got {_describe(train)}.")
+    raise TypeError(f"{where}: train must be a Python bool, got {describe_value(train)}.")

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._atomic import atomic_file, check_target
-from fnn._checks import _describe as _describe_value
+from fnn._checks import describe_value
 
 __all__ = ["save", "load", "load_metadata", "CheckpointManager", "FORMAT_VERSION"]
 
@@ -99,7 +99,7 @@ def _as_path(where: str, path, name: str = "path", hint: str = "") -> str:
     """A file or folder argument (str, bytes or os.PathLike) as a non-empty str."""
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{where}: {name} must be a str or os.PathLike (e.g. pathlib.Path), "
-                        f"got {_describe_value(path)}.{hint}")
+                        f"got {describe_value(path)}.{hint}")
     path = os.fsdecode(path)
     if not path:
         raise ValueError(f"{where}: {name} must not be empty.")

@@ -190,6 +190,49 @@ def _check_extra(where: str, accepted_sets, extra: dict) -> None:
         )
 
 
+def _check_concat_shapes(where: str, axis: int, names, shapes, input_shape, *,
+                         batched: bool) -> None:
+    """Raise ValueError unless branch outputs of `shapes` concatenate on `axis`.
+
+    `axis` must name a non-batch axis of the outputs, and the outputs must agree on
+    every other axis (no broadcasting). `shapes` and `input_shape` are per-example
+    (init, `batched=False`) or the shapes of the batched arrays, batch axis first
+    (apply, `batched=True`; trace-time shapes, so it also holds under `jit`/`vmap`).
+    """
+    lead = 1 if batched else 0                           # the batch axis in `shapes`
+    rank = len(shapes[0]) - lead                         # per-example rank
+    if not (1 <= axis <= rank or -rank <= axis <= -1):
+        batched_form = "(" + ", ".join(["N", *map(str, shapes[0][lead:])]) + ")"
+        choices = ("axis=1 or axis=-1" if rank == 1 else
+                   f"an axis in [1, {rank}] or [-{rank}, -1]")
+        raise ValueError(
+            f"{where}: axis={axis} is out of range for the branch outputs {batched_form} "
+            f"(rank {rank + 1}, from {names[0]}); use {choices} (axis 0 is the batch axis)."
+        )
+    cat = (axis if axis >= 0 else rank + 1 + axis) - 1 + lead  # index into `shapes`
+    first = tuple(shapes[0])
+    for name, shp in zip(names[1:], shapes[1:]):
+        if len(shp) != len(first) or any(
+            a != b for i, (a, b) in enumerate(zip(first, shp)) if i != cat
+        ):
+            raise ValueError(
+                f"{where}: branch outputs must match on all axes but axis={axis}; "
+                f"got {shape_str(first)} from {names[0]} and {shape_str(shp)} from {name} "
+                f"for input {shape_str(input_shape)}."
+            )
+
+
+def _check_residual_shapes(where: str, out_block, out_short, input_shape) -> None:
+    """Raise ValueError unless the block and shortcut outputs have exactly the same shape:
+    the sum does not broadcast (a `(N, 1, 1, C)` block output is an error, not a bias)."""
+    if tuple(out_block) != tuple(out_short):
+        raise ValueError(
+            f"{where}: block output {shape_str(out_block)} and shortcut output "
+            f"{shape_str(out_short)} differ for input {shape_str(input_shape)}; "
+            "give a projection shortcut, e.g. a 1x1 Conv2D with the block's stride."
+        )
+
+
 def children(layer: Layer) -> tuple[tuple[str, Layer], ...]:
     """The `(key, child)` pairs of a combinator (`serial`, `concat`, `residual`), else `()`.
 
@@ -311,8 +354,10 @@ def concat(*branches, axis: int = -1) -> Layer:
     """Apply every branch to the same input and concatenate the outputs on `axis`.
 
     Params/state keyed `"{index}_{name}"` per branch, as in `serial`. All
-    branches must agree on every output axis except `axis`, and `axis` must name
-    a non-batch axis of the branch outputs (both checked at init).
+    branches must agree on every output axis except `axis` (no broadcasting), and
+    `axis` must name a non-batch axis of the branch outputs: both checked at init
+    and again in apply, on the outputs' trace-time shapes (an input of another size
+    can make branches disagree), raising ValueError with the branch names and shapes.
     """
     if not branches:
         raise ValueError("concat: expected at least one branch, got none.")
@@ -333,24 +378,7 @@ def concat(*branches, axis: int = -1) -> Layer:
             if s:
                 state[name] = s
             shapes.append(output_shape(branch, input_shape, None, p, s))
-        rank = len(shapes[0])
-        if not (1 <= axis <= rank or -rank <= axis <= -1):
-            batched = "(" + ", ".join(["N", *map(str, shapes[0])]) + ")"
-            choices = ("axis=1 or axis=-1" if rank == 1 else
-                       f"an axis in [1, {rank}] or [-{rank}, -1]")
-            raise ValueError(
-                f"concat: axis={axis} is out of range for the branch outputs {batched} "
-                f"(rank {rank + 1}, from {names[0]}); use {choices} (axis 0 is the batch axis)."
-            )
-        cat = (axis if axis >= 0 else rank + 1 + axis) - 1  # per-example axis
-        for name, shp in zip(names[1:], shapes[1:]):
-            if len(shp) != rank or any(
-                a != b for i, (a, b) in enumerate(zip(shapes[0], shp)) if i != cat
-            ):
-                raise ValueError(
-                    f"concat: branch outputs must match on all axes but axis={axis}; "
-                    f"got {shape_str(shapes[0])} from {names[0]} and {shape_str(shp)} from {name}."
-                )
+        _check_concat_shapes("concat", axis, names, shapes, input_shape, batched=False)
         return params, state
 
     def apply(params, state, x, *, key=None, train=False, **extra):
@@ -364,6 +392,8 @@ def concat(*branches, axis: int = -1) -> Layer:
             outs.append(y)
             if s:
                 new_state[name] = s
+        _check_concat_shapes("concat.apply", axis, names, [y.shape for y in outs], x.shape,
+                             batched=True)
         return jnp.concatenate(outs, axis=axis), new_state
 
     apply.children = tuple(zip(names, branches))
@@ -374,7 +404,9 @@ def residual(block, shortcut=None) -> Layer:
     """`y = block(x) + shortcut(x)`, with the identity as default shortcut (ResNet).
 
     Params/state are keyed `"block"` and `"shortcut"` (only when non-empty).
-    The two paths must produce the same shape (checked at init, naming both).
+    The two paths must produce exactly the same shape, without broadcasting:
+    checked at init and again in apply on the trace-time shapes (an input of
+    another size can make them differ), raising ValueError naming both shapes.
     """
     block = as_layer(block)
     short = None if shortcut is None else as_layer(shortcut)
@@ -400,12 +432,7 @@ def residual(block, shortcut=None) -> Layer:
                 params["shortcut"] = ps
             if ss:
                 state["shortcut"] = ss
-        if tuple(out_block) != tuple(out_short):
-            raise ValueError(
-                f"residual: block output {shape_str(out_block)} and shortcut output "
-                f"{shape_str(out_short)} differ for input {shape_str(input_shape)}; "
-                "give a projection shortcut, e.g. a 1x1 Conv2D with the block's stride."
-            )
+        _check_residual_shapes("residual", out_block, out_short, input_shape)
         return params, state
 
     def apply(params, state, x, *, key=None, train=False, **extra):
@@ -418,11 +445,13 @@ def residual(block, shortcut=None) -> Layer:
         if sb:
             new_state["block"] = sb
         if short is None:
+            _check_residual_shapes("residual.apply", y.shape, x.shape, x.shape)
             return y + x, new_state
         z, ss = _call("residual.apply", "shortcut", f"the shortcut, {short.name}", short,
                       acc_short, params, state, x, ks, train, extra)
         if ss:
             new_state["shortcut"] = ss
+        _check_residual_shapes("residual.apply", y.shape, z.shape, x.shape)
         return y + z, new_state
 
     apply.children = (("block", block),) + (() if short is None else (("shortcut", short),))

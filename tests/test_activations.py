@@ -132,3 +132,52 @@ def test_sigmoid_takes_integers_like_tanh():
     want = 1.0 / (1.0 + np.exp(-np.array([-2.0, 0.0, 3.0])))
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert got.dtype == fnn.activations.tanh(x).dtype == jnp.float32
+
+
+# ---------------------------------------------------------------------------
+# bad arguments: caught while tracing, naming the function
+
+ALL = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "identity"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lists_and_strings_are_type_errors(name):
+    fn = getattr(fnn.activations, name)
+    with pytest.raises(TypeError, match=rf"fnn\.activations\.{name}: expected an array .*got a "
+                                        r"list; convert it with jnp\.asarray"):
+        fn([1.0, -1.0])
+    with pytest.raises(TypeError, match=rf"fnn\.activations\.{name}: expected an array .*got a str"):
+        fn("a")
+    with pytest.raises(TypeError, match=rf"fnn\.activations\.{name}: expected a numeric array, "
+                                        r"got dtype <U1"):
+        fn(np.array(["a"]))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_axis_out_of_range(name):
+    fn = getattr(fnn, name)
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match=rf"fnn\.activations\.{name}: axis=3 is out of range for "
+                                         r"an input of shape \(2, 3\) \(rank 2\); use an axis in "
+                                         r"\[-2, 1\]"):
+        fn(x, axis=3)
+    with pytest.raises(TypeError, match=rf"fnn\.activations\.{name}: axis must be an int, got 1\.0"):
+        fn(x, axis=1.0)
+    np.testing.assert_allclose(jax.jit(lambda x: fn(x, axis=-2))(x), fn(x, axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "elu"])
+def test_non_numeric_alpha_is_a_type_error(name):
+    fn = getattr(fnn, name)
+    with pytest.raises(TypeError, match=rf"fnn\.activations\.{name}: alpha must be a number, "
+                                        r"got 'a'"):
+        fn(jnp.ones(2), alpha="a")
+    # a traced alpha (under jit or vmap) cannot be checked and passes through
+    x = jnp.array([-2.0, 3.0])
+    np.testing.assert_allclose(jax.jit(fn)(x, 0.5), fn(x, alpha=0.5), rtol=1e-6)
+
+
+def test_scalars_still_work_like_jnp():
+    assert float(fnn.relu(-1.5)) == 0.0
+    np.testing.assert_allclose(fnn.tanh(np.float32(0.5)), np.tanh(0.5), rtol=1e-6)
+    np.testing.assert_allclose(fnn.sigmoid(0), 0.5)

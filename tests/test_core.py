@@ -211,3 +211,70 @@ def test_init_reports_the_layers_own_errors(key):
     with pytest.raises(TypeError, match=r"init: input_shape must be a tuple \(d1, \.\.\., dk\), "
                                         r"without the batch axis, got 'abc'"):
         fnn.init(Dense(3), key, "abc")
+
+
+# ---------------------------------------------------------------------------
+# concat / residual check their branch shapes again in apply (another input size
+# can make branches disagree after init agreed), also under jit and vmap
+
+
+def _transformed(run, transform, x):
+    """`run(params, x)` as is, under `jit`, or under `vmap` over a stack of one batch."""
+    if transform == "jit":
+        return jax.jit(run), x
+    if transform == "vmap":
+        return jax.vmap(run, in_axes=(None, 0)), x[None]
+    return run, x
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
+def test_concat_checks_branch_shapes_in_apply(transform):
+    # like Conv2D(stride=2) with "SAME" and "VALID" padding: equal at H = 4, not at H = 5
+    model = fnn.concat(lambda x: x[:, ::2], lambda x: x[:, 1::2])
+    params, state = model.init(None, (4, 1))
+    apply = lambda p, x: model.apply(p, state, x)[0]
+    run, x = _transformed(apply, transform, jnp.ones((1, 5, 1)))
+    with pytest.raises(ValueError, match=r"concat\.apply: branch outputs must match on all axes "
+                                         r"but axis=-1; got \(1, 3, 1\) from 0_<lambda> and "
+                                         r"\(1, 2, 1\) from 1_<lambda> for input \(1, 5, 1\)"):
+        run(params, x)
+    good, x = _transformed(apply, transform, jnp.arange(4.0).reshape(1, 4, 1))
+    np.testing.assert_array_equal(good(params, x), jnp.array([[[0.0, 1.0], [2.0, 3.0]]]).reshape(
+        x.shape[:-2] + (2, 2)))
+
+
+def test_concat_apply_checks_batch_axis_and_axis_range():
+    pair = fnn.concat(fnn.identity, lambda x: x[:1])
+    with pytest.raises(ValueError, match=r"concat\.apply: .*got \(2, 3\) from 0_identity and "
+                                         r"\(1, 3\) from 1_<lambda> for input \(2, 3\)"):
+        pair.apply({}, {}, jnp.ones((2, 3)))
+    wide = fnn.concat(fnn.identity, fnn.identity, axis=2)
+    wide.init(None, (2, 3))                          # axis 2 exists at init ...
+    with pytest.raises(ValueError, match=r"concat\.apply: axis=2 is out of range for the branch "
+                                         r"outputs \(N, 3\) \(rank 2, from 0_identity\)"):
+        wide.apply({}, {}, jnp.ones((4, 3)))         # ... not for this input
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit", "vmap"])
+def test_residual_checks_shapes_in_apply(transform):
+    model = fnn.residual(lambda x: x[:, ::2, ::2])  # like a stride-2 block: fine for 1x1 only
+    params, state = model.init(None, (1, 1, 3))
+    apply = lambda p, x: model.apply(p, state, x)[0]
+    run, x = _transformed(apply, transform, jnp.ones((2, 4, 4, 3)))
+    with pytest.raises(ValueError, match=r"residual\.apply: block output \(2, 2, 2, 3\) and "
+                                         r"shortcut output \(2, 4, 4, 3\) differ for input "
+                                         r"\(2, 4, 4, 3\); give a projection shortcut"):
+        run(params, x)
+    good, x = _transformed(apply, transform, jnp.ones((2, 1, 1, 3)))
+    np.testing.assert_array_equal(good(params, x), 2 * x)
+
+
+def test_residual_never_broadcasts():
+    pooled = fnn.residual(lambda x: x.sum((1, 2), keepdims=True))
+    with pytest.raises(ValueError, match=r"residual\.apply: block output \(2, 1, 1, 3\) and "
+                                         r"shortcut output \(2, 4, 4, 3\) differ"):
+        pooled.apply({}, {}, jnp.ones((2, 4, 4, 3)))
+    sliced = fnn.residual(fnn.identity, shortcut=lambda x: x[:, :1])
+    with pytest.raises(ValueError, match=r"residual\.apply: block output \(2, 3\) and shortcut "
+                                         r"output \(2, 1\) differ for input \(2, 3\)"):
+        sliced.apply({}, {}, jnp.ones((2, 3)))

@@ -77,3 +77,72 @@ def test_bad_names_and_values():
     with pytest.raises(ValueError, match="normal: stddev must be >= 0.0, got -1.0"):
         init.normal(-1.0)
     assert init.get("he_normal") is init.he_normal
+
+
+# ---------------------------------------------------------------------------
+# argument checks when an initialiser is called directly
+
+RANDOM = {"small_random": init.small_random, "normal": init.normal(0.3),
+          "lecun_normal": init.lecun_normal, "he_normal": init.he_normal,
+          "he_uniform": init.he_uniform, "glorot_normal": init.glorot_normal,
+          "glorot_uniform": init.glorot_uniform, "orthogonal": init.orthogonal}
+CONSTANT = {"zeros": init.zeros, "ones": init.ones, "constant": init.constant(0.5)}
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_random_initializers_check_the_key(name):
+    fn = RANDOM[name]
+    with pytest.raises(ValueError, match=rf"fnn\.initializers\.{name}: key must be a PRNG key.*"
+                                         r"got None"):
+        fn(None, (2, 2))
+    with pytest.raises(TypeError, match=rf"fnn\.initializers\.{name}: key must be a PRNG key.*"
+                                        r"got 0\."):
+        fn(0, (2, 2))
+
+
+@pytest.mark.parametrize("name", [*RANDOM, *CONSTANT])
+def test_initializers_check_shape_and_dtype(name, key):
+    fn = {**RANDOM, **CONSTANT}[name]
+    where = rf"fnn\.initializers\.{name}"
+    with pytest.raises(ValueError, match=rf"{where}: shape sizes must be >= 0, got \(-1, 2\)"):
+        fn(key, (-1, 2))
+    with pytest.raises(TypeError, match=rf"{where}: shape must be a tuple of ints .*got \(2\.0, 2\)"):
+        fn(key, (2.0, 2))
+    with pytest.raises(TypeError, match=rf"{where}: shape must be a tuple of ints .*got None"):
+        fn(key, None)
+    with pytest.raises(TypeError, match=rf"{where}: dtype must be a floating-point dtype .*"
+                                        r"got int32"):
+        fn(key, (3, 3), jnp.int32)
+
+
+def test_constant_initializers_ignore_the_key():
+    np.testing.assert_array_equal(init.zeros(None, (2,)), [0.0, 0.0])
+    np.testing.assert_array_equal(init.constant(2.0)("unused", (1,)), [2.0])
+
+
+def test_an_int_shape_means_one_axis_and_zero_sizes_are_empty(key):
+    """As in jax.random.normal and jax.nn.initializers: `n` is `(n,)`."""
+    np.testing.assert_array_equal(init.lecun_normal(key, 3), init.lecun_normal(key, (3,)))
+    np.testing.assert_array_equal(init.he_uniform(key, np.array([2, 3])),
+                                  init.he_uniform(key, (2, 3)))
+    assert init.he_normal(key, (0, 4)).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"orthogonal: expected a shape of rank >= 2, got \(3,\)"):
+        init.orthogonal(key, 3)
+
+
+def test_valid_draws_unchanged():
+    """The checks leave the values bit-identical to the definitions (and to jax.nn's normal)."""
+    key = jax.random.PRNGKey(3)
+    shape = (4, 3, 5)                                  # fan_in 12, fan_out 20
+    normal, uniform = jax.random.normal(key, shape), jax.random.uniform
+    np.testing.assert_array_equal(init.normal(0.3)(key, shape),
+                                  jax.nn.initializers.normal(0.3)(key, shape))
+    np.testing.assert_array_equal(init.small_random(key, shape), 0.01 * normal)
+    for fn, std in [(init.lecun_normal, (1 / 12) ** 0.5), (init.he_normal, (2 / 12) ** 0.5),
+                    (init.glorot_normal, (2 / 32) ** 0.5)]:
+        np.testing.assert_array_equal(fn(key, shape), jnp.float32(std) * normal)
+    for fn, limit in [(init.he_uniform, (6 / 12) ** 0.5), (init.glorot_uniform, (6 / 32) ** 0.5)]:
+        np.testing.assert_array_equal(fn(key, shape), uniform(key, shape, jnp.float32, -limit,
+                                                              limit))
+    jitted = jax.jit(lambda k: init.he_normal(k, shape))(jax.random.key(3))  # a typed key
+    np.testing.assert_allclose(jitted, init.he_normal(key, shape), rtol=1e-6)

@@ -593,3 +593,94 @@ def test_char_lstm_logits_per_step(key):
     y, _ = model.apply(params, state, ids)
     chex.assert_shape(y, (2, 7, 11))
     assert fnn.output_shape(model, (7,)) == (7, 11)
+
+
+# ---------------------------------------------------------------------------
+# the public cells check their arguments (while tracing: types and shapes only)
+
+_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
+
+
+def _cell_params(name, features=3, hidden=5):
+    """Zero params in the layer's layout (NumPy: no XLA compilation for error tests)."""
+    g = _GATES[name] * hidden
+    params = {"w_x": np.zeros((features, g), np.float32), "w_h": np.zeros((hidden, g), np.float32)}
+    biases = ("b_x", "b_h") if name == "GRU" else ("b",)
+    return {**params, **{b: np.zeros((g,), np.float32) for b in biases}}
+
+
+_X = np.ones((2, 3), np.float32)
+_LSTM_P = _cell_params("LSTM")
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: lstm_cell(_LSTM_P, LSTMCarry.zeros(2, 5), np.ones((2, 2), np.float32)), ValueError,
+     r"lstm_cell: expected input features \(last axis\) 3 .*got 2 in input of shape \(2, 2\)"),
+    (lambda: lstm_cell(_LSTM_P, LSTMCarry.zeros(2, 4), _X), ValueError,
+     r"lstm_cell: expected carry\.h of shape \(2, 5\) .*got \(2, 4\)"),
+    (lambda: lstm_cell(_LSTM_P, LSTMCarry.zeros(3, 5), _X), ValueError,
+     r"lstm_cell: expected carry\.h of shape \(2, 5\) \(N from x_t, H from params\['w_h'\]\), "
+     r"got \(3, 5\)"),
+    (lambda: lstm_cell(_LSTM_P, LSTMCarry(jnp.zeros((2, 5)), jnp.zeros((2, 1))), _X), ValueError,
+     r"lstm_cell: expected carry\.c of shape \(2, 5\) .*got \(2, 1\)"),
+    (lambda: lstm_cell(_LSTM_P, jnp.zeros((2, 5)), _X), TypeError,
+     r"lstm_cell: carry must be an LSTMCarry\(h, c\), got an array of dtype float32 and shape "
+     r"\(2, 5\); start from LSTMCarry\.zeros\(N, H\)"),
+    (lambda: gru_cell(_LSTM_P, RNNCarry.zeros(2, 5), _X), ValueError,
+     r"gru_cell: GRU: params must be a dict with 'w_h', 'w_x', 'b_x' and 'b_h' \(as returned by "
+     r"GRU\.init\), got a dict with keys \['b', 'w_h', 'w_x'\]; 'b_x' and 'b_h' are missing"),
+    (lambda: lstm_cell(_cell_params("SimpleRNN"), LSTMCarry.zeros(2, 5), _X), ValueError,
+     r"lstm_cell: LSTM: params 'w_h' must have shape \(5, 20\), got \(5, 5\)"),
+    (lambda: simple_rnn_cell(_cell_params("SimpleRNN"), LSTMCarry.zeros(2, 5), _X), TypeError,
+     r"simple_rnn_cell: carry must be an RNNCarry\(h\), got a LSTMCarry"),
+    (lambda: simple_rnn_cell(_cell_params("SimpleRNN"), RNNCarry.zeros(2, 5), np.ones(3)),
+     ValueError, r"simple_rnn_cell: expected a rank-2 input \(N, 3\).*got shape \(3,\)"),
+    (lambda: gru_cell(_cell_params("GRU"), RNNCarry.zeros(2, 5), np.ones((2, 3), np.int32)),
+     TypeError, r"gru_cell: expected a floating-point input, got dtype int32"),
+    (lambda: gru_cell(_cell_params("GRU"), RNNCarry.zeros(2, 5), _X, projected=True), ValueError,
+     r"gru_cell: expected projected features .* 15 .*got 3 in input of shape \(2, 3\)"),
+    (lambda: lstm_cell((_LSTM_P, {}), LSTMCarry.zeros(2, 5), _X), TypeError,
+     r"lstm_cell: LSTM: params must be a dict .*did you pass the \(params, state\) pair"),
+], ids=["features", "hidden", "batch", "carry-c", "carry-array", "lstm-params-to-gru",
+        "rnn-params-to-lstm", "lstm-carry-to-rnn", "rank-1", "int-input", "projected-size",
+        "params-state-pair"])
+def test_cells_reject_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("transform", ["jit", "vmap"])
+def test_cell_checks_hold_under_jit_vmap_and_scan(transform):
+    """A wrong feature size inside a user's `lax.scan`, traced under jit or vmap."""
+    params = jax.tree.map(jnp.asarray, _LSTM_P)
+
+    def run(params, xs):                     # xs: (N, T, F)
+        step = lambda c, x_t: lstm_cell(params, c, x_t)
+        return jax.lax.scan(step, LSTMCarry.zeros(xs.shape[0], 5), jnp.swapaxes(xs, 0, 1))[0].h
+
+    run = (jax.jit(run) if transform == "jit"
+           else jax.vmap(run, in_axes=(jax.tree.map(lambda _: 0, params), None)))
+    if transform == "vmap":
+        params = jax.tree.map(lambda a: jnp.stack([a, a + 0.1]), params)
+    with pytest.raises(ValueError, match=r"lstm_cell: expected input features \(last axis\) 3"):
+        run(params, jnp.ones((2, 4, 2)))
+    h = run(params, jnp.ones((2, 4, 3)))
+    chex.assert_shape(h, (2, 5) if transform == "jit" else (2, 2, 5))
+
+
+def test_simple_rnn_cell_takes_an_activation_by_name():
+    p = _cell_params("SimpleRNN")
+    p = {**p, "w_x": np.full((3, 5), 0.5, np.float32)}
+    _, h = simple_rnn_cell(p, RNNCarry.zeros(2, 5), -_X, activation="relu")
+    np.testing.assert_array_equal(h, 0.0)
+    with pytest.raises(ValueError, match=r"simple_rnn_cell: .*unknown activation 'rleu'"):
+        simple_rnn_cell(p, RNNCarry.zeros(2, 5), _X, activation="rleu")
+
+
+def test_cell_checks_add_nothing_to_the_traced_step():
+    """Same equations as the unchecked step the layers scan."""
+    checked = jax.make_jaxpr(lambda c, x: lstm_cell(_LSTM_P, c, x))(LSTMCarry.zeros(2, 5), _X)
+    raw = jax.make_jaxpr(lambda c, x: fnn.layers.recurrent._lstm_step(
+        _LSTM_P["w_h"], c, x @ _LSTM_P["w_x"] + _LSTM_P["b"].reshape(1, -1)))(
+            LSTMCarry.zeros(2, 5), _X)
+    assert len(checked.eqns) == len(raw.eqns)

@@ -60,6 +60,7 @@ import numpy as np
 
 from fnn import activations, initializers
 from fnn._checks import (
+    check_array,
     check_axis_size,
     check_flag,
     check_floating,
@@ -70,6 +71,7 @@ from fnn._checks import (
     check_positive_int,
     check_rank,
     concrete_range,
+    describe_value,
     shape_str,
 )
 from fnn.core import Layer, _accepted_keywords, as_layer
@@ -143,9 +145,64 @@ def _gru_step(w_h, b_h, carry, xw):
 
 # ---------------------------------------------------------------------------
 # public cells: raw input x_t (N, in), or its projection with projected=True
+#
+# The layers scan the `_*_step` functions above, never these wrappers, so the
+# argument checks below cost a layer nothing; for a user's own `lax.scan` over a
+# cell they run once, while tracing the step (they read only types and shapes).
+
+# the params a cell reads, by name -> shape with named sizes (H: hidden, G: gates·H)
+_CELL_PARAM_SHAPES = {"w_h": ("H", "G"), "w_x": ("in", "G"), "b": ("G",), "b_x": ("G",),
+                      "b_h": ("G",)}
 
 
-def simple_rnn_cell(params, carry: RNNCarry, x_t, *, activation: Callable = activations.tanh,
+def _check_cell(where: str, layer: str, params, carry, x_t, carry_type, blocks: int,
+                names: tuple[str, ...], projected) -> None:
+    """Check a public cell's arguments against each other (trace time, shapes and types).
+
+    - `params`: a dict with `w_h: (H, blocks·H)` and the other `names` in the
+      layout of `layer`'s params (`check_params`; a wrong dict is a TypeError or
+      ValueError naming `where` and `layer.init`); with `projected`, `w_x` and the
+      input bias are not read and so not required;
+    - `x_t`: a floating `(N, in)` array (rank 2 only), `in` from `w_x`, or `(N, blocks·H)`
+      with `projected`;
+    - `carry`: a `carry_type` whose fields are `(N, H)` arrays.
+    """
+    projected = check_flag(where, "projected", projected)
+    if projected:
+        names = tuple(n for n in names if n not in ("w_x", "b", "b_x"))
+    try:
+        sizes = check_params(layer, params, {n: _CELL_PARAM_SHAPES[n] for n in ("w_h", *names)})
+        hidden = sizes["H"]
+        if sizes["G"] != blocks * hidden:  # e.g. SimpleRNN params given to lstm_cell
+            check_params(layer, params, {"w_h": (hidden, blocks * hidden)})
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: {e}") from None
+    if projected:
+        gates = "H" if blocks == 1 else f"{blocks}·H"
+        features, what = blocks * hidden, f"projected features (last axis, {gates})"
+    else:
+        features, what = sizes["in"], "input features (last axis)"
+    check_rank(where, x_t, 2, f"(N, {features}) — batch, features (one time step)")
+    check_floating(where, x_t)
+    check_axis_size(where, x_t, -1, features, what)
+    fields = ", ".join(carry_type._fields)
+    if not isinstance(carry, carry_type):
+        raise TypeError(
+            f"{where}: carry must be an {carry_type.__name__}({fields}), got "
+            f"{describe_value(carry)}; start from {carry_type.__name__}.zeros(N, H)."
+        )
+    expected = (x_t.shape[0], hidden)
+    for field, value in zip(carry._fields, carry):
+        check_array(f"{where}: carry.{field}", value)
+        if tuple(value.shape) != expected:
+            raise ValueError(
+                f"{where}: expected carry.{field} of shape {shape_str(expected)} (N from x_t, "
+                f"H from params['w_h']), got {shape_str(value.shape)}; start from "
+                f"{carry_type.__name__}.zeros({expected[0]}, {hidden})."
+            )
+
+
+def simple_rnn_cell(params, carry: RNNCarry, x_t, *, activation: str | Callable = activations.tanh,
                     projected: bool = False):
     """One step of a vanilla RNN: `h_t = act(x_t w_x + h_{t-1} w_h + b)`.
 
@@ -153,10 +210,17 @@ def simple_rnn_cell(params, carry: RNNCarry, x_t, *, activation: Callable = acti
     - `params`: `{"w_x": (in, H), "w_h": (H, H), "b": (H,)}` (a `SimpleRNN`'s params).
     - `carry`: `RNNCarry(h)` with `h: (N, H)`; start from `RNNCarry.zeros(N, H)`.
     - `x_t`: `(N, in)`; with `projected=True`, the precomputed `x_t @ w_x + b` `(N, H)`.
-    - `activation`: default `tanh`.
+    - `activation`: a callable or a name (`"relu"`), default `tanh`.
 
-    **Returns:** `(RNNCarry(h_t), h_t)`. See `lstm_cell` for a `lax.scan` loop.
+    **Returns:** `(RNNCarry(h_t), h_t)`. See `lstm_cell` for a `lax.scan` loop and
+    for the argument checks.
     """
+    _check_cell("simple_rnn_cell", "SimpleRNN", params, carry, x_t, RNNCarry, 1, ("w_x", "b"),
+                projected)
+    try:
+        activation = activations.get(activation)
+    except ValueError as e:
+        raise ValueError(f"simple_rnn_cell: {e}") from None
     xw = x_t if projected else x_t @ params["w_x"] + _row(params["b"])
     return _simple_rnn_step(activation, params["w_h"], carry, xw)
 
@@ -186,7 +250,14 @@ def lstm_cell(params, carry: LSTMCarry, x_t, *, projected: bool = False):
             step = lambda carry, x_t: lstm_cell(params, carry, x_t)
             carry, hs = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))
             return carry.h, jnp.swapaxes(hs, 0, 1)  # (N, H), (N, T, H)
+
+    **Checks** (all cells, while tracing: types and shapes only, so a scan over the
+    cell runs exactly as fast): `params` holds the entries read, in the layer's
+    layout (else TypeError/ValueError naming the cell and the layer whose `init`
+    makes them); `x_t` is a floating `(N, in)` array matching `w_x`; `carry` is an
+    `LSTMCarry` (`RNNCarry` for the others) of `(N, H)` arrays matching `x_t` and `w_h`.
     """
+    _check_cell("lstm_cell", "LSTM", params, carry, x_t, LSTMCarry, 4, ("w_x", "b"), projected)
     xw = x_t if projected else x_t @ params["w_x"] + _row(params["b"])
     return _lstm_step(params["w_h"], carry, xw)
 
@@ -205,8 +276,11 @@ def gru_cell(params, carry: RNNCarry, x_t, *, projected: bool = False):
     - `carry`: `RNNCarry(h)` with `h: (N, H)`.
     - `x_t`: `(N, in)`; with `projected=True`, the precomputed `x_t @ w_x + b_x` `(N, 3H)`.
 
-    **Returns:** `(RNNCarry(h_t), h_t)`. See `lstm_cell` for a `lax.scan` loop.
+    **Returns:** `(RNNCarry(h_t), h_t)`. See `lstm_cell` for a `lax.scan` loop and
+    for the argument checks.
     """
+    _check_cell("gru_cell", "GRU", params, carry, x_t, RNNCarry, 3, ("w_x", "b_x", "b_h"),
+                projected)
     xw = x_t if projected else x_t @ params["w_x"] + _row(params["b_x"])
     return _gru_step(params["w_h"], params["b_h"], carry, xw)
 
