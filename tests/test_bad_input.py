@@ -792,6 +792,9 @@ ARGUMENTS = [
     case("serial-init-int-shape", init(lambda: fnn.serial(L.Dense(3)), 4), TypeError,
          r"serial\.init: input_shape must be a tuple \(d1, \.\.\., dk\), without the batch "
          r"axis, got 4"),
+    case("output_shape-unknown-dtype",
+         lambda: fnn.output_shape(L.Dense(3), (4,), dtype="foo"), TypeError,
+         r"^output_shape: dtype must be a dtype such as jnp\.float32 or 'int32', got 'foo'\.$"),
     case("output_shape-none-shape", lambda: fnn.output_shape(L.Dense(3), None), TypeError,
          r"output_shape: input_shape must be a tuple .*got None"),
     case("Conv2D-init-negative-size", init(lambda: L.Conv2D(2, 3), (8, -8, 1)), ValueError,
