@@ -212,8 +212,8 @@ def _check_class_ids(where: str, what: str, model: Layer, params, model_state, l
     (as an `Embedding` id does). `fit` and `evaluate` hold the whole label array,
     so they check it once, up front, for those losses.
     """
-    if (_fnn_loss_name(loss) not in _CATEGORICAL_LOSSES or np.ndim(y) != 1
-            or not np.issubdtype(np.asarray(y).dtype, np.integer)):
+    if (_fnn_loss_name(loss) not in _CATEGORICAL_LOSSES or y.ndim != 1
+            or not np.issubdtype(y.dtype, np.integer)):
         return
     out = output_shape(model, x.shape[1:], x.dtype, params, model_state)
     bounds = concrete_range(y)
