@@ -414,6 +414,8 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         y = jnp.swapaxes(ys, 0, 1) if return_sequences else carry.h
         return y, state
 
+    # named for Python's own argument errors ("LSTM.apply() got an unexpected keyword ...")
+    init.__qualname__, apply.__qualname__ = f"{name}.init", f"{name}.apply"
     return Layer(init, apply, name)
 
 
