@@ -196,3 +196,25 @@ def test_compiler_jit_uses_the_options_only_at_the_top_level():
     chex.assert_trees_all_equal(jax.grad(lambda v: f(v).sum())(a), jnp.full(3, 2.0))
     g = compiler.jit(lambda v: 2.0 * v, None)          # no options: plain jax.jit
     chex.assert_trees_all_equal(g(a), 2.0 * a)
+
+
+def test_compiler_jit_skips_the_trace_check_once_xla_defaults_are_chosen(monkeypatch):
+    """When the options function chooses XLA's defaults, every later call goes straight
+    to the plain jit (the trace-state check cost ~20 µs of an MLP step's dispatch); the
+    result is the same at the top level and inside another trace."""
+    calls = []
+    real = jax.extend.core.get_opaque_trace_state
+    monkeypatch.setattr(jax.extend.core, "get_opaque_trace_state",
+                        lambda *a: calls.append(1) or real(*a))
+    a = jnp.arange(3.0)
+    defaults = compiler.jit(lambda v: 2.0 * v, lambda jaxpr: None)
+    chex.assert_trees_all_equal(defaults(a), 2.0 * a)          # first call: chooses
+    checked = len(calls)
+    for _ in range(3):
+        chex.assert_trees_all_equal(defaults(a), 2.0 * a)
+    assert len(calls) == checked
+    chex.assert_trees_all_equal(jax.jit(lambda v: defaults(v) + 1.0)(a), 2.0 * a + 1.0)
+    with_options = compiler.jit(lambda v: 2.0 * v, lambda jaxpr: {"fnn_no_such_option": 1})
+    with pytest.raises(jax.errors.JaxRuntimeError, match="fnn_no_such_option"):
+        with_options(a)                                        # options: checked every call
+    chex.assert_trees_all_equal(jax.jit(lambda v: with_options(v) + 1.0)(a), 2.0 * a + 1.0)
