@@ -222,6 +222,14 @@ def _check_concat_shapes(where: str, axis: int, names, shapes, input_shape, *,
             )
 
 
+def _check_output_array(where: str, what: str, y) -> None:
+    """Raise TypeError unless a branch's output `y` is an array (`concat` and `residual`
+    combine their branches' outputs as arrays)."""
+    if not (hasattr(y, "shape") and hasattr(y, "dtype")):
+        raise TypeError(f"{where}: {what} returned a {type(y).__name__}, not an array; "
+                        "each branch of a concat or residual must return one array.")
+
+
 def _check_residual_shapes(where: str, out_block, out_short, input_shape) -> None:
     """Raise ValueError unless the block and shortcut outputs have exactly the same shape:
     the sum does not broadcast (a `(N, 1, 1, C)` block output is an error, not a bias)."""
@@ -394,8 +402,9 @@ def concat(*branches, axis: int = -1) -> Layer:
         outs, new_state = [], dict(state)
         for i, (name, b, acc, k) in enumerate(
                 zip(names, branches, accepted, _split(key, len(branches)))):
-            y, s = _call("concat.apply", name, f"branch {i}, {b.name}", b, acc, params, state,
-                         x, k, train, extra)
+            what = f"branch {i}, {b.name}"
+            y, s = _call("concat.apply", name, what, b, acc, params, state, x, k, train, extra)
+            _check_output_array("concat.apply", what, y)
             outs.append(y)
             if s:
                 new_state[name] = s
@@ -449,6 +458,7 @@ def residual(block, shortcut=None) -> Layer:
         new_state = dict(state)
         y, sb = _call("residual.apply", "block", f"the block, {block.name}", block, acc_block,
                       params, state, x, kb, train, extra)
+        _check_output_array("residual.apply", f"the block, {block.name}", y)
         if sb:
             new_state["block"] = sb
         if short is None:
@@ -456,6 +466,7 @@ def residual(block, shortcut=None) -> Layer:
             return y + x, new_state
         z, ss = _call("residual.apply", "shortcut", f"the shortcut, {short.name}", short,
                       acc_short, params, state, x, ks, train, extra)
+        _check_output_array("residual.apply", f"the shortcut, {short.name}", z)
         if ss:
             new_state["shortcut"] = ss
         _check_residual_shapes("residual.apply", y.shape, z.shape, x.shape)

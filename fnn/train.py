@@ -732,9 +732,11 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       epoch (`fnn.checkpoint.CheckpointManager`, the last `keep_checkpoints`
       kept; None keeps all) and, if it already holds checkpoints, resume from the
       latest: the result is bit-identical to an uninterrupted run. A resume must
-      keep the model, optimizer, `batch_size`, `accumulate`, `early_stopping`, `reduce_lr`,
-      `metrics`, `val_data` (given or not) and kind of loss, so that every
-      history list stays one entry per epoch (`ValueError` otherwise).
+      keep the model, the optimizer's kind (its state layout), `batch_size`, `accumulate`,
+      `early_stopping`, `reduce_lr`, `metrics`, `val_data` (given or not) and kind of
+      loss, so that every history list stays one entry per epoch (`ValueError`
+      otherwise). The optimizer's hyperparameters may change (e.g. a lower learning
+      rate to fine-tune); the run then continues with the new ones.
     - `progress`: show a tqdm bar per epoch on stderr (step, running loss,
       examples/s; at the end of the epoch its metrics); it stays off when stderr
       is not a terminal or tqdm is not installed. `"transient"` erases each

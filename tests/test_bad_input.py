@@ -319,6 +319,17 @@ LAYER_APPLY = [
 ]
 
 COMBINATORS = [
+    case("concat-branch-returns-a-list",
+         lambda: fnn.concat(lambda x: [x], lambda x: x).apply({}, {}, f32(2, 3)), TypeError,
+         r"^concat\.apply: branch 0, <lambda> returned a list, not an array; each branch"),
+    case("residual-block-returns-a-list",
+         lambda: fnn.residual(lambda x: [x]).apply({}, {}, f32(2, 3)), TypeError,
+         r"^residual\.apply: the block, <lambda> returned a list, not an array"),
+    case("lstm_cell-int-carry",
+         lambda: L.lstm_cell(_built("lstm")[1], L.LSTMCarry(jnp.zeros((2, 4), jnp.int32),
+                                                            jnp.zeros((2, 4), jnp.int32)),
+                             f32(2, 3)), TypeError,
+         r"^lstm_cell: carry\.h: expected a floating-point input, got dtype int32"),
     case("serial-empty", lambda: fnn.serial(), ValueError,
          r"serial: expected at least one layer, got none"),
     case("serial-constructor-not-called", lambda: fnn.serial(L.Dense(3), L.Flatten), TypeError,

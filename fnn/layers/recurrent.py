@@ -60,7 +60,6 @@ import numpy as np
 
 from fnn import activations, initializers
 from fnn._checks import (
-    check_array,
     check_axis_size,
     check_flag,
     check_floating,
@@ -193,7 +192,7 @@ def _check_cell(where: str, layer: str, params, carry, x_t, carry_type, blocks: 
         )
     expected = (x_t.shape[0], hidden)
     for field, value in zip(carry._fields, carry):
-        check_array(f"{where}: carry.{field}", value)
+        check_floating(f"{where}: carry.{field}", value)
         if tuple(value.shape) != expected:
             raise ValueError(
                 f"{where}: expected carry.{field} of shape {shape_str(expected)} (N from x_t, "
