@@ -75,6 +75,15 @@ def check_floating(where: str, x) -> None:
         )
 
 
+def as_dtype(where: str, dtype: Any, kind: str = "a dtype such as jnp.float32 or 'int32'"):
+    """`dtype` as a NumPy dtype (`jnp.dtype`); a name or object that is no dtype is a
+    TypeError naming `where` (`kind` says what was expected)."""
+    try:
+        return jnp.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be {kind}, got {dtype!r}.") from None
+
+
 def concrete_range(x) -> tuple[int, int] | None:
     """`(min, max)` of a concrete, non-empty integer array (labels, ids, lengths);
     None under `jit`/`vmap` (the values are traced, so they cannot be checked) or

@@ -63,7 +63,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._atomic import atomic_file, check_target
+from fnn._atomic import atomic_file
 from fnn._checks import describe_value
 
 __all__ = ["save", "load", "load_metadata", "CheckpointManager", "FORMAT_VERSION"]
@@ -275,20 +275,21 @@ def save(path, tree, *, metadata: dict | None = None) -> str:
     where = "fnn.checkpoint.save"
     swapped = isinstance(tree, (str, os.PathLike)) and not isinstance(path, (str, os.PathLike))
     path = _as_path(where, path, hint=" The arguments are save(path, tree)." if swapped else "")
-    check_target(where, path)  # before the (possibly slow) encoding
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"fnn.checkpoint.save: metadata must be a dict or None, got {metadata!r}.")
-    encoder = _Encoder()
-    spec = encoder.node(tree, (), _ROOT)
-    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "tree": spec,
-              "metadata": dict(metadata or {})}
-    try:
-        text = json.dumps(header, ensure_ascii=True)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"fnn.checkpoint.save: metadata must be JSON-serialisable: {e}") from e
-    arrays = {_META: np.asarray(text)}
-    arrays.update(encoder.arrays)
+    # atomic_file checks the target before the (possibly slow) encoding; an encoding
+    # error removes its temporary file and passes through unchanged
     with atomic_file(path, where) as f:
+        encoder = _Encoder()
+        spec = encoder.node(tree, (), _ROOT)
+        header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "tree": spec,
+                  "metadata": dict(metadata or {})}
+        try:
+            text = json.dumps(header, ensure_ascii=True)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"fnn.checkpoint.save: metadata must be JSON-serialisable: {e}") from e
+        arrays = {_META: np.asarray(text)}
+        arrays.update(encoder.arrays)
         _write_npz(f, arrays)
     return path
 

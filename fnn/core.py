@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from fnn import compiler
 from fnn._checks import (
     MissingEntryError,
+    as_dtype,
     check_input_shape,
     check_key,
     check_params,
@@ -282,14 +283,7 @@ def output_struct(layer: Layer, input_shape, dtype=None, params=None, state=None
     """Like `output_shape` but returns the batched `jax.ShapeDtypeStruct` (batch 1)."""
     layer = as_layer(layer)
     input_shape = check_input_shape("output_shape", input_shape, "(d1, ..., dk)")
-    if dtype is None:
-        dtype = input_dtype(layer)
-    else:
-        try:
-            dtype = jnp.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"output_shape: dtype must be a dtype such as jnp.float32 or "
-                            f"'int32', got {dtype!r}.") from None
+    dtype = input_dtype(layer) if dtype is None else as_dtype("output_shape", dtype)
     if params is None or state is None:
         params, state = jax.eval_shape(lambda: layer.init(jax.random.PRNGKey(0), input_shape))
     x = jax.ShapeDtypeStruct((1, *input_shape), dtype)

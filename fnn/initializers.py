@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_key, check_number, resolve, shape_str
+from fnn._checks import as_dtype, check_key, check_number, resolve, shape_str
 
 _PREFIX = "fnn.initializers."
 
@@ -62,14 +62,10 @@ def _check_shape(where: str, shape) -> tuple[int, ...]:
 
 def _check_dtype(where: str, dtype) -> None:
     """Raise TypeError unless `dtype` names a floating-point dtype (None: JAX's default float)."""
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or not jnp.issubdtype(dt, jnp.floating):
-        got = repr(dtype) if dt is None else dt.name
-        raise TypeError(
-            f"{where}: dtype must be a floating-point dtype such as jnp.float32, got {got}.")
+    kind = "a floating-point dtype such as jnp.float32"
+    dt = as_dtype(where, dtype, kind)
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"{where}: dtype must be {kind}, got {dt.name}.")
 
 
 def _check_args(where: str, key, shape, dtype, *, uses_key: bool = True) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ and history (tested). On GPU, XLA may choose non-deterministic reductions
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -52,7 +53,7 @@ from fnn._checks import (
     concrete_range,
 )
 from fnn._util import memoized
-from fnn.core import Layer, output_shape, output_struct
+from fnn.core import Layer, output_struct
 from fnn.data import _check_arrays, _check_batch_size, epoch_batches, iter_padded_batches
 from fnn.optim.base import check_optimizer
 
@@ -203,9 +204,16 @@ def _correct(pred, y, loss):
     return None
 
 
-def _check_class_ids(where: str, what: str, model: Layer, params, model_state, loss, x,
-                     y) -> None:
-    """Raise ValueError if int labels `y` hold a class id outside the model's outputs.
+def _model_output(model: Layer, params, model_state, x) -> Callable:
+    """`() -> ShapeDtypeStruct` of the model's output for one example of `x` (batch 1),
+    traced abstractly on the first call only: the checks below share one trace."""
+    return functools.cache(lambda: output_struct(model, x.shape[1:], x.dtype, params,
+                                                 model_state))
+
+
+def _check_class_ids(where: str, what: str, loss, pred: Callable, y) -> None:
+    """Raise ValueError if int labels `y` hold a class id outside the model's outputs
+    (`pred`, from `_model_output`).
 
     fnn's class-id losses check the ids' range only on concrete labels; inside a
     jitted step they are traced, and an id out of range gives a NaN loss there
@@ -215,7 +223,7 @@ def _check_class_ids(where: str, what: str, model: Layer, params, model_state, l
     if (_fnn_loss_name(loss) not in _CATEGORICAL_LOSSES or y.ndim != 1
             or not np.issubdtype(y.dtype, np.integer)):
         return
-    out = output_shape(model, x.shape[1:], x.dtype, params, model_state)
+    out = pred().shape[1:]
     bounds = concrete_range(y)
     if len(out) != 1 or bounds is None:
         return                                  # the loss's own shape check applies
@@ -229,10 +237,10 @@ def _check_class_ids(where: str, what: str, model: Layer, params, model_state, l
         )
 
 
-def _check_accuracy_applies(where: str, why: str, model: Layer, params, model_state, loss,
-                            x, y) -> None:
-    """Raise ValueError if `_correct` gives no accuracy for this model, loss and targets."""
-    pred = output_struct(model, x.shape[1:], x.dtype, params, model_state)
+def _check_accuracy_applies(where: str, why: str, loss, pred: Callable, y) -> None:
+    """Raise ValueError if `_correct` gives no accuracy for this loss, the model's
+    outputs (`pred`, from `_model_output`) and targets `y`."""
+    pred = pred()
     target = jax.ShapeDtypeStruct((1, *y.shape[1:]), y.dtype)
     if jax.eval_shape(lambda p, t: _correct(p, t, loss), pred, target) is None:
         raise ValueError(
@@ -498,7 +506,7 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     """
     n = _check_arrays("evaluate", (x, y))
     bs = _eval_batch_size("evaluate", batch_size, n)
-    _check_class_ids("evaluate", "y", model, params, model_state, loss, x, y)
+    _check_class_ids("evaluate", "y", loss, _model_output(model, params, model_state, x), y)
     return _evaluate(model, params, model_state, loss, x, y, bs)
 
 
@@ -857,14 +865,13 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     ts = init_train_state(model, optimizer, _raw_key(where, key), shape)
     if regularizer is not None:  # before tracing the step, so the error names fit
         _check_scalar(where, "regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
-    params, model_state = ts.opt_state.params, ts.model_state
-    _check_class_ids(where, "train_data's y", model, params, model_state, loss, x, y)
+    pred = _model_output(model, ts.opt_state.params, ts.model_state, x)
+    _check_class_ids(where, "train_data's y", loss, pred, y)
     if val_data is not None:
-        _check_class_ids(where, "val_data's y", model, params, model_state, loss, *val_data)
+        _check_class_ids(where, "val_data's y", loss, pred, val_data[1])
     for rule, what in ((early_stopping, "early_stopping"), (reduce_lr, "reduce_lr")):
         if rule is not None and rule.monitor.endswith("accuracy"):
-            _check_accuracy_applies(where, f"{what} monitors {rule.monitor!r}", model, params,
-                                    model_state, loss, x, y)
+            _check_accuracy_applies(where, f"{what} monitors {rule.monitor!r}", loss, pred, y)
     # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
     config = {"batch_size": bs, "steps_per_epoch": steps, "num_examples": n,
               "accumulate": accumulate, "input_shape": list(shape),
