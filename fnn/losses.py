@@ -39,7 +39,15 @@ instead of silently broadcasting to `(N, N)`; class ids must be integers;
 an empty batch raises `ValueError`. Class ids outside `[0, C)` raise
 `ValueError` when the labels are concrete (outside `jit`/`vmap`); under `jit`
 their values cannot be checked, and such an id makes the loss NaN rather than
-a silently wrong number. Other target values (y ∈ {0, 1}) are never checked.
+a silently wrong number. Integer ids that JAX's int32 cannot hold (NumPy int64
+ids ≥ 2**31 without `jax_enable_x64`) raise `ValueError` instead of wrapping
+around. Other target values (y ∈ {0, 1}) are never checked.
+
+**Half precision.** float16/bfloat16 inputs are computed in float32 and the
+loss is float32 (the usual mixed-precision practice: float16 overflows at
+65504, so a squared error of 300 or `exp(12)` would otherwise be `inf` even when
+the mean is small); the gradient with respect to half-precision predictions
+comes back in their dtype.
 
 **Other libraries.** PyTorch's `nn.*Loss` with the default `reduction="mean"`
 give the same numbers (`MSELoss`, `L1Loss`, `HuberLoss`, `SmoothL1Loss`,
@@ -98,10 +106,27 @@ def _asarray(name: str, x, what: str):
                             f"nested list of numbers; NumPy says: {e}") from None
         if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
             raise TypeError(f"{_where(name)}: {what} must be numeric, got dtype {dtype}.")
+        _check_fits_jax_int(name, x, dtype, what)
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):  # the imaginary part would be dropped
         raise TypeError(f"{_where(name)}: {what} must be real, got dtype {x.dtype}.")
     return x
+
+
+def _check_fits_jax_int(name: str, x, dtype, what: str) -> None:
+    """Integers that JAX's integer type cannot hold (int64 ids without `jax_enable_x64`)
+    would wrap around silently in `jnp.asarray` (2**32 becomes class 0)."""
+    if not np.issubdtype(dtype, np.integer):
+        return
+    info = np.iinfo(jax.dtypes.canonicalize_dtype(dtype))
+    bounds = concrete_range(x)
+    if bounds is not None and (bounds[0] < info.min or bounds[1] > info.max):
+        bad = bounds[0] if bounds[0] < info.min else bounds[1]
+        raise ValueError(
+            f"{_where(name)}: {what} hold the value {bad}, outside the range of "
+            f"{info.dtype} (JAX's integer type here, without jax_enable_x64) in which "
+            f"they would wrap around; expected values in [{info.min}, {info.max}]."
+        )
 
 
 def _predictions(name: str, x, what: str):
@@ -141,6 +166,7 @@ def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
     _not_empty(name, pred, pred_name)
     dtype = jnp.promote_types(pred.dtype, y.dtype) if jnp.issubdtype(
         y.dtype, jnp.floating) else pred.dtype
+    dtype = jnp.promote_types(dtype, jnp.float32)  # half precision: computed in float32
     return pred.astype(dtype), y.astype(dtype)
 
 
@@ -157,7 +183,7 @@ def _scores(name: str, scores, what: str):
             "(last axis has size 0)."
         )
     _not_empty(name, scores, what)
-    return scores
+    return at_least_float32(scores)  # half precision: computed in float32
 
 
 def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
@@ -200,7 +226,10 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
                 f"{num_classes} classes), got {lo if lo < 0 else hi} (labels range from {lo} "
                 f"to {hi})."
             )
-    return labels
+    # uint8/int8/int16 ids: widen, so that C and the class indices (up to C − 1) fit
+    # (a uint8 `labels < 300` or an int8 `clip(labels, 0, 199)` would overflow)
+    return labels.astype(jnp.promote_types(labels.dtype, jnp.int32)) if (
+        labels.dtype.itemsize < 4) else labels
 
 
 def _pick(x, labels):
@@ -377,9 +406,9 @@ def binary_cross_entropy(probs, y):
 
     **Shapes:** `probs` and `y ∈ [0, 1]` the same shape; returns a scalar.
     """
-    # in float32 at least: the clip to [PROB_EPS, 1 − PROB_EPS] does not exist in half precision
-    p, y = map(at_least_float32, _elementwise_args("binary_cross_entropy", probs, y,
-                                                   "probabilities", "targets"))
+    # (in float32 at least, as every loss: the clip to [PROB_EPS, 1 − PROB_EPS] does not
+    # exist in half precision)
+    p, y = _elementwise_args("binary_cross_entropy", probs, y, "probabilities", "targets")
     p = jnp.clip(p, PROB_EPS, 1.0 - PROB_EPS)
     return jnp.mean(-(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p)))
 
@@ -439,7 +468,14 @@ def softmax_cross_entropy(logits, labels):
     z = _scores(name, logits, "logits")
     labels = _asarray(name, labels, "labels")
     logp = log_softmax(z, axis=-1)
-    if jnp.issubdtype(labels.dtype, jnp.floating) and labels.shape == z.shape:
+    if jnp.issubdtype(labels.dtype, jnp.floating) and labels.ndim == z.ndim:
+        if labels.shape != z.shape:
+            raise ValueError(
+                f"{_where(name)}: one-hot/probability targets must have the logits' shape "
+                f"{shape_str(z.shape)}, got targets of shape {shape_str(labels.shape)} for "
+                f"logits of shape {shape_str(z.shape)}; class ids instead are integers of "
+                f"shape {shape_str(z.shape[:-1])}."
+            )
         y = labels.astype(jnp.promote_types(z.dtype, labels.dtype))
         # 0·log p is 0 even where log p = −inf (a masked logit).
         return jnp.mean(-jnp.sum(jnp.where(y == 0, 0.0, y * logp), axis=-1))
@@ -471,8 +507,8 @@ def cross_entropy(probs, onehot):
             f"{shape_str(y.shape)}. For class ids use nll(jnp.log(probs), labels) or "
             "jax.nn.one_hot(labels, C)."
         )
-    p, y = map(at_least_float32,   # PROB_EPS is 0 or subnormal in half precision
-               _elementwise_args(name, probs, onehot, "probabilities", "targets"))
+    # in float32 at least: PROB_EPS is 0 or subnormal in half precision
+    p, y = _elementwise_args(name, probs, onehot, "probabilities", "targets")
     return jnp.mean(-jnp.sum(y * jnp.log(jnp.maximum(p, PROB_EPS)), axis=-1))
 
 

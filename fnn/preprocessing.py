@@ -20,7 +20,12 @@ Each constructor returns a `Preprocessor`, a NamedTuple of three pure functions
 
 Conventions:
 - Inputs are batch-first, `(N, ...)`. Integer and bool inputs (e.g. uint8 images)
-  are converted to float32 first; float inputs keep their dtype.
+  are converted to float32 first; float inputs keep their dtype (statistics and
+  outputs), but float16/bfloat16 data are computed in float32 inside, so that
+  differences and squares beyond 65504 do not overflow (a stored eigenvalue beyond
+  65504 is inf, but the whitening matrices are computed from the float32 values
+  before they are stored). `transform(stats, x)`
+  takes the statistics its own `fit` returned; anything else is a `TypeError`.
 - `center`, `standardize` and `minmax` are element-wise: statistics have the
   shape of one example `x.shape[1:]` (per feature/pixel) with the axes in `axis`
   (which must include the batch axis 0) reduced to size 1 — `axis=(0, 1, 2)` on
@@ -49,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int, shape_str
+from fnn._checks import check_number, check_positive_int, describe_value, shape_str
 from fnn._util import at_least_float32
 
 __all__ = [
@@ -83,7 +88,8 @@ class CenterStats(NamedTuple):
 
 class StandardizeStats(NamedTuple):
     mean: Any  # like CenterStats.mean
-    std: Any   # max(σ, eps), same shape (the divisor used by transform)
+    std: Any   # max(σ, eps), same shape (the divisor used by transform); in half
+    #            precision at least the dtype's smallest normal number (eps may round to 0)
 
 
 class MinMaxStats(NamedTuple):
@@ -110,6 +116,15 @@ class WhiteningStats(NamedTuple):
 
 
 def _as_float(where: str, x):
+    if not isinstance(x, jax.Array):  # lists, NumPy arrays: check before jnp.asarray's errors
+        try:
+            dtype = np.asarray(x).dtype
+        except ValueError:
+            raise TypeError(f"{where}: expected an array or a rectangular nested list of "
+                            "numbers, got a ragged nested list.") from None
+        if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+            raise TypeError(f"{where}: expected a real-valued array of shape (N, ...), got "
+                            f"{describe_value(x)}.")
     x = jnp.asarray(x)
     if x.ndim < 2:
         raise ValueError(
@@ -137,7 +152,12 @@ def _finite(where: str, x):
 
 
 def _check_axis(where: str, axis) -> tuple[int, ...]:
-    axes = (axis,) if isinstance(axis, int) and not isinstance(axis, bool) else axis
+    def is_int(a):  # NumPy integers too (np.int64(0) from an array of axes)
+        return hasattr(a, "__index__") and not isinstance(a, (bool, np.bool_))
+
+    axes = (axis,) if is_int(axis) else axis
+    if isinstance(axes, tuple) and all(map(is_int, axes)):
+        axes = tuple(int(a) for a in axes)
     if not isinstance(axes, tuple) or not all(
         isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in axes
     ) or 0 not in axes or len(set(axes)) != len(axes):
@@ -168,6 +188,26 @@ def _first(x, axis, keepdims=True):
     return x[tuple(slice(0, 1) if i in axis else slice(None) for i in range(x.ndim))]
 
 
+def _in_float32(fn, x, *stats):
+    """`fn(x, *stats)` computed in float32 at least (float16 overflows at 65504: the
+    range 60000 − (−60000) of two representable numbers is inf), returned in the dtype
+    of the inputs."""
+    dtype = jnp.result_type(x, *stats)
+    return fn(at_least_float32(x), *map(at_least_float32, stats)).astype(dtype)
+
+
+def _check_stats(where: str, stats, cls) -> None:
+    """Raise TypeError unless `stats` has the fields of `cls` (as `fit` returns them):
+    `transform(None, x)` or another preprocessor's statistics would be an AttributeError."""
+    if not all(hasattr(stats, f) for f in cls._fields):
+        fit = where.rsplit(".", 1)[0] + "(...).fit(x)"
+        raise TypeError(
+            f"{where}: stats must be the {cls.__name__} returned by {fit} (fields "
+            f"{', '.join(cls._fields)}), got {describe_value(stats)}"
+            f"{' — call fit first' if stats is None else ''}."
+        )
+
+
 def _check_stats_shape(where: str, x, stat) -> None:
     if x.ndim != stat.ndim + 1 or any(
         s != 1 and s != d for s, d in zip(stat.shape, x.shape[1:], strict=True)
@@ -190,11 +230,12 @@ def _flatten(where: str, x, features: int | None = None):
 
 
 def _eigh_cov(where: str, x, k, variance):
-    """Mean, eigenvalues (decreasing) and Uᵀ rows of the biased covariance of (N, D) `x`."""
+    """Mean, Uᵀ rows and eigenvalues (decreasing) of the biased covariance of (N, D) `x`,
+    in float32 at least (LAPACK's eigh has no float16, and a variance beyond 65504 would
+    be inf: the caller casts what it stores)."""
     n, d = x.shape
     _not_empty(where, x, (0,))
-    dtype = x.dtype
-    x = at_least_float32(x)  # LAPACK's eigh has no float16
+    x = at_least_float32(x)
     if k is not None and k > d:
         raise ValueError(f"{where}: k={k} exceeds the number of features D={d}.")
     mean = jnp.mean(x, axis=0)
@@ -210,7 +251,7 @@ def _eigh_cov(where: str, x, k, variance):
         k = _k_for_variance(where, evals, variance)
     if k is not None:
         evals, comps = evals[:k], comps[:k]
-    return mean.astype(dtype), comps.astype(dtype), evals.astype(dtype)
+    return mean, comps, evals
 
 
 def _k_for_variance(where: str, evals, variance: float) -> int:
@@ -253,11 +294,13 @@ def center(axis=0) -> Preprocessor:
 
     def transform(stats, x):
         x = _as_float(where + ".transform", x)
+        _check_stats(where + ".transform", stats, CenterStats)
         _check_stats_shape(where + ".transform", x, stats.mean)
         return x - stats.mean[None]
 
     def inverse(stats, z):
         z = _as_float(where + ".inverse", z)
+        _check_stats(where + ".inverse", stats, CenterStats)
         _check_stats_shape(where + ".inverse", z, stats.mean)
         return z + stats.mean[None]
 
@@ -277,24 +320,32 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
 
     def fit(x):
         x = _finite(where + ".fit", _as_float(where + ".fit", x))
+        dtype = x.dtype
+        x = at_least_float32(x)  # (x − μ)² of float16 data overflows beyond |x − μ| = 256
         # statistics of x − x[0]: exact zeros for a constant feature, so its σ is 0 (not
         # float32 rounding noise of the mean) and it maps to 0; also less cancellation
         shift = jax.lax.stop_gradient(_reduce(where + ".fit", x, axes, _first))
         d = x - shift[None]
         mean_d = _reduce(where + ".fit", d, axes, jnp.mean)
         var = _reduce(where + ".fit", (d - mean_d[None]) ** 2, axes, jnp.mean)
-        std = jnp.sqrt(jnp.maximum(var, eps * eps))  # = max(σ, eps), with a finite gradient
-        return StandardizeStats(shift + mean_d, std.astype(x.dtype))
+        # = max(σ, eps) with a finite gradient at σ = 0; the outer max for eps < 1e-19,
+        # whose square is 0 in float32
+        std = jnp.maximum(jnp.sqrt(jnp.maximum(var, eps * eps)), eps)
+        # in half precision eps may round to 0: keep the divisor positive
+        std = jnp.maximum(std.astype(dtype), jnp.finfo(dtype).tiny)
+        return StandardizeStats((shift + mean_d).astype(dtype), std)
 
     def transform(stats, x):
         x = _as_float(where + ".transform", x)
+        _check_stats(where + ".transform", stats, StandardizeStats)
         _check_stats_shape(where + ".transform", x, stats.mean)
-        return (x - stats.mean[None]) / stats.std[None]
+        return _in_float32(lambda x, m, s: (x - m[None]) / s[None], x, stats.mean, stats.std)
 
     def inverse(stats, z):
         z = _as_float(where + ".inverse", z)
+        _check_stats(where + ".inverse", stats, StandardizeStats)
         _check_stats_shape(where + ".inverse", z, stats.mean)
-        return z * stats.std[None] + stats.mean[None]
+        return _in_float32(lambda z, m, s: z * s[None] + m[None], z, stats.mean, stats.std)
 
     return Preprocessor(fit, transform, inverse, "standardize")
 
@@ -314,18 +365,23 @@ def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
         return MinMaxStats(_reduce(where + ".fit", x, axes, jnp.min),
                            _reduce(where + ".fit", x, axes, jnp.max))
 
-    def _range(stats):
-        return jnp.maximum(stats.max - stats.min, eps)[None]
+    def _transform(x, lo, hi):
+        return 2.0 * (x - lo[None]) / jnp.maximum(hi - lo, eps)[None] - 1.0
+
+    def _inverse(z, lo, hi):
+        return (z + 1.0) * 0.5 * jnp.maximum(hi - lo, eps)[None] + lo[None]
 
     def transform(stats, x):
         x = _as_float(where + ".transform", x)
+        _check_stats(where + ".transform", stats, MinMaxStats)
         _check_stats_shape(where + ".transform", x, stats.min)
-        return 2.0 * (x - stats.min[None]) / _range(stats) - 1.0
+        return _in_float32(_transform, x, stats.min, stats.max)
 
     def inverse(stats, z):
         z = _as_float(where + ".inverse", z)
+        _check_stats(where + ".inverse", stats, MinMaxStats)
         _check_stats_shape(where + ".inverse", z, stats.min)
-        return (z + 1.0) * 0.5 * _range(stats) + stats.min[None]
+        return _in_float32(_inverse, z, stats.min, stats.max)
 
     return Preprocessor(fit, transform, inverse, "minmax")
 
@@ -352,18 +408,22 @@ def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
 
     def fit(x):
         x = _finite(where + ".fit", _flatten(where + ".fit", x))
-        return PCAStats(*_eigh_cov(where + ".fit", x, k, variance))
+        return PCAStats(*(a.astype(x.dtype) for a in _eigh_cov(where + ".fit", x, k, variance)))
 
     def transform(stats, x):
+        _check_stats(where + ".transform", stats, PCAStats)
         x = _flatten(where + ".transform", x, stats.mean.shape[0])
-        return jnp.matmul(x - stats.mean[None], stats.components.T, precision=_HIGHEST)
+        return _in_float32(lambda x, m, u: jnp.matmul(x - m[None], u.T, precision=_HIGHEST),
+                           x, stats.mean, stats.components)
 
     def inverse(stats, z):
+        _check_stats(where + ".inverse", stats, PCAStats)
         z = _as_float(where + ".inverse", z)
         if z.ndim != 2 or z.shape[1] != stats.components.shape[0]:
             raise ValueError(f"{where}.inverse: expected (N, {stats.components.shape[0]}) "
                              f"component scores, got shape {shape_str(z.shape)}.")
-        return jnp.matmul(z, stats.components, precision=_HIGHEST) + stats.mean[None]
+        return _in_float32(lambda z, m, u: jnp.matmul(z, u, precision=_HIGHEST) + m[None],
+                           z, stats.mean, stats.components)
 
     return Preprocessor(fit, transform, inverse, "pca")
 
@@ -378,20 +438,25 @@ def _whitening(where, name, k, variance, eps, zca: bool) -> Preprocessor:
         if zca:
             matrix = jnp.matmul(matrix, comps, precision=_HIGHEST)            # U Λ^-½ Uᵀ
             inverse_matrix = jnp.matmul(comps.T, inverse_matrix, precision=_HIGHEST)
-        return WhiteningStats(mean, comps, evals, matrix, inverse_matrix)
+        stats = (mean, comps, evals, matrix, inverse_matrix)
+        return WhiteningStats(*(a.astype(x.dtype) for a in stats))
 
     def transform(stats, x):
+        _check_stats(where + ".transform", stats, WhiteningStats)
         flat = _flatten(where + ".transform", x, stats.mean.shape[0])
-        z = jnp.matmul(flat - stats.mean[None], stats.matrix, precision=_HIGHEST)
+        z = _in_float32(lambda x, m, w: jnp.matmul(x - m[None], w, precision=_HIGHEST),
+                        flat, stats.mean, stats.matrix)
         return z.reshape(jnp.shape(x)) if zca else z
 
     def inverse(stats, z):
+        _check_stats(where + ".inverse", stats, WhiteningStats)
         z = _as_float(where + ".inverse", z)
         flat = z.reshape(z.shape[0], -1)
         if flat.shape[1] != stats.inverse_matrix.shape[0]:
             raise ValueError(f"{where}.inverse: expected (N, {stats.inverse_matrix.shape[0]}) "
                              f"whitened data, got shape {shape_str(z.shape)}.")
-        x = jnp.matmul(flat, stats.inverse_matrix, precision=_HIGHEST) + stats.mean[None]
+        x = _in_float32(lambda z, m, w: jnp.matmul(z, w, precision=_HIGHEST) + m[None],
+                        flat, stats.mean, stats.inverse_matrix)
         return x.reshape(z.shape) if zca else x
 
     return Preprocessor(fit, transform, inverse, name)

@@ -20,7 +20,8 @@ leaf is penalised unless
 So weight matrices, conv kernels, recurrent weights (`w_x`, `w_h`) and
 embedding tables are penalised; biases and norm parameters are not — the usual
 practice (Keras's `kernel_regularizer`). Integer and bool leaves are never
-penalised. To change the rule pass `include=`:
+penalised; complex and non-numeric leaves (strings, objects) raise `TypeError`.
+To change the rule pass `include=`:
 
 - `include="all"`: every floating-point leaf, biases too (what PyTorch's
   `weight_decay` does to all parameters of an optimizer);
@@ -32,14 +33,16 @@ penalised. To change the rule pass `include=`:
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from fnn._checks import check_number
+from fnn._checks import check_number, describe_value
 from fnn._util import at_least_float32
 
 __all__ = ["l1", "l2", "default_include", "EXCLUDED_KEYS"]
@@ -97,7 +100,31 @@ def _predicate(where: str, include) -> Callable[[str, Any], bool]:
             f"{where}: include must be None, \"all\", or a predicate "
             f"include(path, leaf) -> bool; got {include!r}."
         )
+    try:
+        inspect.signature(include).bind("0_Dense/w", None)
+    except TypeError:
+        raise TypeError(
+            f"{where}: include must take two arguments, include(path, leaf) -> bool; "
+            f"got {include!r} with signature {inspect.signature(include)}."
+        ) from None
+    except ValueError:  # no signature to read (some builtins): just call it
+        pass
     return include
+
+
+def _decide(where: str, pred, path: str, leaf) -> bool:
+    """`pred(path, leaf)` as a Python bool. A predicate that returns None (a forgotten
+    `return`) would silently penalise nothing, and one that reads the leaf's values
+    gives an array or a tracer: both are TypeErrors naming the path."""
+    rule = ("include(path, leaf) must return True or False, decided from the path and the "
+            "leaf's shape/dtype (never its values, which are traced under jit)")
+    try:
+        decision = pred(path, leaf)
+    except jax.errors.ConcretizationTypeError:  # bool() of a traced value inside pred
+        raise TypeError(f"{where}: {rule}; for {path!r} it read the traced values.") from None
+    if isinstance(decision, (bool, np.bool_)):
+        return bool(decision)
+    raise TypeError(f"{where}: {rule}; for {path!r} it returned {describe_value(decision)}.")
 
 
 def _check_weight(where: str, weight):
@@ -112,12 +139,28 @@ def _selected(where: str, params, include) -> list:
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     out = []
     for path, leaf in flat:
-        leaf = jnp.asarray(leaf)
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+        path = _path_str(path)
+        dtype = _leaf_dtype(leaf)
+        if dtype is None or jnp.issubdtype(dtype, jnp.complexfloating):
+            kind = "complex" if dtype is not None else "non-numeric"
+            raise TypeError(
+                f"{where}: params must hold real-valued arrays, got a {kind} leaf at "
+                f"{path!r}: {describe_value(leaf)}."
+            )
+        if not jnp.issubdtype(dtype, jnp.floating):
             continue
-        if pred(_path_str(path), leaf):
+        leaf = jnp.asarray(leaf)
+        if _decide(where, pred, path, leaf):
             out.append(leaf)
     return out
+
+
+def _leaf_dtype(leaf):
+    """The dtype a leaf has (or gets from `jnp.asarray`); None if it is not numeric."""
+    if isinstance(leaf, jax.Array):
+        return leaf.dtype
+    dtype = np.asarray(leaf).dtype
+    return dtype if np.issubdtype(dtype, np.number) or dtype == np.bool_ else None
 
 
 def _total(weight, leaves, term):

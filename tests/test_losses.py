@@ -635,3 +635,71 @@ def test_loss_hyperparameters_may_be_traced():
     chex.assert_trees_all_close(jax.grad(losses.smooth_l1)(pred, y, 0.0), jnp.sign(pred) / 3)
     s, labels = jnp.array([[1.0, 2.0, 3.0]]), jnp.array([0])
     assert float(jax.jit(losses.multiclass_hinge)(s, labels, 0.5)) == pytest.approx(1.5 + 2.5)
+
+
+# --- found by an adversarial audit: each test failed before its fix -----------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_losses_are_computed_and_returned_in_float32(dtype):
+    """float16 squares 300 to inf, exp(12) to inf: the loss is computed in float32 (and bfloat16
+    keeps 3 digits): each value matches float64 NumPy on the same half-precision inputs."""
+    def half(a):
+        return jnp.asarray(a, dtype)
+
+    def f64(a):
+        return np.asarray(a, np.float64)
+
+    p, y = half([300.0] + [0.0] * 9), half(np.zeros(10))
+    s, pm1 = half([12.0, 0.0, 1.3]), half([-1.0, 1.0, 1.0])
+    z, ids = half([[-60000.0, 60000.0], [0.1, 0.2]]), jnp.array([0, 1])
+    cases = [
+        (losses.mse(p, y), ref_mse(f64(p), f64(y))),
+        (losses.exponential(s, pm1), ref_exponential(f64(s), f64(pm1))),
+        (losses.mape(half([1.0, 2.0]), half([0.0, 3.0])), ref_mape(np.array([1.0, 2.0]),
+                                                                   np.array([0.0, 3.0]))),
+        (losses.softmax_cross_entropy(z, ids), ref_softmax_ce(f64(z), np.asarray(ids))),
+        (losses.multiclass_hinge(z, ids), ref_multiclass_hinge(f64(z), np.asarray(ids))),
+    ]
+    for got, want in cases:
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    g = jax.grad(losses.mse)(p, y)
+    assert g.dtype == dtype and np.all(np.isfinite(np.asarray(g, np.float32)))
+
+
+@pytest.mark.parametrize("fn", CLASS_ID_LOSSES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [jnp.uint8, jnp.int8])
+def test_small_integer_class_ids_with_more_classes_than_their_dtype_holds(fn, dtype):
+    """C = 200 does not fit int8, C = 300 not uint8: the id checks and the class index must
+    not be computed in the labels' dtype (was NaN or a raw OverflowError)."""
+    c = 300 if dtype == jnp.uint8 else 200
+    z = jnp.asarray(np.random.default_rng(0).normal(size=(2, c)), jnp.float32)
+    ids = np.array([100, 7])
+    want = float(fn(z, jnp.asarray(ids, jnp.int32)))
+    assert float(fn(z, jnp.asarray(ids, dtype))) == pytest.approx(want, rel=1e-6)
+    assert float(jax.jit(fn)(z, jnp.asarray(ids, dtype))) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.skipif(jax.config.jax_enable_x64, reason="int64 ids fit under jax_enable_x64")
+def test_int64_values_that_int32_cannot_hold_raise_instead_of_wrapping():
+    """np.int64 id 2**32 became class 0 in jnp.asarray (a silently wrong loss)."""
+    z = jnp.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: labels.*4294967296.*int32"):
+        losses.softmax_cross_entropy(z, np.array([0, 2**32]))
+    with pytest.raises(ValueError, match=r"nll: labels.*-4294967295.*int32"):
+        losses.nll(z, np.array([0, -(2**32) + 1]))
+    with pytest.raises(ValueError, match=r"multiclass_hinge: labels.*1099511627776"):
+        losses.multiclass_hinge(z, [1, 2**40])      # a list: was a raw OverflowError
+    with pytest.raises(ValueError, match=r"mse: targets.*4294967296"):
+        losses.mse(jnp.zeros(1), np.array([2**32]))
+
+
+def test_one_hot_targets_with_the_wrong_number_of_classes_say_so():
+    """Float (N, C') targets used to be reported as 'class-id labels must have shape (N,)'."""
+    z = jnp.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"softmax_cross_entropy: one-hot/probability targets "
+                                         rf"must have the logits' shape.*{_shapes((2, 3), (2, 4))}"):
+        losses.softmax_cross_entropy(z, jnp.ones((2, 4)) / 4)
+    with pytest.raises(ValueError, match=rf"one-hot/probability.*{_shapes((3, 3))}"):
+        losses.softmax_cross_entropy(z, jnp.ones((3, 3)) / 3)

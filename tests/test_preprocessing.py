@@ -261,3 +261,78 @@ def test_fit_refuses_nan_or_inf_data(make):
     with pytest.raises(ValueError, match=r"\.fit: the data hold 1 NaN/Inf value\(s\), the first "
                                          r"at index \(2, 1\)"):
         make().fit(x)
+
+
+# --- found by an adversarial audit: each test failed before its fix -----------------------
+
+
+def test_half_precision_standardize_and_minmax_do_not_overflow():
+    """60000 − (−60000) is inf in float16: σ and the range were inf/NaN, z was NaN."""
+    x = np.array([[60000.0, 0.1], [-60000.0, 0.1], [0.0, 0.1]], np.float16)
+    x64 = x.astype(np.float64)
+    for prep, want in [
+        (pp.standardize(), (x64 - x64.mean(0)) / np.maximum(x64.std(0), 1e-8)),
+        (pp.minmax(), 2 * (x64 - x64.min(0)) / np.maximum(np.ptp(x64, 0), 1e-8) - 1),
+    ]:
+        stats, z = prep.fit_transform(x)
+        assert z.dtype == jnp.float16
+        np.testing.assert_allclose(np.asarray(z, np.float64), want, atol=1e-3)
+        np.testing.assert_allclose(np.asarray(prep.inverse(stats, z), np.float64), x64,
+                                   rtol=1e-3)
+
+
+def test_standardize_with_an_eps_whose_square_underflows():
+    """eps = 1e-30: eps² is 0 in float32, so σ of a constant feature was 0 and z was 0/0 = NaN."""
+    x = np.stack([np.full(4, 0.3, np.float32), np.arange(4, dtype=np.float32)], axis=1)
+    stats, z = pp.standardize(eps=1e-30).fit_transform(x)
+    np.testing.assert_allclose(stats.std, [1e-30, np.arange(4.0).std()], rtol=1e-6)
+    np.testing.assert_array_equal(z[:, 0], np.zeros(4))
+
+
+@pytest.mark.parametrize("make", [pp.pca_whitening, pp.zca_whitening])
+def test_half_precision_whitening_of_a_feature_with_variance_beyond_65504(make):
+    """A variance of 400² is inf in float16: its whitening scale 1/√(inf + eps) was 0, so the
+    first whitened feature was 0 instead of unit variance."""
+    x = (np.random.default_rng(0).normal(size=(200, 3)) * [400.0, 10.0, 1.0]).astype(np.float16)
+    stats, z = make().fit_transform(x)
+    assert z.dtype == jnp.float16
+    np.testing.assert_allclose(np.diag(cov64(z)), 1.0, atol=2e-3)
+    np.testing.assert_allclose(np.asarray(make().inverse(stats, z), np.float64),
+                               x.astype(np.float64), rtol=2e-3, atol=0.5)
+
+
+@pytest.mark.parametrize("make, stats_type", [
+    (pp.center, "CenterStats"), (pp.standardize, "StandardizeStats"),
+    (pp.minmax, "MinMaxStats"), (pp.pca, "PCAStats"),
+    (pp.pca_whitening, "WhiteningStats"), (pp.zca_whitening, "WhiteningStats"),
+])
+def test_transform_before_fit_or_with_other_statistics_raises_type_error(make, stats_type):
+    """transform(None, x) was an AttributeError: 'NoneType' object has no attribute 'mean'."""
+    prep, x = make(), correlated_data(n=8, d=3)
+    with pytest.raises(TypeError, match=rf"{prep.name}\.transform: stats must be the "
+                                        rf"{stats_type}.*got None — call fit first"):
+        prep.transform(None, x)
+    other = (pp.center() if prep.name == "minmax" else pp.minmax()).fit(x)
+    with pytest.raises(TypeError, match=rf"{prep.name}\.inverse: stats must be the {stats_type}"):
+        prep.inverse(other, x)
+
+
+@pytest.mark.parametrize("data, match", [
+    (np.array([["a", "b"]]), r"array of dtype <U1 and shape \(1, 2\)"),  # raw JAX errors
+    (None, "got None"),
+    ([[1.0, 2.0], [3.0]], "ragged nested list"),                        # raw NumPy ValueError
+])
+def test_non_numeric_data_raise_type_error_naming_the_function(data, match):
+    with pytest.raises(TypeError, match=rf"preprocessing\.standardize\.fit: .*{match}"):
+        pp.standardize().fit(data)
+    with pytest.raises(TypeError, match=rf"preprocessing\.pca\.fit: .*{match}"):
+        pp.pca().fit(data)
+
+
+def test_numpy_integer_axes_are_accepted():
+    """np.int64(0) was refused with 'axis must be 0 ..., got 0'."""
+    x = correlated_data(n=6, d=4).reshape(6, 2, 2)
+    for axis in (np.int64(0), (np.int64(0), np.int32(1))):
+        stats = pp.standardize(axis=axis).fit(x)
+        want = pp.standardize(axis=int(axis) if np.ndim(axis) == 0 else (0, 1)).fit(x)
+        np.testing.assert_array_equal(stats.std, want.std)

@@ -152,3 +152,38 @@ def test_half_precision_leaves_are_summed_in_float32():
     assert float(got) == pytest.approx(10.0, rel=1e-6)
     got = regularizers.l1({"w": jnp.full((70000,), 1.0, jnp.float16)}, 1.0)
     assert float(got) == pytest.approx(70000.0, rel=1e-6)
+
+
+# --- found by an adversarial audit: each test failed before its fix -----------------------
+
+
+@pytest.mark.parametrize("fn", [regularizers.l1, regularizers.l2], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("leaf, kind", [
+    ("abc", "non-numeric"),                       # was a raw JAX 'not a valid JAX array type'
+    (object(), "non-numeric"),
+    (jnp.array([1.0 + 2.0j]), "complex"),         # was silently skipped: penalty 0
+])
+def test_leaves_that_are_not_real_arrays_raise_naming_the_path(fn, leaf, kind):
+    params = {"0_Dense": {"w": leaf, "b": jnp.ones(2)}}
+    with pytest.raises(TypeError, match=rf"regularizers\.{fn.__name__}: .*{kind} leaf at "
+                                        r"'0_Dense/w'"):
+        fn(params, 0.1)
+
+
+@pytest.mark.parametrize("include, says", [
+    (lambda path, w: None, "returned None"),          # a forgotten return: penalised nothing
+    (lambda path, w: w > 0, "returned an array of dtype bool and shape \\(2,\\)"),  # raw error
+])
+def test_include_must_return_a_bool(include, says):
+    with pytest.raises(TypeError, match=rf"l2: include\(path, leaf\) must return True or False"
+                                        rf".*'0_Dense/w'.*{says}"):
+        regularizers.l2({"0_Dense": {"w": jnp.ones(2)}}, 0.1, include=include)
+
+
+def test_include_that_reads_values_under_jit_or_takes_one_argument_raises():
+    params = {"w": jnp.ones(2)}
+    with pytest.raises(TypeError, match=r"l1: include\(path, leaf\).*'w' it read the traced"):
+        jax.jit(lambda p: regularizers.l1(p, 1.0, include=lambda path, w: bool(w.sum() > 0)))(
+            params)
+    with pytest.raises(TypeError, match=r"l2: include must take two arguments.*\(path\)"):
+        regularizers.l2(params, 1.0, include=lambda path: True)
