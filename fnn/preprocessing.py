@@ -12,8 +12,8 @@ Each constructor returns a `Preprocessor`, a NamedTuple of three pure functions
 | constructor | statistics | transform |
 |---|---|---|
 | `center(axis=0)` | `mean` | `z = x − μ` |
-| `standardize(eps=1e-8, axis=0)` | `mean`, `std` | `z = (x − μ) / max(σ, eps)` |
-| `minmax(eps=1e-8, axis=0)` | `min`, `max` | `z = 2 (x − min) / max(max − min, eps) − 1` |
+| `standardize(eps=1e-8, axis=0)` | `mean`, `std` | `z = (x − μ) / s`, `s = σ` (or 1) |
+| `minmax(eps=1e-8, axis=0)` | `min`, `max` | `z = 2 (x − min) / r − 1`, `r = max − min` (or 1) |
 | `pca(k=None, variance=None)` | `mean`, `components`, `eigenvalues` | `z = (x − μ) Uₖ` |
 | `pca_whitening(k, variance, eps=1e-5)` | `WhiteningStats` | `z = (x − μ) Uₖ (Λₖ + eps)^-½` |
 | `zca_whitening(eps=1e-5)` | `WhiteningStats` | `z = (x − μ) U (Λ + eps)^-½ Uᵀ` |
@@ -88,8 +88,8 @@ class CenterStats(NamedTuple):
 
 class StandardizeStats(NamedTuple):
     mean: Any  # like CenterStats.mean
-    std: Any   # max(σ, eps), same shape (the divisor used by transform); in half
-    #            precision at least the dtype's smallest normal number (eps may round to 0)
+    std: Any   # σ where σ > eps, else 1; same shape (the divisor used by transform); in
+    #            half precision at least the dtype's smallest normal number
 
 
 class MinMaxStats(NamedTuple):
@@ -308,11 +308,14 @@ def center(axis=0) -> Preprocessor:
 
 
 def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
-    """Standardisation: `z = (x − μ) / max(σ, eps)`, per feature (mean 0, std 1).
+    """Standardisation: `z = (x − μ) / s`, per feature (mean 0, std 1), with
+    `s = σ` where `σ > eps` and `s = 1` elsewhere.
 
-    `μ` and `σ` (population std, `ddof=0`) are taken over `axis`. The `eps`
-    guard keeps a constant feature (`σ = 0`) finite: it maps to 0 instead of
-    0/0. Inverse: `x = z · max(σ, eps) + μ`.
+    `μ` and `σ` (population std, `ddof=0`) are taken over `axis`. A feature
+    that is constant in the training data (`σ ≤ eps`) is only centred: it maps to
+    0 there, and new data that do vary there are not blown up by `1/eps` (an
+    always-black border pixel of MNIST; scikit-learn's `StandardScaler` does the
+    same). Inverse: `x = z · s + μ`.
     """
     where = "preprocessing.standardize"
     eps = check_number(where, "eps", eps, low=0.0, low_open=True)
@@ -328,9 +331,9 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
         d = x - shift[None]
         mean_d = _reduce(where + ".fit", d, axes, jnp.mean)
         var = _reduce(where + ".fit", (d - mean_d[None]) ** 2, axes, jnp.mean)
-        # = max(σ, eps) with a finite gradient at σ = 0; the outer max for eps < 1e-19,
-        # whose square is 0 in float32
-        std = jnp.maximum(jnp.sqrt(jnp.maximum(var, eps * eps)), eps)
+        varies = var > eps * eps   # σ > eps (for eps < 1e-19, whose square is 0: σ > 0)
+        # the inner where keeps the gradient finite at σ = 0 (√ has an infinite slope there)
+        std = jnp.where(varies, jnp.sqrt(jnp.where(varies, var, 1.0)), 1.0)
         # in half precision eps may round to 0: keep the divisor positive
         std = jnp.maximum(std.astype(dtype), jnp.finfo(dtype).tiny)
         return StandardizeStats((shift + mean_d).astype(dtype), std)
@@ -351,10 +354,13 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
 
 
 def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
-    """Scaling to [−1, 1]: `z = 2 (x − min) / max(max − min, eps) − 1`, per feature.
+    """Scaling to [−1, 1]: `z = 2 (x − min) / r − 1`, per feature, with the range
+    `r = max − min` where it exceeds `eps` and `r = 1` elsewhere.
 
-    The training data map exactly onto [−1, 1] (a constant feature maps to −1);
-    new data may fall outside. Inverse: `x = (z + 1) / 2 · max(max − min, eps) + min`.
+    The training data map exactly onto [−1, 1]; a feature constant in the training
+    data maps to −1 there, and new data that vary there are shifted, not blown up
+    by `1/eps` (scikit-learn's `MinMaxScaler` does the same). New data may fall
+    outside [−1, 1]. Inverse: `x = (z + 1) / 2 · r + min`.
     """
     where = "preprocessing.minmax"
     eps = check_number(where, "eps", eps, low=0.0, low_open=True)
@@ -365,11 +371,14 @@ def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
         return MinMaxStats(_reduce(where + ".fit", x, axes, jnp.min),
                            _reduce(where + ".fit", x, axes, jnp.max))
 
+    def _range(lo, hi):
+        return jnp.where(hi - lo > eps, hi - lo, 1.0)[None]
+
     def _transform(x, lo, hi):
-        return 2.0 * (x - lo[None]) / jnp.maximum(hi - lo, eps)[None] - 1.0
+        return 2.0 * (x - lo[None]) / _range(lo, hi) - 1.0
 
     def _inverse(z, lo, hi):
-        return (z + 1.0) * 0.5 * jnp.maximum(hi - lo, eps)[None] + lo[None]
+        return (z + 1.0) * 0.5 * _range(lo, hi) + lo[None]
 
     def transform(stats, x):
         x = _as_float(where + ".transform", x)

@@ -285,8 +285,29 @@ def test_standardize_with_an_eps_whose_square_underflows():
     """eps = 1e-30: eps² is 0 in float32, so σ of a constant feature was 0 and z was 0/0 = NaN."""
     x = np.stack([np.full(4, 0.3, np.float32), np.arange(4, dtype=np.float32)], axis=1)
     stats, z = pp.standardize(eps=1e-30).fit_transform(x)
-    np.testing.assert_allclose(stats.std, [1e-30, np.arange(4.0).std()], rtol=1e-6)
+    np.testing.assert_allclose(stats.std, [1.0, np.arange(4.0).std()], rtol=1e-6)
     np.testing.assert_array_equal(z[:, 0], np.zeros(4))
+
+
+def test_a_feature_constant_in_training_is_not_blown_up_on_new_data():
+    """A feature constant in the training data (an always-black border pixel) got the
+    divisor eps = 1e-8, so new data 0.5 above it became 5e7; scikit-learn's scalers
+    use a scale of 1 there, and so does fnn now."""
+    train = np.stack([np.zeros(6, np.float32), np.arange(6, dtype=np.float32)], axis=1)
+    new = np.array([[0.5, 2.5], [-1.0, 0.0]], np.float32)
+    std, mm = pp.standardize(), pp.minmax()
+    s_stats, m_stats = std.fit(train), mm.fit(train)
+    np.testing.assert_allclose(s_stats.std, [1.0, np.arange(6.0).std()], rtol=1e-6)
+    np.testing.assert_allclose(std.transform(s_stats, new)[:, 0], [0.5, -1.0])
+    np.testing.assert_allclose(mm.transform(m_stats, new)[:, 0], [2 * 0.5 - 1, 2 * -1.0 - 1])
+    np.testing.assert_allclose(mm.transform(m_stats, train)[:, 0], -1.0)
+    for prep, stats in ((std, s_stats), (mm, m_stats)):
+        np.testing.assert_allclose(prep.inverse(stats, prep.transform(stats, new)), new,
+                                   atol=1e-6)
+    # a feature that does vary by more than eps keeps its own scale
+    tiny = np.stack([np.array([0.0, 1e-6] * 3, np.float32), np.arange(6.0, dtype=np.float32)], 1)
+    np.testing.assert_allclose(pp.standardize(eps=1e-8).fit(tiny).std[0], 5e-7, rtol=1e-4)
+    np.testing.assert_allclose(pp.standardize(eps=1e-5).fit(tiny).std[0], 1.0)
 
 
 @pytest.mark.parametrize("make", [pp.pca_whitening, pp.zca_whitening])
