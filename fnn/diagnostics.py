@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int
+from fnn._checks import check_number, check_positive_int, describe_value, shape_str
 from fnn.core import Layer
 from fnn.gradcheck import leaf_paths
-from fnn.intermediates import flatten, intermediates, layer_paths
+from fnn.intermediates import _check_trees, _require_serial, flatten, intermediates, layer_paths
 
 __all__ = [
     "dead_relu_fraction", "saturation_fraction", "activation_stats",
@@ -49,6 +49,8 @@ def _activation_batches(where, model, params, state, x, batch_size):
     """Yield flat `{path: np.ndarray}` of every layer's output, batch by batch."""
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a fnn.Layer built with fnn.serial, got {model!r}.")
+    _require_serial(where, model)
+    _check_trees(where, params, state)
     batch_size = check_positive_int(where, "batch_size", batch_size)
     n = int(jnp.shape(x)[0]) if jnp.ndim(x) else 0
     if n == 0:
@@ -70,7 +72,11 @@ def _select(where, paths, layers, default_names, what):
                 f"pass layers=[...] with the paths to inspect."
             )
         return chosen
-    layers = [layers] if isinstance(layers, str) else list(layers)
+    if isinstance(layers, str):
+        layers = [layers]
+    elif not (isinstance(layers, (list, tuple)) and all(isinstance(p, str) for p in layers)):
+        raise TypeError(f"{where}: layers must be a layer path or a list of them, such as "
+                        f"{paths[:2]}, got {layers!r}.")
     unknown = [p for p in layers if p not in paths]
     if unknown:
         raise ValueError(f"{where}: unknown layer path(s) {unknown}; the model's layer "
@@ -127,7 +133,7 @@ def saturation_fraction(model: Layer, params, state, x, *, tol: float = 0.01, la
     """
     where = "saturation_fraction"
     tol = check_number(where, "tol", tol, low=0.0, low_open=True)
-    ranges = dict(SATURATING if ranges is None else ranges)
+    ranges = _check_ranges(where, SATURATING if ranges is None else ranges)
     counts, total, chosen = {}, {}, None
     for acts in _activation_batches(where, model, params, state, x, batch_size):
         if chosen is None:
@@ -144,6 +150,25 @@ def saturation_fraction(model: Layer, params, state, x, *, tol: float = 0.01, la
             counts[p] += int(np.sum((a - low < tol) | (high - a < tol)))
             total[p] += a.size
     return {p: counts[p] / total[p] for p in chosen}
+
+
+def _check_ranges(where: str, ranges) -> dict[str, tuple[float, float]]:
+    """`{name: (low, high)}` with finite `low < high`, else an error naming the entry."""
+    if not isinstance(ranges, Mapping):
+        raise TypeError(f"{where}: ranges must be a dict {{layer name: (low, high)}}, such as "
+                        f"{SATURATING}, got {ranges!r}.")
+    def is_number(v):
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+    out = {}
+    for name, bounds in ranges.items():
+        # an infinite end is allowed: (-1, inf) looks at one end only (ELU)
+        if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2
+                and all(map(is_number, bounds)) and float(bounds[0]) < float(bounds[1])):
+            raise ValueError(f"{where}: ranges[{name!r}] must be a pair of numbers (low, high) "
+                             f"with low < high, got {bounds!r}.")
+        out[name] = (float(bounds[0]), float(bounds[1]))
+    return out
 
 
 def activation_stats(model: Layer, params, state, x, *, layers=None,
@@ -186,8 +211,18 @@ def _group_sq_norms(where: str, tree, by: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for path, leaf in leaf_paths(tree):
         name = path if by == "leaf" else (path.rsplit("/", 1)[0] if "/" in path else path)
-        out[name] = out.get(name, 0.0) + float(np.sum(np.square(np.asarray(leaf, np.float64))))
+        out[name] = out.get(name, 0.0) + float(np.sum(np.square(_as_float64(where, path, leaf))))
     return out
+
+
+def _as_float64(where: str, path: str, leaf) -> np.ndarray:
+    """A numeric leaf as a float64 array; anything else (a string, a PRNG key) a TypeError."""
+    dtype = getattr(leaf, "dtype", None)
+    if not (isinstance(leaf, (int, float)) or (dtype is not None and (
+            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)))):
+        raise TypeError(f"{where}: leaf {path!r} must be a numeric array, "
+                        f"got {describe_value(leaf)}.")
+    return np.asarray(leaf, np.float64)
 
 
 def _params_of(tree):
@@ -220,6 +255,10 @@ def update_ratios(params, new_params, *, by: str = "leaf") -> dict[str, float]:
     if jax.tree.structure(old) != jax.tree.structure(new):
         raise ValueError(f"{where}: params and new_params have different structures: "
                          f"{jax.tree.structure(old)} vs {jax.tree.structure(new)}.")
+    for (path, a), (_, b) in zip(leaf_paths(old), leaf_paths(new), strict=True):
+        if np.shape(_as_float64(where, path, a)) != np.shape(_as_float64(where, path, b)):
+            raise ValueError(f"{where}: leaf {path!r} has shape {shape_str(np.shape(a))} in "
+                             f"params but {shape_str(np.shape(b))} in new_params.")
     delta = jax.tree.map(lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64),
                          old, new)
     num = _group_sq_norms(where, delta, by)
@@ -254,6 +293,7 @@ def format_table(stats: Mapping, *, precision: int = 4, column: str = "value",
     """
     if not isinstance(stats, Mapping):
         raise TypeError(f"format_table: expected a dict, got {type(stats).__name__}.")
+    precision = check_positive_int("format_table", "precision", precision)
     rows = list(stats.items())
     nested = any(isinstance(v, Mapping) for _, v in rows)
     if nested:

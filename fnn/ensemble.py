@@ -22,9 +22,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn import compiler
-from fnn._checks import check_input_shape, shape_str
+from fnn._checks import check_flag, check_input_shape, check_key, shape_str
 from fnn.core import Layer
 
 __all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean", "member",
@@ -41,6 +42,33 @@ def ensemble_size(tree) -> int:
             f"axis K, got leaves of shapes {[shape_str(jnp.shape(a)) for a in leaves][:6]}."
         )
     return int(sizes.pop())
+
+
+def _members(where: str, what: str, tree, k: int | None = None) -> int | None:
+    """K of the stacked pytree `tree` (`k`, or None, for one without leaves, such as the
+    empty state of a model without BatchNorm); a ValueError when its leaves do not share
+    a leading axis (of size `k`, if given)."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return k
+    sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in leaves}
+    if len(sizes) != 1 or None in sizes or (k is not None and sizes != {k}):
+        axis = "a leading member axis K" if k is None else f"the leading member axis K={k}"
+        shapes = [shape_str(jnp.shape(a)) for a in leaves][:6]
+        raise ValueError(f"{where}: every leaf of {what} needs {axis}, got leaves of shapes "
+                         f"{shapes}.")
+    return int(sizes.pop())
+
+
+def _check_model(where: str, model) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(f"{where}: model must be a fnn.Layer, got {model!r}.")
+
+
+def _check_callable(where: str, name: str, fn, form: str, optional: bool = False) -> None:
+    if not (callable(fn) or (optional and fn is None)):
+        raise TypeError(f"{where}: {name} must be a function {form}"
+                        f"{' or None' if optional else ''}, got {fn!r}.")
 
 
 def member(tree, i: int):
@@ -63,14 +91,16 @@ def init_ensemble(model: Layer, keys, input_shape):
     `(params, state)` whose leaves have a leading axis K; member `i` equals
     `model.init(keys[i], input_shape)`.
     """
-    if not isinstance(model, Layer):
-        raise TypeError(f"init_ensemble: model must be a fnn.Layer, got {model!r}.")
-    raw = jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
-    if raw.ndim != 2:
-        raise ValueError(
-            "init_ensemble: keys must be a batch of K keys, e.g. jax.random.split(key, K); "
-            f"got an array of shape {shape_str(jnp.shape(keys))}."
-        )
+    _check_model("init_ensemble", model)
+    how = "init_ensemble: keys must be a batch of K keys, e.g. jax.random.split(key, K); got"
+    if not isinstance(keys, (jax.Array, np.ndarray)):
+        raise TypeError(f"{how} a value of type {type(keys).__name__}.")
+    typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+    raw = jax.random.key_data(keys) if typed else keys
+    if raw.ndim != 2 or raw.shape[0] == 0:
+        raise ValueError(f"{how} an array of shape {shape_str(jnp.shape(keys))}.")
+    if not typed and raw.dtype != np.uint32:
+        raise TypeError(f"{how} an array of dtype {raw.dtype}.")
     shape = check_input_shape("init_ensemble", input_shape, "(d1, ..., dk)")
     return jax.vmap(lambda k: model.init(k, shape))(keys)
 
@@ -100,8 +130,13 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
     `jax.random.split(key, K)[i]`. `losses` is `(K,)`, each member's data loss
     (without the penalty).
     """
-    if not isinstance(model, Layer):
-        raise TypeError(f"make_ensemble_step: model must be a fnn.Layer, got {model!r}.")
+    where = "make_ensemble_step"
+    _check_model(where, model)
+    _check_callable(where, "loss", loss, "loss(pred, y) -> scalar")
+    _check_callable(where, "regularizer", regularizer, "regularizer(params) -> scalar",
+                    optional=True)
+    shared_data = check_flag(where, "shared_data", shared_data)
+    jit = check_flag(where, "jit", jit)
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(
             "make_ensemble_step: optimizer must be a fnn.optim.Optimizer "
@@ -126,9 +161,15 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
     with_key = jax.vmap(member_step, in_axes=(0, 0, data_axis, data_axis, 0))
 
     def step(opt_state, model_state, x, y, key=None):
+        where = "ensemble step"
+        k = _members(where, "opt_state (made by jax.vmap(optimizer.init)(params))", opt_state)
+        _members(where, "model_state (from init_ensemble)", model_state, k)
+        if not shared_data:
+            _members(where, "x (with shared_data=False, x is (K, N, ...))", x, k)
+            _members(where, "y (with shared_data=False, y is (K, N, ...))", y, k)
         if key is None:
             return no_key(opt_state, model_state, x, y)
-        k = ensemble_size(opt_state.step)
+        check_key(where, key)
         return with_key(opt_state, model_state, x, y, jax.random.split(key, k))
 
     return compiler.jit(step, compiler.options()) if jit else step
@@ -137,6 +178,17 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
 def predict_all(model: Layer, params, state, x, *, transform: Callable | None = None):
     """Every member's prediction, `(K, N, ...)`: `model.apply(params_i, state_i, x)`
     with `train=False`, followed by `transform` (e.g. `fnn.softmax`) if given."""
+    return _predict_all("predict_all", model, params, state, x, transform)
+
+
+def _predict_all(where, model, params, state, x, transform):
+    _check_model(where, model)
+    _check_callable(where, "transform", transform, "of the predictions", optional=True)
+    k = _members(where, "params (from init_ensemble)", params)
+    if _members(where, "state (from init_ensemble)", state, k) is None:
+        raise ValueError(f"{where}: params and state have no leaves; pass the stacked "
+                         "(params, state) from init_ensemble.")
+
     def one(p, s):
         y, _ = model.apply(p, s, x)
         return y if transform is None else transform(y)
@@ -149,4 +201,4 @@ def predict_mean(model: Layer, params, state, x, *, transform: Callable | None =
 
     For classifiers average probabilities, not logits: `transform=fnn.softmax`.
     """
-    return jnp.mean(predict_all(model, params, state, x, transform=transform), axis=0)
+    return jnp.mean(_predict_all("predict_mean", model, params, state, x, transform), axis=0)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int, shape_str
+from fnn._checks import check_key, check_number, check_positive_int, shape_str
 
 __all__ = ["check_grads", "leaf_paths"]
 
@@ -97,6 +97,8 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
     tiny = check_number(where, "tiny", tiny, low=0.0, low_open=True)
     if max_coords is not None:
         max_coords = check_positive_int(where, "max_coords", max_coords)
+    if key is not None:
+        check_key(where, key)
     key = jax.random.key(0) if key is None else key
 
     paths = leaf_paths(params)
@@ -111,12 +113,18 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
         params64 = _to64(params)
         args64 = _to64(args)
         fun = jax.jit(lambda p: f(p, *args64))
-        value = fun(params64)
-        if jnp.shape(value) != ():
+        value = jax.eval_shape(fun, params64)
+        if not isinstance(value, jax.ShapeDtypeStruct):
+            raise TypeError(f"{where}: f must return a scalar array, got a "
+                            f"{type(value).__name__}; return the loss alone.")
+        if value.shape != ():
             raise ValueError(
                 f"{where}: f must return a scalar, got an output of shape "
-                f"{shape_str(jnp.shape(value))}; reduce it, e.g. with jnp.mean."
+                f"{shape_str(value.shape)}; reduce it, e.g. with jnp.mean."
             )
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(f"{where}: f must return a real floating-point scalar, got dtype "
+                            f"{value.dtype}.")
         grads = jax.jit(jax.grad(lambda p: f(p, *args64)))(params64)
         per_call = _bytes_per_call(fun, params64)
         leaves, treedef = jax.tree.flatten(params64)
@@ -126,6 +134,9 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
         for i, ((path, _), leaf, g) in enumerate(zip(paths, leaves, grad_leaves, strict=True)):
             base = np.asarray(leaf, np.float64).ravel()
             analytic = np.asarray(g, np.float64).ravel()
+            if base.size == 0:  # nothing to compare
+                errors[path] = 0.0
+                continue
             if max_coords is None or base.size <= max_coords:
                 coords = np.arange(base.size)
             else:

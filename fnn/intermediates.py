@@ -7,8 +7,11 @@ Nested `serial` models give nested dicts; the last entry is the model output.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import jax
 
+from fnn._checks import check_key, check_train, describe_value
 from fnn.core import Layer, _accepted_keywords, _call, _check_extra, as_layer, children, combinator
 
 __all__ = ["intermediates", "flatten", "layer_paths"]
@@ -17,6 +20,36 @@ __all__ = ["intermediates", "flatten", "layer_paths"]
 def _is_serial(layer: Layer) -> bool:
     """A `serial` model, also one renamed (the zoo's `ResNet20`, `BasicBlock`, ...)."""
     return combinator(layer) == "serial"
+
+
+def _as_model(where: str, model) -> Layer:
+    """`as_layer(model)`, with an error that names `where` rather than the combinators."""
+    try:
+        return as_layer(model)
+    except TypeError:
+        hint = ("wrap the layers in fnn.serial(*layers)." if isinstance(model, (list, tuple))
+                else "did you forget to call the constructor, e.g. fnn.models.mlp([8, 2])?")
+        raise TypeError(f"{where}: expected a fnn.Layer or a callable f(x) -> y, got "
+                        f"{describe_value(model)}; {hint}") from None
+
+
+def _require_serial(where: str, model: Layer) -> None:
+    if not _is_serial(model):
+        raise TypeError(
+            f"{where}: expected a model built with fnn.serial, got a {model.name!r} "
+            f"layer; wrap it: fnn.serial(layer), whose params are "
+            f"{{'0_{model.name}': params}}."
+        )
+
+
+def _check_trees(where: str, params, state) -> None:
+    for what, tree in (("params", params), ("state", state)):
+        if not isinstance(tree, Mapping):
+            hint = (" — the (params, state) pair from init? Unpack it: "
+                    "params, state = model.init(key, input_shape)"
+                    if isinstance(tree, tuple) and len(tree) == 2 else "")
+            raise TypeError(f"{where}: {what} must be the dict model.init returns, got "
+                            f"{describe_value(tree)}{hint}.")
 
 
 def _split(key, n: int):
@@ -66,13 +99,12 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool = Fal
     Flatten the result to `{"0_Dense": ..., "2_Serial/0_Dense": ...}` with
     `from fnn.intermediates import flatten` (`fnn.intermediates` itself is this function).
     """
-    model = as_layer(model)
-    if not _is_serial(model):
-        raise TypeError(
-            f"intermediates: expected a model built with fnn.serial, got a {model.name!r} "
-            f"layer; wrap it: fnn.intermediates(fnn.serial(layer), {{'0_{model.name}': params}}, "
-            "...)."
-        )
+    model = _as_model("intermediates", model)
+    _require_serial("intermediates", model)
+    _check_trees("intermediates", params, state)
+    if key is not None:
+        check_key("intermediates", key)
+    train = check_train("intermediates", train)
     _check_extra("intermediates", _leaf_keywords(model), kwargs)
     outs, _ = _walk(model, params, state, x, key, train, kwargs)
     return outs
@@ -85,7 +117,8 @@ def layer_paths(model: Layer) -> list[str]:
     Use it to restore the order after `jax.jit`: a jitted function returns its
     dicts with sorted keys (`"10_relu"` before `"1_relu"`).
     """
-    model = as_layer(model)
+    model = _as_model("layer_paths", model)
+    _require_serial("layer_paths", model)
     paths: list[str] = []
 
     def walk(layer, prefix):
@@ -102,6 +135,9 @@ def layer_paths(model: Layer) -> list[str]:
 def flatten(tree: dict, prefix: str = "") -> dict:
     """A nested intermediates dict as a flat one with "/"-joined keys, in layer order:
     `{"0_Serial": {"0_Dense": a}}` -> `{"0_Serial/0_Dense": a}`."""
+    if not isinstance(tree, dict):
+        raise TypeError(f"flatten: expected the dict fnn.intermediates returns, got a "
+                        f"{type(tree).__name__}.")
     flat = {}
     for name, value in tree.items():
         path = f"{prefix}{name}"

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn._checks import shape_str
+from fnn.gradcheck import leaf_paths
 
 __all__ = ["per_example_grads", "per_example_grad_norms"]
 
@@ -56,15 +57,30 @@ def per_example_grads(loss_fn: Callable, params, *batch):
     if not callable(loss_fn):
         raise TypeError(f"{where}: loss_fn must be a function loss_fn(params, *batch) -> "
                         f"scalar, got {loss_fn!r}.")
+    bad = [p for p, leaf in leaf_paths(params)
+           if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    if bad:
+        raise TypeError(f"{where}: params must be a pytree of floating arrays (the leaves "
+                        f"differentiated); non-floating leaves: {bad}.")
+    for i, b in enumerate(batch):
+        if b is None or isinstance(b, (str, bytes)):
+            raise TypeError(f"{where}: batch argument {i} must be an array with a leading "
+                            f"batch axis, got {b!r}.")
     batch = tuple(jnp.asarray(b) for b in batch)  # nested lists too: vmap maps arrays only
     _batch_size(where, batch)
 
     def one(p, *example):
         example = tuple(e[None] for e in example)
         value = jax.eval_shape(loss_fn, p, *example)
-        if jnp.shape(value) != ():
+        if not isinstance(value, jax.ShapeDtypeStruct):
+            raise TypeError(f"{where}: loss_fn must return a scalar array (the loss of the "
+                            f"batch), got a {type(value).__name__}.")
+        if value.shape != ():
             raise ValueError(f"{where}: loss_fn must return a scalar (the loss of the batch), "
-                             f"got shape {shape_str(jnp.shape(value))} for one example.")
+                             f"got shape {shape_str(value.shape)} for one example.")
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            raise TypeError(f"{where}: loss_fn must return a floating-point scalar, got "
+                            f"dtype {value.dtype}.")
         return jax.grad(loss_fn)(p, *example)
 
     return jax.vmap(one, in_axes=(None,) + (0,) * len(batch))(params, *batch)
@@ -74,6 +90,9 @@ def per_example_grad_norms(loss_fn: Callable, params, *batch):
     """The global L2 norm of each example's gradient, `(N,)`:
     `‖g_i‖ = sqrt(Σ_leaves Σ g_i²)` with `g_i` from `per_example_grads`."""
     grads = per_example_grads(loss_fn, params, *batch)
-    squares = [jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
-               for g in jax.tree.leaves(grads)]
-    return jnp.sqrt(sum(squares))
+    n = _batch_size("per_example_grad_norms", tuple(jnp.asarray(b) for b in batch))
+    leaves = jax.tree.leaves(grads)
+    squares = jnp.zeros((n,), jnp.result_type(*leaves) if leaves else jnp.float32)
+    for g in leaves:  # params without leaves: every norm is 0
+        squares = squares + jnp.sum(jnp.square(g), axis=tuple(range(1, g.ndim)))
+    return jnp.sqrt(squares)

@@ -27,8 +27,9 @@ from typing import NamedTuple
 import jax
 from jax.extend import core as jcore
 
-from fnn._checks import check_input_shape
-from fnn.core import Layer, as_layer, children, combinator, input_dtype, output_struct
+from fnn._checks import as_dtype, check_input_shape, shape_str
+from fnn.core import Layer, children, combinator, input_dtype, output_struct
+from fnn.intermediates import _as_model
 
 
 class Row(NamedTuple):
@@ -228,10 +229,18 @@ def summary(model, input_shape, dtype=None) -> Summary:
     >>> fnn.summary(fnn.layers.Conv2D(100, 3, padding="SAME"), (32, 32, 3)).total_macs
     2764800
     """
-    model = as_layer(model)
+    model = _as_model("summary", model)
     input_shape = check_input_shape("summary", input_shape, "(d1, ..., dk)")
-    dtype = input_dtype(model) if dtype is None else dtype
-    params, state = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_shape))
+    dtype = input_dtype(model) if dtype is None else as_dtype("summary", dtype)
+    try:
+        params, state = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_shape))
+    except ValueError as err:
+        if len(input_shape) < 2 or input_shape[0] != 1:
+            raise
+        raise ValueError(  # the usual slip: a batch axis in front
+            f"summary: {err} Is the leading 1 of input_shape {shape_str(input_shape)} a batch "
+            f"axis? Pass the shape of ONE example, e.g. {shape_str(input_shape[1:])}."
+        ) from err
     out = output_struct(model, input_shape, dtype, params, state)
     rows: list[Row] = []
     _walk(model, "", params, state, jax.ShapeDtypeStruct((1, *input_shape), dtype), rows)

@@ -134,3 +134,41 @@ def test_errors_name_the_function(key):
         diag.dead_relu_fraction(model, params, state, jnp.ones((3, 2)))
     with pytest.raises(ValueError, match="saturation_fraction: unknown layer path"):
         diag.saturation_fraction(model, params, state, jnp.ones((3, 2)), layers=["9_tanh"])
+
+
+def test_bad_arguments_are_named_errors(key):
+    """Each of these was a raw Python/NumPy error, a silent wrong answer (an inverted
+    range counted every activation as saturated) or named another function."""
+    model = fnn.serial(Dense(2), fnn.relu, Dense(2), fnn.tanh)
+    params, state = model.init(key, (2,))
+    x = jnp.ones((3, 2))
+    with pytest.raises(TypeError, match="dead_relu_fraction: layers must be a layer path or a "
+                                        "list of them, .* got 1"):
+        diag.dead_relu_fraction(model, params, state, x, layers=1)
+    with pytest.raises(ValueError, match=r"saturation_fraction: ranges\['tanh'\] must be a pair "
+                                         r"of numbers \(low, high\) with low < high, "
+                                         r"got \(1, -1\)"):
+        diag.saturation_fraction(model, params, state, x, ranges={"tanh": (1, -1)})
+    with pytest.raises(ValueError, match=r"saturation_fraction: ranges\['tanh'\] .* got 1"):
+        diag.saturation_fraction(model, params, state, x, ranges={"tanh": 1})
+    with pytest.raises(TypeError, match="activation_stats: expected a model built with "
+                                        "fnn.serial, got a 'Dense' layer"):
+        diag.activation_stats(Dense(2), params["0_Dense"], {}, x)
+    with pytest.raises(TypeError, match="activation_stats: params must be the dict"):
+        diag.activation_stats(model, (params, state), state, x)
+    with pytest.raises(TypeError, match="gradient_norms: leaf 'a' must be a numeric array"):
+        diag.gradient_norms({"a": "abc"})
+    with pytest.raises(ValueError, match=r"update_ratios: leaf 'a' has shape \(2,\) in params "
+                                         r"but \(3,\) in new_params"):
+        diag.update_ratios({"a": jnp.ones(2)}, {"a": jnp.ones(3)})
+    with pytest.raises(ValueError, match="format_table: precision must be a positive int"):
+        diag.format_table({"a": 1.0}, precision=-1)
+
+
+def test_saturation_range_may_be_open_on_one_side():
+    """ELU saturates at -1 only: (-1, inf) counts the low end (a validated range)."""
+    model = fnn.serial(Dense(1), fnn.elu)
+    params = {"0_Dense": _dense_params([[1.0]], [0.0])}
+    x = jnp.array([[-10.0], [0.0], [10.0], [100.0]])  # elu: ~-1, 0, 10, 100
+    got = diag.saturation_fraction(model, params, {}, x, ranges={"elu": (-1.0, math.inf)})
+    assert got == {"1_elu": 0.25}

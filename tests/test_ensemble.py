@@ -119,3 +119,54 @@ def test_member_out_of_range_is_an_error_not_the_last_member():
         ensemble.member(tree, 5)
     picked = jax.jit(lambda i: ensemble.member(tree, i)["w"])(jnp.int32(1))
     assert float(picked) == 1.0
+
+
+def test_bad_keys_and_step_arguments_are_named_errors():
+    """Raw AttributeErrors (an int or a list of keys) or errors only at the first step
+    (a loss given as a string; shared_data="no" meant shared data)."""
+    model = fnn.models.mlp([2])
+    with pytest.raises(TypeError, match="init_ensemble: keys must be a batch of K keys.* "
+                                        "got a value of type list"):
+        ensemble.init_ensemble(model, [jax.random.key(0)] * 2, (2,))
+    with pytest.raises(TypeError, match="init_ensemble: keys .* got an array of dtype float32"):
+        ensemble.init_ensemble(model, jnp.ones((3, 2)), (2,))
+    with pytest.raises(ValueError, match=r"init_ensemble: keys .* got an array of shape \(0,\)"):
+        ensemble.init_ensemble(model, jax.random.split(jax.random.key(0), 0), (2,))
+    opt = fnn.optim.sgd(0.1)
+    with pytest.raises(TypeError, match="make_ensemble_step: loss must be a function"):
+        ensemble.make_ensemble_step(model, "mse", opt)
+    with pytest.raises(TypeError, match="make_ensemble_step: shared_data must be True or False"):
+        ensemble.make_ensemble_step(model, LOSS, opt, shared_data="no")
+    with pytest.raises(TypeError, match="make_ensemble_step: regularizer must be a function"):
+        ensemble.make_ensemble_step(model, LOSS, opt, regularizer=0.1)
+
+
+def test_unstacked_or_mismatched_trees_name_the_step_and_predict():
+    """These were raw `vmap got inconsistent sizes` errors."""
+    model = fnn.serial(fnn.layers.Dense(4), fnn.layers.BatchNorm())  # 4 features, K = 3
+    params, state = ensemble.init_ensemble(model, jax.random.split(jax.random.key(0), K), (2,))
+    opt = fnn.optim.sgd(0.1)
+    opt_state = jax.vmap(opt.init)(params)
+    x, y = jnp.ones((5, 2)), jnp.zeros((5, 4))
+    step = ensemble.make_ensemble_step(model, fnn.losses.mse, opt, jit=False)
+    with pytest.raises(ValueError, match=r"ensemble step: every leaf of opt_state \(made by "
+                                         r"jax\.vmap\(optimizer\.init\)\(params\)\) needs a "
+                                         "leading member axis K"):
+        step(opt.init(ensemble.member(params, 0)), state, x, y)
+    with pytest.raises(ValueError, match="ensemble step: every leaf of model_state .* K=3"):
+        step(opt_state, ensemble.member(state, 0), x, y)
+    with pytest.raises(TypeError, match="ensemble step: key must be a PRNG key"):
+        step(opt_state, state, x, y, key=3)
+    bagged = ensemble.make_ensemble_step(model, fnn.losses.mse, opt, shared_data=False,
+                                         jit=False)
+    with pytest.raises(ValueError, match=r"ensemble step: every leaf of x \(with "
+                                         r"shared_data=False, x is \(K, N, \.\.\.\)\) .* K=3"):
+        bagged(opt_state, state, x, y)
+    with pytest.raises(ValueError, match="predict_all: every leaf of params"):
+        ensemble.predict_all(model, ensemble.member(params, 0), state, x)
+    with pytest.raises(ValueError, match="predict_mean: every leaf of state .* K=3"):
+        ensemble.predict_mean(model, params, ensemble.member(state, 0), x)
+    with pytest.raises(TypeError, match="predict_mean: transform must be a function"):
+        ensemble.predict_mean(model, params, state, x, transform="softmax")
+    with pytest.raises(TypeError, match="predict_all: model must be a fnn.Layer"):
+        ensemble.predict_all(3, params, state, x)

@@ -152,3 +152,22 @@ def test_large_programs_are_checked_one_perturbation_at_a_time(monkeypatch):
         assert one_by_one[k] < 1e-7 and batched[k] < 1e-7
     wrong = check_grads(lambda p: jnp.sum(_bad_sin(p)), jnp.array([0.3, -0.7, 1.1]))
     assert wrong["(root)"] == pytest.approx(1 / 3, rel=1e-5)
+
+
+def test_zero_size_leaf_has_nothing_to_compare():
+    """A zero-size leaf (an empty bias) raised 'need at least one array to concatenate'."""
+    errors = check_grads(lambda p: jnp.sum(jnp.sin(p["a"])) + jnp.sum(p["z"]),
+                         {"a": jnp.array([0.3, -0.2]), "z": jnp.zeros((0, 3))})
+    assert errors["z"] == 0.0 and errors["a"] < 1e-8
+
+
+def test_bad_key_and_bad_outputs_name_check_grads():
+    """These were raw JAX errors, or a tuple reported as 'an output of shape (2,)'."""
+    p = {"a": jnp.array([0.1, 0.2])}
+    with pytest.raises(TypeError, match="check_grads: key must be a PRNG key .* got 3"):
+        check_grads(lambda q: jnp.sum(q["a"]), p, key=3)
+    with pytest.raises(TypeError, match="check_grads: f must return a real floating-point "
+                                        "scalar, got dtype int"):
+        check_grads(lambda q: jnp.sum(q["a"] > 0), p)
+    with pytest.raises(TypeError, match="check_grads: f must return a scalar array, got a tuple"):
+        check_grads(lambda q: (jnp.sum(q["a"]), 1.0), p)

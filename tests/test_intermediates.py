@@ -100,3 +100,36 @@ def test_zoo_models_renamed_serials_are_walked(make, shape):
         assert "3_BasicBlock/1_relu" in fractions
         dead = np.all(np.asarray(flat["3_BasicBlock/1_relu"]) <= 0, axis=0)  # per unit
         assert fractions["3_BasicBlock/1_relu"] == pytest.approx(float(np.mean(dead)))
+
+
+def test_bad_params_state_key_and_train_name_intermediates(key):
+    """A (params, state) pair, None state or an int key were raw AttributeErrors or JAX
+    errors; train="yes" passed silently through a model without Dropout."""
+    model = fnn.serial(Dense(2), fnn.relu)
+    params, state = model.init(key, (3,))
+    x = jnp.ones((2, 3))
+    with pytest.raises(TypeError, match=r"intermediates: params must be the dict model\.init "
+                                        r"returns, got a tuple — the \(params, state\) pair"):
+        intermediates(model, (params, state), state, x)
+    with pytest.raises(TypeError, match="intermediates: state must be the dict .* got None"):
+        intermediates(model, params, None, x)
+    with pytest.raises(TypeError, match="intermediates: key must be a PRNG key .* got 3"):
+        intermediates(model, params, state, x, key=3)
+    with pytest.raises(TypeError, match="intermediates: train must be a Python bool, got 'yes'"):
+        intermediates(model, params, state, x, train="yes")
+
+
+def test_model_that_is_no_layer_names_intermediates():
+    with pytest.raises(TypeError, match=r"intermediates: expected a fnn\.Layer .* got a "
+                                        r"list; wrap the layers in fnn\.serial\(\*layers\)"):
+        intermediates([Dense(2)], {}, {}, jnp.ones((1, 3)))
+
+
+def test_layer_paths_and_flatten_refuse_what_intermediates_refuses():
+    """layer_paths(Dense(3)) returned [] and flatten([...]) raised AttributeError."""
+    with pytest.raises(TypeError, match="layer_paths: expected a model built with fnn.serial, "
+                                        "got a 'Dense' layer"):
+        layer_paths(Dense(3))
+    with pytest.raises(TypeError, match="flatten: expected the dict fnn.intermediates returns, "
+                                        "got a list"):
+        flatten([jnp.ones(2)])

@@ -86,3 +86,31 @@ def test_lists_are_batches_and_a_non_scalar_loss_is_named():
     with pytest.raises(ValueError, match=r"per_example_grads: loss_fn must return a scalar .*"
                                          r"got shape \(1, 3\) for one example"):
         fnn.per_example_grads(lambda p, x: (x @ p["w"])[:, None] * jnp.ones((1, 3)), p, xa)
+
+
+def test_norms_of_an_empty_batch_and_of_params_without_leaves():
+    """An empty batch raised ZeroDivisionError; params {} gave a scalar 0 instead of (N,)."""
+    w = jnp.array([1.0, -2.0])
+    norms = per_example_grad_norms(lambda w, x: jnp.sum(x @ w), w, jnp.ones((0, 2)))
+    assert norms.shape == (0,)
+    zeros = per_example_grad_norms(lambda p, x: jnp.sum(x), {}, jnp.ones((3, 2)))
+    np.testing.assert_array_equal(zeros, np.zeros(3))
+
+
+def test_bad_params_batch_and_loss_outputs_are_named():
+    """These were raw JAX errors (int leaves, int losses, None in the batch) or a tuple
+    reported as 'got shape (2,)'."""
+    x = jnp.ones((3, 2))
+    with pytest.raises(TypeError, match=r"per_example_grads: params must be a pytree of "
+                                        r"floating arrays .*non-floating leaves: \['n'\]"):
+        per_example_grads(lambda p, x: jnp.sum(x * p["n"]), {"n": jnp.array(2)}, x)
+    w = jnp.array([1.0, -2.0])
+    with pytest.raises(TypeError, match="per_example_grads: batch argument 1 must be an array "
+                                        "with a leading batch axis, got None"):
+        per_example_grads(lambda w, x, y: jnp.sum(x @ w), w, x, None)
+    with pytest.raises(TypeError, match="per_example_grads: loss_fn must return a "
+                                        "floating-point scalar, got dtype int"):
+        per_example_grads(lambda w, x: jnp.sum(x @ w > 0), w, x)
+    with pytest.raises(TypeError, match="per_example_grads: loss_fn must return a scalar array "
+                                        r"\(the loss of the batch\), got a tuple"):
+        per_example_grads(lambda w, x: (jnp.sum(x @ w), 1.0), w, x)

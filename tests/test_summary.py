@@ -130,3 +130,42 @@ def test_table():
     d = s.as_dict()
     assert d["total_params"] == s.total_params == 8 * 9 + 8 + 6 * 6 * 8 * 10 + 10
     assert len(d["rows"]) == 4
+
+
+def test_conv_stride_dilation_recurrent_and_maxout_hand_counts():
+    # VALID 3x3 dilated by 2 (span 5), stride 2, on 11x11x2: (11 - 5) // 2 + 1 = 4
+    s = fnn.summary(Conv2D(4, 3, stride=2, dilation=2, padding="VALID"), (11, 11, 2))
+    assert (s.output_shape, s.total_params) == ((4, 4, 4), 3 * 3 * 2 * 4 + 4)
+    assert s.total_macs == 4 * 4 * 4 * (3 * 3 * 2)
+    assert s.total_flops == 2 * s.total_macs + 4 * 4 * 4
+    t, f, h = 6, 4, 5
+    rnn = fnn.summary(fnn.layers.SimpleRNN(h), (t, f))    # x w_x + h w_h, then + b
+    assert (rnn.total_params, rnn.total_macs) == (f * h + h * h + h, t * (f * h + h * h))
+    assert rnn.total_flops == 2 * rnn.total_macs + t * 2 * h
+    gru = fnn.summary(fnn.layers.GRU(h), (t, f))          # b_x and b_h: 6H params of bias
+    assert (gru.total_params, gru.total_macs) == (3 * h * (f + h) + 6 * h, t * 3 * h * (f + h))
+    maxout = fnn.summary(fnn.layers.Maxout(4, pieces=3), (5,))
+    assert (maxout.total_params, maxout.total_macs, maxout.total_flops) == (72, 60, 132)
+    emb = fnn.summary(fnn.serial(fnn.layers.Embedding(10, 4), fnn.layers.LSTM(3)), (7,))
+    assert emb.total_params == 10 * 4 + 4 * 12 + 3 * 12 + 12
+    assert emb.total_macs == 7 * (4 * 12 + 3 * 12)        # the lookup is no product
+
+
+def test_bad_model_and_dtype_name_summary():
+    """These errors named `serial/concat/residual` and `output_shape`, not summary."""
+    with pytest.raises(TypeError, match=r"summary: expected a fnn\.Layer .* forget to "
+                                        "call the constructor"):
+        fnn.summary(Dense, (3,))
+    with pytest.raises(TypeError, match="summary: dtype must be a dtype .* got 'foo'"):
+        fnn.summary(Dense(2), (3,), dtype="foo")
+    with pytest.raises(TypeError, match=r"summary: input_shape must be a tuple .* got 4"):
+        fnn.summary(Dense(2), 4)
+    with pytest.raises(ValueError, match=r"summary: input_shape sizes must be >= 0, got \(-1,\)"):
+        fnn.summary(Dense(2), (-1,))
+
+
+def test_a_batch_axis_in_input_shape_gets_a_hint():
+    with pytest.raises(ValueError, match=r"summary: .* Is the leading 1 of input_shape "
+                                         r"\(1, 32, 32, 1\) a batch axis\? Pass the shape of "
+                                         r"ONE example, e\.g\. \(32, 32, 1\)"):
+        fnn.summary(models.lenet5(), (1, 32, 32, 1))
