@@ -110,7 +110,13 @@ def as_layer(obj: Any) -> Layer:
 
 
 def _accepted_keywords(apply: Callable) -> frozenset[str] | None:
-    """Keyword arguments an apply takes besides key/train; None means any (**kwargs)."""
+    """Keyword arguments an apply takes besides key/train; None means any (**kwargs).
+
+    A combinator's apply takes `**extra` but passes on only what its children take:
+    it states that set as `apply.accepted_keywords` (see `_union_keywords`).
+    """
+    if hasattr(apply, "accepted_keywords"):
+        return apply.accepted_keywords
     try:
         params = inspect.signature(apply).parameters.values()
     except (TypeError, ValueError):
@@ -175,14 +181,22 @@ def _check_init_args(where: str, key, input_shape) -> tuple[int, ...]:
     return shape
 
 
+def _union_keywords(accepted_sets) -> frozenset[str] | None:
+    """The keywords that at least one child accepts (None: a child takes any)."""
+    known: set[str] = set()
+    for acc in accepted_sets:
+        if acc is None:
+            return None
+        known |= acc
+    return frozenset(known)
+
+
 def _check_extra(where: str, accepted_sets, extra: dict) -> None:
     if not extra:
         return
-    known = set()
-    for acc in accepted_sets:
-        if acc is None:
-            return
-        known |= acc
+    known = _union_keywords(accepted_sets)
+    if known is None:
+        return
     unknown = sorted(set(extra) - known)
     if unknown:
         raise TypeError(
@@ -356,6 +370,7 @@ def serial(*layers) -> Layer:
         return x, new_state
 
     apply.children = tuple(zip(names, layers))
+    apply.accepted_keywords = _union_keywords(accepted)
     return Layer(_mark_input_dtype(init, layers[0]), apply, "Serial")
 
 
@@ -407,6 +422,7 @@ def concat(*branches, axis: int = -1) -> Layer:
         return jnp.concatenate(outs, axis=axis), new_state
 
     apply.children = tuple(zip(names, branches))
+    apply.accepted_keywords = _union_keywords(accepted)
     return Layer(_mark_input_dtype(init, branches[0]), apply, "Concat")
 
 
@@ -422,6 +438,7 @@ def residual(block, shortcut=None) -> Layer:
     short = None if shortcut is None else as_layer(shortcut)
     acc_block = _accepted_keywords(block.apply)
     acc_short = None if short is None else _accepted_keywords(short.apply)
+    accepted = [acc_block] if short is None else [acc_block, acc_short]
 
     def init(key, input_shape):
         input_shape = _check_init_args("residual.init", key, input_shape)
@@ -446,7 +463,7 @@ def residual(block, shortcut=None) -> Layer:
         return params, state
 
     def apply(params, state, x, *, key=None, train=False, **extra):
-        _check_extra("residual", [acc_block, acc_short] if short else [acc_block], extra)
+        _check_extra("residual", accepted, extra)
         _check_apply_args("residual.apply", params, state, key)
         kb, ks = _split(key, 2)
         new_state = dict(state)
@@ -467,4 +484,5 @@ def residual(block, shortcut=None) -> Layer:
         return y + z, new_state
 
     apply.children = (("block", block),) + (() if short is None else (("shortcut", short),))
+    apply.accepted_keywords = _union_keywords(accepted)
     return Layer(init, apply, "Residual")

@@ -7,7 +7,7 @@ import pytest
 
 import fnn
 from fnn.core import children
-from fnn.layers import BatchNorm, Conv2D, Dense, Flatten
+from fnn.layers import LSTM, BatchNorm, Conv2D, Dense, Flatten
 
 
 def test_serial_keys_skip_parameter_free_layers(key):
@@ -118,6 +118,32 @@ def test_serial_forwards_extra_keywords_to_children_that_take_them(key):
     params, state = model.init(key, (3,))
     model.apply(params, state, jnp.ones((1, 3)), lengths=jnp.array([1]))
     np.testing.assert_array_equal(seen["lengths"], [1])
+
+
+@pytest.mark.parametrize("block", ["residual", "concat", "serial"])
+def test_keywords_pass_by_a_combinator_whose_children_do_not_take_them(key, block):
+    """`lengths` for the LSTMs went into a residual/concat block too (its apply takes
+    **extra), which then refused it: "residual.apply: got unexpected keyword argument(s)
+    ['lengths']". A combinator now passes on only what its children take."""
+    inner = fnn.serial(Dense(3), jnp.tanh)
+    wrap = {"residual": fnn.residual, "concat": fnn.concat, "serial": fnn.serial}[block]
+    first, middle, last = LSTM(3, return_sequences=True), wrap(inner), LSTM(2)
+    model = fnn.serial(first, middle, last)
+    x = jax.random.normal(key, (2, 4, 3))
+    params, state = model.init(key, (4, 3))
+    lengths = jnp.array([4, 2])
+    y, _ = model.apply(params, state, x, lengths=lengths)
+    # the same numbers as applying the three layers one by one
+    names = list(params)
+    h, _ = first.apply(params[names[0]], {}, x, lengths=lengths)
+    h, _ = middle.apply(params[names[1]], {}, h)
+    want, _ = last.apply(params[names[2]], {}, h, lengths=lengths)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+    with pytest.raises(TypeError, match=r"serial.apply: got unexpected keyword argument\(s\) "
+                                        r"\['lenghts'\]; its layers accept \['lengths'\]"):
+        model.apply(params, state, x, lenghts=lengths)
+    with pytest.raises(TypeError, match=rf"{block}.apply: got unexpected keyword"):
+        middle.apply(params[names[1]], {}, x[:, 0], lengths=lengths)
 
 
 def test_serial_under_jit_grad_vmap(key):
