@@ -14,12 +14,14 @@ Each `fnn train` writes a run folder `<out>/<name>/`:
     curves.png      loss and accuracy curves (when matplotlib is installed)
     results.json    final test loss and accuracy, training time
 
-Invalid arguments exit with status 2 and a one-line message; a training error
-(non-finite loss, missing data files) exits with status 1.
+Invalid arguments (also a damaged config.json) exit with status 2 and a one-line
+message; a training error (non-finite loss, missing or damaged data files, a damaged
+checkpoint) exits with status 1.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -28,7 +30,14 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from fnn._atomic import atomic_file
+
 EXIT_USAGE = 2
+
+
+class _Failure(Exception):
+    """A failure `main` reports as one line with exit status 1 (not a usage error)."""
+
 
 # ---------------------------------------------------------------------------
 # registries (everything heavy is imported lazily, inside the builders)
@@ -191,7 +200,9 @@ def _number(convert: Callable, expected: str, ok: Callable) -> Callable:
 
 
 _positive_int = _number(int, "a positive integer", lambda v: v >= 1)
-_non_negative_int = _number(int, "an integer >= 0", lambda v: v >= 0)
+# jax.random.key takes a C long; the data split uses seed + 1
+_MAX_SEED = 2**63 - 2
+_seed = _number(int, f"an integer from 0 to {_MAX_SEED}", lambda v: 0 <= v <= _MAX_SEED)
 _positive_float = _number(float, "a positive number", lambda v: math.isfinite(v) and v > 0)
 _fraction = _number(float, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
 # at least one training and one validation example
@@ -251,15 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of epochs (default: 10); with --resume: the run's new total, "
                         "at least the epochs it already holds (default: its saved total)")
     t.add_argument("--batch-size", type=_positive_int, metavar="N",
-                   help="mini-batch size (default: 32)")
+                   help="mini-batch size (default: 32; a larger one than the training set "
+                        "means the whole set)")
     t.add_argument("--val-fraction", type=_fraction, metavar="F",
                    help="fraction of the training set held out for validation (default: 0.1)")
-    t.add_argument("--seed", type=_non_negative_int, metavar="N",
+    t.add_argument("--seed", type=_seed, metavar="N",
                    help="random seed for init, shuffling and splits (default: 0)")
     t.add_argument("--limit", type=_limit, metavar="N",
                    help="use only the first N training examples, N >= 2 (quick tests)")
     t.add_argument("--data-dir", metavar="DIR",
-                   help="folder with the data files (default: $FNN_DATA_DIR)")
+                   help="folder with the MNIST IDX files, for --dataset mnist only "
+                        "(default: $FNN_DATA_DIR)")
     t.add_argument("--out", metavar="DIR", help="folder for run folders (default: runs)")
     t.add_argument("--name", metavar="NAME",
                    help="run folder name (default: MODEL-DATASET-YYYYmmdd-HHMMSS)")
@@ -309,11 +322,10 @@ _RESUMABLE = ("epochs", "no_progress", "resume")
 
 
 def _write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write `obj` as JSON atomically: `path` holds the old or the new content, never a part."""
+    text = json.dumps(obj, indent=2) + "\n"  # serialise first: a bad value writes nothing
+    with atomic_file(path, "fnn") as f:
+        f.write(text.encode())
 
 
 def _fail(parser, message: str):
@@ -323,6 +335,32 @@ def _fail(parser, message: str):
 # what `fnn train` and `fnn evaluate` read from a run folder's config.json
 _CONFIG_KEYS = ("model", "dataset", "optimizer", "lr", "epochs", "batch_size", "val_fraction",
                 "seed")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# config.json entry -> (what it must be, test); the same rules as the options that set them
+_CONFIG_RULES = {
+    "model": ("one of " + ", ".join(MODELS), lambda v: isinstance(v, str) and v in MODELS),
+    "dataset": ("one of " + ", ".join(DATASETS),
+                lambda v: isinstance(v, str) and v in DATASETS),
+    "optimizer": ("one of " + ", ".join(OPTIMIZERS),
+                  lambda v: isinstance(v, str) and v in OPTIMIZERS),
+    "lr": ("a positive number", lambda v: _is_real(v) and v > 0),
+    "epochs": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "batch_size": ("a positive integer", lambda v: _is_int(v) and v >= 1),
+    "val_fraction": ("a number in (0, 1)", lambda v: _is_real(v) and 0 < v < 1),
+    "seed": (f"an integer from 0 to {_MAX_SEED}",
+             lambda v: _is_int(v) and 0 <= v <= _MAX_SEED),
+    "limit": ("null or an integer >= 2", lambda v: v is None or _is_int(v) and v >= 2),
+    "data_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
+}
 
 
 def _read_config(parser, run_dir: str, keys=_CONFIG_KEYS) -> dict:
@@ -340,6 +378,10 @@ def _read_config(parser, run_dir: str, keys=_CONFIG_KEYS) -> dict:
     missing = [k for k in keys if k not in config]
     if missing:
         _fail(parser, f"{path} is damaged: it lacks {', '.join(missing)}")
+    for key, (expected, ok) in _CONFIG_RULES.items():
+        if key in config and not ok(config[key]):
+            _fail(parser, f"{path} is damaged: {key} must be {expected}, got "
+                          f"{json.dumps(config[key])}")
     return config
 
 
@@ -385,8 +427,15 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
                           f"{', '.join(given)} (only --epochs and --no-progress)")
         run_dir = args.resume
         config = _read_config(parser, run_dir)
+        done = _latest_epoch(run_dir)
+        finished = [f for f in ("history.json", "results.json")
+                    if os.path.exists(os.path.join(run_dir, f))]
+        if not done and finished:  # both are written only after a checkpoint was saved
+            _fail(parser, f"{run_dir} has no checkpoint to resume from, but its "
+                          f"{' and '.join(finished)} show finished epochs: its checkpoints/ "
+                          f"folder was removed or emptied, and training again from epoch 1 "
+                          f"would overwrite them; start a new run instead")
         if args.epochs is not None:
-            done = _latest_epoch(run_dir)
             if args.epochs < done:
                 _fail(parser, f"--epochs {args.epochs}: {run_dir} already holds {done} epochs; "
                               f"give --epochs {done} or more")
@@ -397,22 +446,33 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
     config["model"] = args.model or _default_model(config["dataset"])
     if config["lr"] is None:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
+    if args.data_dir is not None and config["dataset"] != "mnist":
+        _fail(parser, f"--data-dir is only read for --dataset mnist; --dataset "
+                      f"{config['dataset']} is generated or bundled (leave --data-dir out)")
+    out = args.out or "runs"
+    if os.path.exists(out) and not os.path.isdir(out):
+        _fail(parser, f"--out {out} is a file, not a folder; give a folder for the run folders")
     if args.name is not None:
         if not args.name or os.sep in args.name or args.name in (".", ".."):
             _fail(parser, f"--name must be a plain folder name, got {args.name!r}")
-        run_dir = os.path.join(args.out or "runs", args.name)
+        run_dir = os.path.join(out, args.name)
         if os.path.exists(run_dir):  # say so before loading the data; _claim_run_dir decides
             _name_taken(parser, run_dir)
     return config, None
 
 
-def _prepare(config: dict, parser=None):
-    """Data splits, model and input shape for a config (shared by train and evaluate)."""
+def _prepare(config: dict, parser=None, config_path: str | None = None):
+    """Data splits, model and input shape for a config (shared by train and evaluate).
+    A model that cannot take the data set's examples is a usage error with `parser`,
+    blamed on the options, or on `config_path` when the config was read from a run."""
     import jax
 
     from fnn.data import train_val_split
 
-    data = _load_dataset(config["dataset"], config["seed"], config.get("data_dir"))
+    try:
+        data = _load_dataset(config["dataset"], config["seed"], config.get("data_dir"))
+    except ValueError as e:  # damaged data files: read_idx names the file and the defect
+        raise _Failure(_one_line(e)) from None
     x, y = data.train
     if config.get("limit"):
         x, y = x[: config["limit"]], y[: config["limit"]]
@@ -423,8 +483,11 @@ def _prepare(config: dict, parser=None):
     try:
         jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), shape))
     except (ValueError, TypeError) as e:
-        message = (f"--model {config['model']} cannot take --dataset {config['dataset']} "
-                   f"examples of shape {shape}: {str(e).splitlines()[0]}")
+        dash = "" if config_path else "--"
+        message = (f"{dash}model {config['model']} cannot take {dash}dataset "
+                   f"{config['dataset']} examples of shape {shape}: {str(e).splitlines()[0]}")
+        if config_path:
+            message = f"{config_path} is damaged: {message}"
         if parser is not None:
             _fail(parser, message)
         raise
@@ -452,7 +515,8 @@ def _format_logs(logs: dict) -> str:
 def _train(parser, args) -> int:
     config, run_dir = _resolve_train_config(parser, args)
     _enable_compile_cache()
-    data, train_data, val_data, model, shape = _prepare(config, parser)
+    config_path = os.path.join(run_dir, "config.json") if run_dir else None
+    data, train_data, val_data, model, shape = _prepare(config, parser, config_path)
 
     import jax
 
@@ -468,6 +532,17 @@ def _train(parser, args) -> int:
         "params": int(n_params),
     })
     resuming = run_dir is not None
+    ckpt_dir = os.path.join(run_dir, "checkpoints") if resuming else None
+    history: dict = {}
+    if resuming and _latest_epoch(run_dir):
+        manager = CheckpointManager(ckpt_dir)
+        try:  # read all of it (every CRC) before anything in the run folder is rewritten
+            history = manager.load_metadata().get("history", {})
+            manager.restore()
+        except ValueError as e:
+            print(f"fnn train: error: cannot resume {run_dir}: "
+                  f"{_damaged_checkpoint(manager, e)}", file=sys.stderr)
+            return 1
     if not resuming:
         run_dir = _claim_run_dir(
             parser, args.out or "runs", args.name,
@@ -478,16 +553,14 @@ def _train(parser, args) -> int:
     _write_json(os.path.join(run_dir, "config.json"), config)
 
     ckpt_dir = os.path.join(run_dir, "checkpoints")
-    history: dict = {}
-    if resuming:
-        manager = CheckpointManager(ckpt_dir)
-        if manager.latest() is not None:
-            history = manager.load_metadata().get("history", {})
+    batch_size = min(config["batch_size"], len(train_data[1]))
+    batch_note = (f" (all the training examples: --batch-size {config['batch_size']} is more "
+                  f"than {batch_size})" if batch_size < config["batch_size"] else "")
     print(f"{'resuming' if resuming else 'training'} {config['model']} ({n_params:,} params) "
           f"on {config['dataset']}: {config['num_train']:,} train / {config['num_val']:,} val / "
           f"{config['num_test']:,} test examples of shape {tuple(shape)}")
     print(f"  data: {data.source}")
-    print(f"  {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
+    print(f"  {config['optimizer']} lr {config['lr']:g}, batch {batch_size}{batch_note}, "
           f"{config['epochs']} epochs, seed {config['seed']} -> {run_dir}")
     if resuming and history:
         print(f"  continuing after epoch {len(history.get('loss', []))}")
@@ -502,7 +575,6 @@ def _train(parser, args) -> int:
 
     loss = losses.softmax_cross_entropy
     optimizer = _optimizer(config["optimizer"], config["lr"])
-    batch_size = min(config["batch_size"], len(train_data[1]))
     start = time.perf_counter()
     try:
         ts, history = train.fit(
@@ -516,6 +588,9 @@ def _train(parser, args) -> int:
         return 130
     except FloatingPointError:
         print(f"fnn train: error: {_diverged_message(run_dir, config)}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # e.g. a checkpoint that does not fit the run's model
+        print(f"fnn train: error: {_one_line(e)}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
     _write_json(os.path.join(run_dir, "history.json"), history)
@@ -531,6 +606,19 @@ def _train(parser, args) -> int:
     print(message)
     print(f"run folder: {run_dir}  (evaluate with: fnn evaluate {run_dir})")
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _damaged_checkpoint(manager, error: ValueError) -> str:
+    """The load error, and how to go back to the checkpoint before a damaged latest one."""
+    steps = manager.all_steps()
+    damaged = len(steps) > 1 and f"{manager.path(steps[-1])} is not a valid" in str(error)
+    hint = (f" Move {manager.path(steps[-1])} away to continue from epoch {steps[-2]}."
+            if damaged else "")
+    return _one_line(error) + hint
 
 
 def _diverged_message(run_dir: str, config: dict) -> str:
@@ -569,7 +657,10 @@ def _plot_curves(history: dict, path: str) -> str:
         ax.legend()
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()  # render first, then replace the old picture in one rename
+    fig.savefig(png, dpi=100, format="png")
+    with atomic_file(path, "fnn") as f:
+        f.write(png.getvalue())
     return f"wrote {path}"
 
 
@@ -595,7 +686,7 @@ def _format_confusion(m) -> str:
 
 
 def _evaluate(parser, args) -> int:
-    config = _read_config(parser, args.run_dir, _CONFIG_KEYS + ("num_classes",))
+    config = _read_config(parser, args.run_dir)
     _enable_compile_cache()
 
     import jax
@@ -604,15 +695,24 @@ def _evaluate(parser, args) -> int:
     from fnn import losses, train
     from fnn.checkpoint import CheckpointManager
 
-    manager = CheckpointManager(os.path.join(args.run_dir, "checkpoints"))
-    step = manager.latest()
-    if step is None:
+    step = _latest_epoch(args.run_dir)  # before the manager, which would create the folder
+    if not step:
         print(f"fnn evaluate: error: {args.run_dir} has no checkpoint yet", file=sys.stderr)
         return 1
-    data, train_data, _, model, shape = _prepare(config)
+    manager = CheckpointManager(os.path.join(args.run_dir, "checkpoints"))
+    data, train_data, _, model, shape = _prepare(
+        config, parser, os.path.join(args.run_dir, "config.json"))
+    saved = config.get("data_source")
+    if saved and saved != data.source:  # e.g. MNIST's IDX files appeared after training
+        print(f"fnn evaluate: warning: the run was trained on {saved}, but its data set now "
+              f"reads {data.source}", file=sys.stderr)
     optimizer = _optimizer(config["optimizer"], config["lr"])
     like = {"train_state": train.init_train_state(model, optimizer, jax.random.key(0), shape)}
-    ts = manager.restore(step, like=like)["train_state"]
+    try:
+        ts = manager.restore(step, like=like)["train_state"]
+    except ValueError as e:
+        print(f"fnn evaluate: error: {_damaged_checkpoint(manager, e)}", file=sys.stderr)
+        return 1
     x, y = data.test if args.split == "test" else train_data
     loss = losses.softmax_cross_entropy
     batch = _eval_batch(config, args.batch_size)
@@ -622,7 +722,7 @@ def _evaluate(parser, args) -> int:
     print(f"{config['model']} on {config['dataset']} ({args.split} split, {len(y):,} examples), "
           f"checkpoint of epoch {step} in {args.run_dir}")
     print(f"loss {metrics['loss']:.4f}  accuracy {metrics.get('accuracy', float('nan')):.4f}")
-    print(_format_confusion(_confusion_matrix(np.asarray(y), pred, config["num_classes"])))
+    print(_format_confusion(_confusion_matrix(np.asarray(y), pred, data.num_classes)))
     return 0
 
 
@@ -679,9 +779,12 @@ def main(argv=None) -> int:
     handler = {"train": _train, "evaluate": _evaluate, "summary": _summary}[args.command]
     try:
         return handler(sub, args)
-    except (FileNotFoundError, ImportError, OSError) as e:
+    except (_Failure, ImportError, OSError) as e:
         print(f"fnn {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside training (which names the run to resume)
+        print(f"fnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

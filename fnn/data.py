@@ -19,6 +19,7 @@ Both shuffling paths draw the same permutation for the same key:
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from functools import partial
 
@@ -42,8 +43,11 @@ def _check_arrays(where: str, arrays) -> int:
     for i, a in enumerate(arrays):
         shape = getattr(a, "shape", None)
         if shape is None:
+            hint = (f"; unpack a tuple of arrays: {where}(key, *arrays, ...)"
+                    if where == "batches" and isinstance(a, (tuple, list)) else "")
             raise TypeError(
-                f"{where}: argument {i} must be an array (numpy or jax), got {type(a).__name__}."
+                f"{where}: argument {i} must be an array (numpy or jax), got "
+                f"{type(a).__name__}{hint}."
             )
         if len(shape) == 0:
             raise ValueError(
@@ -78,9 +82,27 @@ def _check_batch_size(where: str, batch_size, n: int) -> int:
     return batch_size
 
 
+def _as_tuple(where: str, arrays) -> tuple:
+    """`arrays` (a tuple or list of arrays) as a tuple. One bare array is refused: a tuple
+    of its rows would be batched as if each row were a data set."""
+    if hasattr(arrays, "shape") or not isinstance(arrays, (tuple, list)):
+        raise TypeError(
+            f"{where}: arrays must be a tuple of arrays such as (x, y), got "
+            f"{type(arrays).__name__}"
+            + (f" of shape {tuple(arrays.shape)}; for one array pass (x,)."
+               if hasattr(arrays, "shape") else ".")
+        )
+    return tuple(arrays)
+
+
 def num_batches(n: int, batch_size: int | None, drop_last: bool = False) -> int:
     """Number of batches `batches` yields for `n` examples."""
+    if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
+        raise ValueError(f"num_batches: n must be a positive int (the number of examples), "
+                         f"got {n!r}.")
+    n = int(n)
     batch_size = _check_batch_size("num_batches", batch_size, n)
+    drop_last = check_flag("num_batches", "drop_last", drop_last)
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -141,7 +163,7 @@ def train_val_split(key, *arrays, val_fraction: float):
     at least one is left for training); the split depends only on `key`.
     """
     n = _check_arrays("train_val_split", arrays)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
         raise TypeError(f"train_val_split: val_fraction must be a number, got {val_fraction!r}.")
     if not 0.0 < float(val_fraction) < 1.0:
         raise ValueError(
@@ -178,7 +200,7 @@ def epoch_batches(key, arrays, batch_size: int | None):
     shape; it is a different tail each epoch, so no example is left out for good.
     Jitted: a small data set stays on the device for the whole run.
     """
-    arrays = tuple(arrays)
+    arrays = _as_tuple("epoch_batches", arrays)
     n = _check_arrays("epoch_batches", arrays)
     bs = _check_batch_size("epoch_batches", batch_size, n)
     if key is not None:
@@ -195,7 +217,7 @@ def padded_batches(arrays, batch_size: int | None):
     `mask` is a bool `(num_batches, batch_size)` array that is True exactly on
     the `N` real examples, in data order. `batch_size=None` gives one batch of `N`.
     """
-    arrays = tuple(arrays)
+    arrays = _as_tuple("padded_batches", arrays)
     n = _check_arrays("padded_batches", arrays)
     bs = _check_batch_size("padded_batches", batch_size, n)
     nb = -(-n // bs)
@@ -211,7 +233,7 @@ def iter_padded_batches(arrays, batch_size: int | None):
     ragged batch is padded (repeating the last example). Used by
     `fnn.train.evaluate` and `predict`.
     """
-    arrays = tuple(arrays)
+    arrays = _as_tuple("iter_padded_batches", arrays)
     n = _check_arrays("iter_padded_batches", arrays)
     bs = _check_batch_size("iter_padded_batches", batch_size, n)
 

@@ -12,6 +12,7 @@ each function. The PNG is exactly `figsize · dpi` pixels (no tight bbox).
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fnn._atomic import atomic_file
+from fnn._checks import describe_value
 
 __all__ = [
     "training_curves", "curves", "decision_boundary", "optimizer_trajectories",
@@ -36,7 +40,9 @@ def _figure(figsize, dpi):
     return Figure(figsize=figsize, dpi=dpi)
 
 
-def _save(fig, path):
+def _save(fig, path, where: str):
+    """Render `fig` to PNG, then replace `path` atomically: a failure (a renderer error,
+    a full disk) leaves the previous picture whole."""
     path = os.fspath(path)
     folder = os.path.dirname(path)
     if folder:
@@ -44,8 +50,24 @@ def _save(fig, path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=fig.dpi, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, dpi=fig.dpi, format="png")
+    with atomic_file(path, f"fnn.plot.{where}") as f:
+        f.write(png.getvalue())
     return fig
+
+
+def _series(where: str, name: str, values) -> np.ndarray:
+    """`values` as a 1-D float array; anything else is an error naming the series."""
+    try:
+        array = np.asarray(values, float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: {name} must be a sequence of numbers, got "
+                        f"{describe_value(values)}.") from None
+    if array.ndim != 1:
+        raise ValueError(f"{where}: {name} must be a 1-D sequence of numbers (one per "
+                         f"epoch or step), got shape {array.shape}.")
+    return array
 
 
 def _grid(fig, n: int, ncols: int | None = None):
@@ -72,6 +94,11 @@ def training_curves(history, path, *, title: str | None = None, logy: bool = Fal
     runs (one colour per run; validation curves dashed). One panel per metric
     family: loss, then accuracy when present.
     """
+    where = "training_curves"
+    if not isinstance(history, Mapping):
+        raise TypeError(f"{where}: expected a history dict of per-epoch lists (from "
+                        f"fnn.train.fit) or a dict {{run name: history}}, got "
+                        f"{describe_value(history)}.")
     runs = {"": history} if _is_history(history) else dict(history)
     if not runs or not all(_is_history(h) for h in runs.values()):
         raise ValueError("training_curves: expected a history dict of per-epoch lists "
@@ -81,15 +108,21 @@ def training_curves(history, path, *, title: str | None = None, logy: bool = Fal
     if not families:
         raise ValueError(f"training_curves: no 'loss' or 'accuracy' in the history; keys: "
                          f"{sorted({k for h in runs.values() for k in h})}.")
+    series = {(name, key): _series(where, repr(key) if not name else f"{name!r}/{key!r}",
+                                   h[key])
+              for name, h in runs.items() for fam in families
+              for key in (fam, f"val_{fam}") if key in h}
+    if not any(v.size for v in series.values()):
+        raise ValueError(f"{where}: the history holds no epochs yet (every list is empty).")
     fig = _figure(figsize, dpi)
     axes = _grid(fig, len(families), ncols=len(families))
     colors = [f"C{i}" for i in range(10)]
     for ax, fam in zip(axes, families, strict=True):
-        for i, (name, h) in enumerate(runs.items()):
+        for i, name in enumerate(runs):
             c = colors[i % len(colors)]
             for key, style in ((fam, "-"), (f"val_{fam}", "--")):
-                if key in h and len(h[key]):
-                    values = np.asarray(h[key], float)
+                values = series.get((name, key))
+                if values is not None and values.size:
                     label = " ".join(s for s in (name, "val" if key.startswith("val") else
                                                  "train") if s)
                     ax.plot(np.arange(1, len(values) + 1), values, style, color=c, label=label)
@@ -102,7 +135,7 @@ def training_curves(history, path, *, title: str | None = None, logy: bool = Fal
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "training_curves")
 
 
 def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
@@ -113,14 +146,24 @@ def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
     `series` maps a label to `y` (plotted against 0, 1, 2, ...) or to a pair
     `(x, y)` (e.g. loss against examples seen).
     """
-    fig = _figure(figsize, dpi)
-    ax = fig.add_subplot(1, 1, 1)
+    if not isinstance(series, Mapping) or not series:
+        raise ValueError(f"curves: expected a non-empty dict {{label: y or (x, y)}}, got "
+                         f"{describe_value(series)}.")
+    lines = {}
     for label, s in series.items():
         if isinstance(s, tuple) and len(s) == 2:
-            xs, ys = np.asarray(s[0], float), np.asarray(s[1], float)
+            xs = _series("curves", f"series {label!r} x", s[0])
+            ys = _series("curves", f"series {label!r} y", s[1])
+            if xs.shape != ys.shape:
+                raise ValueError(f"curves: series {label!r} has {xs.size} x values and "
+                                 f"{ys.size} y values; they must pair up.")
         else:
-            ys = np.asarray(s, float)
+            ys = _series("curves", f"series {label!r}", s)
             xs = np.arange(len(ys))
+        lines[label] = xs, ys
+    fig = _figure(figsize, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, (xs, ys) in lines.items():
         ax.plot(xs, ys, label=str(label))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -133,7 +176,7 @@ def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "curves")
 
 
 # ---------------------------------------------------------------------------
@@ -167,8 +210,19 @@ def decision_boundary(model, params, state, x, y, path, *, title=None, resolutio
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"decision_boundary: expected 2-D points x of shape (N, 2), got "
                          f"shape {x.shape}.")
+    if not len(x):
+        raise ValueError("decision_boundary: x holds no points, got shape (0, 2).")
     if y.ndim == 2:
         y = np.argmax(y, axis=-1) if y.shape[1] > 1 else y[:, 0]
+    if y.shape != (len(x),):
+        raise ValueError(f"decision_boundary: expected one label per point, y of shape "
+                         f"({len(x)},) (or one-hot ({len(x)}, C)), got shape {y.shape}.")
+    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
+        raise ValueError(f"decision_boundary: y must hold class ids 0, 1, 2, ..., got values "
+                         f"from {y.min()} to {y.max()}.")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"decision_boundary: resolution must be an int >= 2 (grid points "
+                         f"per axis), got {resolution!r}.")
     lo, hi = x.min(axis=0) - margin, x.max(axis=0) + margin
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
                          np.linspace(lo[1], hi[1], resolution))
@@ -198,7 +252,7 @@ def decision_boundary(model, params, state, x, y, path, *, title=None, resolutio
         if t:
             ax.set_title(t, fontsize="medium")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "decision_boundary")
 
 
 # ---------------------------------------------------------------------------
@@ -221,6 +275,9 @@ def optimizer_trajectories(f: Callable, trajectories: Mapping, path, *, xlim=Non
             raise ValueError(f"optimizer_trajectories: trajectory {name!r} must have shape "
                              f"(T, 2), got {t.shape}.")
     pts = np.concatenate(list(trajs.values())) if trajs else np.zeros((1, 2))
+    pts = pts[np.all(np.isfinite(pts), axis=1)]  # a diverged run ends in inf/NaN: not framed
+    if not len(pts):
+        raise ValueError("optimizer_trajectories: no trajectory has a finite point to plot.")
     span = np.maximum(pts.max(0) - pts.min(0), 1e-3)
     if xlim is None:
         xlim = (pts[:, 0].min() - 0.1 * span[0], pts[:, 0].max() + 0.1 * span[0])
@@ -246,7 +303,7 @@ def optimizer_trajectories(f: Callable, trajectories: Mapping, path, *, xlim=Non
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "optimizer_trajectories")
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +338,7 @@ def activation_functions(path, *, names: Sequence[str] = ("sigmoid", "tanh", "re
         ax.set_xlabel("x")
     ax_f.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "activation_functions")
 
 
 def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = None,
@@ -295,6 +352,10 @@ def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = Non
     arrays = {str(k): np.asarray(v, float).ravel() for k, v in arrays.items()}
     if not arrays:
         raise ValueError("histograms: expected a non-empty dict {name: array}.")
+    empty = [k for k, a in arrays.items() if not a.size]
+    if empty:
+        raise ValueError(f"histograms: array {empty[0]!r} is empty; every array needs at "
+                         "least one value.")
     n = len(arrays)
     ncols = min(n, ncols or min(n, 5))
     nrows = math.ceil(n / ncols)
@@ -313,7 +374,7 @@ def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = Non
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "histograms")
 
 
 def image_grid(images, path, *, titles: Sequence[str] | None = None, ncols: int | None = None,
@@ -347,4 +408,4 @@ def image_grid(images, path, *, titles: Sequence[str] | None = None, ncols: int 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, "image_grid")

@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def _main(capsys, *argv):
         (["train", "--dataset", "imagenet"], "argument --dataset: invalid choice"),
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
         (["train", "--val-fraction", "1.5"], "expected a number in (0, 1), got 1.5"),
-        (["train", "--seed", "-3"], "expected an integer >= 0, got -3"),
+        (["train", "--seed", "-3"], "expected an integer from 0 to 9223372036854775806, got -3"),
+        (["train", "--seed", str(2**63)], "argument --seed: expected an integer from 0 to"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
         (["train", "--dataset", "spiral", "--limit", "1"],
          "argument --limit: expected an integer >= 2, got 1"),
@@ -42,9 +44,12 @@ def _main(capsys, *argv):
          "--model resnet20 cannot take --input-shape 4,4"),
         (["evaluate", "nowhere"], "nowhere is not a run folder"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["train", "--dataset", "spiral", "--data-dir", "data"],
+         "--data-dir is only read for --dataset mnist"),
     ],
 )
-def test_invalid_arguments_exit_2_with_one_line(capsys, argv, message):
+def test_invalid_arguments_exit_2_with_one_line(capsys, monkeypatch, tmp_path, argv, message):
+    monkeypatch.chdir(tmp_path)  # should a case ever run, its run folder lands here
     status, out, err = _main(capsys, *argv)
     assert status == 2
     assert err.count("\n") == 1 and err.startswith("fnn")
@@ -234,3 +239,142 @@ def test_divergence_later_names_the_last_good_checkpoint(capsys, run_copy):
     assert status == 1
     assert "NaN or infinite in epoch 3" in err and "check_finite" not in err
     assert f"the checkpoint of epoch 2 in {run_copy / 'checkpoints'} is the last good one" in err
+
+
+def test_out_that_is_a_file_is_a_usage_error(capsys, tmp_path):
+    (tmp_path / "runs").write_text("my notes")
+    status, _, err = _main(capsys, "train", *_TINY, "--out", str(tmp_path / "runs"))
+    assert status == 2 and err.count("\n") == 1
+    assert f"--out {tmp_path / 'runs'} is a file, not a folder" in err
+    assert (tmp_path / "runs").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("command", ["train --resume", "evaluate"])
+@pytest.mark.parametrize("key, value, problem", [
+    ("model", "vgg", 'model must be one of lenet5, mlp, .*got "vgg"'),
+    ("dataset", "imagenet", 'dataset must be one of mnist, .*got "imagenet"'),
+    ("optimizer", "lbfgs", 'optimizer must be one of sgd, .*got "lbfgs"'),
+    ("lr", None, "lr must be a positive number, got null"),
+    ("epochs", "abc", 'epochs must be a positive integer, got "abc"'),
+    ("batch_size", 0, "batch_size must be a positive integer, got 0"),
+    ("val_fraction", 1.5, r"val_fraction must be a number in \(0, 1\), got 1.5"),
+    ("model", "lenet5", r"model lenet5 cannot take dataset spiral examples of shape \(2,\)"),
+])
+def test_bad_values_in_config_json_are_a_one_line_error(capsys, run_copy, command, key, value,
+                                                        problem):
+    config = json.loads((run_copy / "config.json").read_text())
+    text = json.dumps({**config, key: value})
+    (run_copy / "config.json").write_text(text)
+    status, _, err = _main(capsys, *command.split(), str(run_copy))
+    assert status == 2 and err.count("\n") == 1, err
+    assert re.search(re.escape(f"{run_copy / 'config.json'} is damaged: ") + problem, err), err
+    assert (run_copy / "config.json").read_text() == text
+
+
+@pytest.mark.parametrize("command", ["train --resume", "evaluate"])
+def test_a_damaged_checkpoint_is_a_one_line_error_naming_it(capsys, run_copy, command):
+    latest = run_copy / "checkpoints" / "ckpt_00000002.npz"
+    latest.write_bytes(latest.read_bytes()[:100])
+    files = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    status, _, err = _main(capsys, *command.split(), str(run_copy), *(
+        ["--epochs", "3", "--no-progress"] if command.startswith("train") else []))
+    assert status == 1 and err.count("\n") == 1, err
+    assert f"{latest} is not a valid fnn checkpoint" in err
+    assert f"Move {latest} away to continue from epoch 1." in err
+    assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == files
+
+
+def test_resume_without_checkpoints_does_not_overwrite_a_finished_run(capsys, run_copy):
+    shutil.rmtree(run_copy / "checkpoints")
+    files = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    status, _, err = _main(capsys, "train", "--resume", str(run_copy), "--no-progress")
+    assert status == 2 and err.count("\n") == 1
+    assert f"{run_copy} has no checkpoint to resume from, but its history.json" in err
+    assert {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()} == files
+
+
+def test_evaluate_without_checkpoints_leaves_the_folder_alone(capsys, run_copy):
+    shutil.rmtree(run_copy / "checkpoints")
+    status, _, err = _main(capsys, "evaluate", str(run_copy))
+    assert status == 1 and "has no checkpoint yet" in err
+    assert not (run_copy / "checkpoints").exists()
+
+
+def test_evaluate_uses_the_data_sets_classes_not_a_stale_count(capsys, run_copy):
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "num_classes": 2}))
+    status, out, err = _main(capsys, "evaluate", str(run_copy))
+    assert status == 0, err
+    assert out.splitlines()[-1].split()[0] == "2"  # the third class's row
+
+
+def test_json_files_are_written_atomically(tmp_path):
+    path = tmp_path / "history.json"
+    cli._write_json(str(path), {"loss": [1.0]})
+    with pytest.raises(TypeError):
+        cli._write_json(str(path), {"loss": [object()]})
+    assert json.loads(path.read_text()) == {"loss": [1.0]}
+    assert os.listdir(tmp_path) == ["history.json"]  # no temporary file left behind
+
+
+def test_curves_png_is_replaced_atomically(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "curves.png"
+    path.write_bytes(b"the previous picture")
+
+    def crash(self, target, **kwargs):  # a renderer that fails half-way
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "wb") as f:
+                f.write(b"half")
+        else:
+            target.write(b"half")
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(Figure, "savefig", crash)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        cli._plot_curves({"loss": [1.0, 0.5]}, str(path))
+    assert path.read_bytes() == b"the previous picture"
+    assert os.listdir(tmp_path) == ["curves.png"]
+
+
+def test_a_batch_larger_than_the_training_set_is_reported(capsys, tmp_path):
+    status, out, err = _main(capsys, "train", "--dataset", "spiral", "--limit", "20",
+                             "--batch-size", "64", "--epochs", "1", "--no-progress",
+                             "--out", str(tmp_path), "--name", "b")
+    assert status == 0, err
+    assert "batch 18 (all the training examples: --batch-size 64 is more than 18)" in out
+
+
+def test_damaged_data_files_are_a_one_line_error(capsys, tmp_path):
+    header = bytes([0, 0, 8, 3]) + (4).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    labels = bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes(range(4))
+    for stem in ("train", "t10k"):
+        (tmp_path / f"{stem}-images-idx3-ubyte").write_bytes(header + bytes(4 * 784 - 5))
+        (tmp_path / f"{stem}-labels-idx1-ubyte").write_bytes(labels)
+    status, _, err = _main(capsys, "train", "--data-dir", str(tmp_path), "--no-progress",
+                           "--out", str(tmp_path / "runs"))
+    assert status == 1 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'train-images-idx3-ubyte'} is truncated" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_warns_when_the_data_source_changed(capsys, run_copy):
+    config = json.loads((run_copy / "config.json").read_text())
+    (run_copy / "config.json").write_text(json.dumps({**config, "data_source": "MNIST, IDX"}))
+    status, out, err = _main(capsys, "evaluate", str(run_copy))
+    assert status == 0
+    assert err == ("fnn evaluate: warning: the run was trained on MNIST, IDX, but its data set "
+                   f"now reads {config['data_source']}\n")
+    assert "loss" in out
+
+
+def test_ctrl_c_before_training_is_one_line_and_status_130(capsys, monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_load_dataset", interrupted)
+    status, _, err = _main(capsys, "train", *_TINY, "--out", str(tmp_path))
+    assert (status, err) == (130, "fnn train: interrupted\n")
+    assert os.listdir(tmp_path) == []

@@ -134,3 +134,40 @@ def test_padded_batches_count_every_example_once():
     assert [m.tolist() for _, m in pieces][-1] == [True, True, False, False]
     np.testing.assert_array_equal(np.concatenate([np.asarray(b[1]) for b, _ in pieces]),
                                   np.asarray(by).reshape(-1))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a: data.epoch_batches(None, a, 2),
+    lambda a: data.padded_batches(a, 2),
+    lambda a: list(data.iter_padded_batches(a, 2)),
+])
+def test_one_bare_array_is_not_taken_for_a_tuple_of_rows(fn):
+    x, _ = _xy(4)  # tuple(x) would be 4 "arrays" of 3 examples each
+    with pytest.raises(TypeError, match=r"arrays must be a tuple of arrays such as \(x, y\), "
+                                        r"got ndarray of shape \(4, 3\); for one array pass"):
+        fn(x)
+    fn((x,))  # the same array in a tuple is fine
+
+
+def test_batches_hints_to_unpack_a_tuple(key):
+    x, y = _xy(4)
+    with pytest.raises(TypeError, match=r"argument 0 must be an array .*got tuple; unpack a "
+                                        r"tuple of arrays: batches\(key, \*arrays, \.\.\.\)"):
+        data.batches(key, (x, y), batch_size=2)
+
+
+def test_train_val_split_takes_numpy_fractions(key):
+    x, y = _xy(10)
+    (_, yt), (_, yv) = data.train_val_split(key, x, y, val_fraction=np.float32(0.3))
+    assert len(yv) == 3 and len(yt) == 7
+
+
+@pytest.mark.parametrize("n", [0, -5, 2.5, True])
+def test_num_batches_rejects_a_bad_example_count(n):
+    with pytest.raises(ValueError, match=rf"num_batches: n must be a positive int .*got {n!r}"):
+        data.num_batches(n, 2)
+
+
+def test_num_batches_checks_drop_last():
+    with pytest.raises(TypeError, match=r"num_batches: drop_last must be True or False"):
+        data.num_batches(10, 3, drop_last="yes")

@@ -348,3 +348,11 @@ def test_download_extracts_cifar_bins_safely(tmp_path, monkeypatch):
 def test_download_unknown_name(tmp_path):
     with pytest.raises(ValueError, match=r"unknown data set 'imagenet'"):
         datasets.download("imagenet", tmp_path)
+
+
+@pytest.mark.parametrize("load", [datasets.mnist, datasets.mnist_source, datasets.cifar10])
+def test_a_data_dir_that_is_no_path_names_the_reader(load):
+    name = "mnist" if load is datasets.mnist_source else load.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: data_dir must be None or a folder path "
+                                        r"\(a str or os.PathLike\), got 123\.$"):
+        load(data_dir=123)

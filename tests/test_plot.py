@@ -1,4 +1,5 @@
 """Every plotting function writes a non-empty PNG of the expected pixel size."""
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,84 @@ def test_import_fnn_does_not_import_matplotlib():
     code = "import sys, fnn; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("history, exc, match", [
+    (None, TypeError, r"training_curves: expected a history dict .*got None"),
+    ([0.5, 0.3], TypeError, r"training_curves: expected a history dict .*got \[0.5, 0.3\]"),
+    ({"loss": [], "val_loss": []}, ValueError, "the history holds no epochs yet"),
+    ({"loss": ["low"]}, TypeError, r"'loss' must be a sequence of numbers, got \['low'\]"),
+    ({"loss": 0.5}, ValueError, r"'loss' must be a 1-D sequence of numbers .*shape \(\)"),
+    ({"a": {"loss": [[1, 2], [3, 4]]}}, ValueError, r"'a'/'loss' must be a 1-D sequence"),
+])
+def test_training_curves_rejects_bad_histories(tmp_path, history, exc, match):
+    with pytest.raises(exc, match=match):
+        plot.training_curves(history, tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_training_curves_draws_nan_losses_as_gaps(tmp_path):
+    fig = plot.training_curves({"loss": [1.0, float("nan"), 0.5]}, tmp_path / "n.png", dpi=40)
+    _check_png(fig, tmp_path / "n.png", 320, 128)
+
+
+def test_curves_and_histograms_reject_what_they_cannot_draw(tmp_path):
+    with pytest.raises(ValueError, match=r"curves: expected a non-empty dict"):
+        plot.curves({}, tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"curves: series 'a' has 2 x values and 3 y values"):
+        plot.curves({"a": ([0, 1], [3, 2, 1])}, tmp_path / "c.png")
+    with pytest.raises(ValueError, match=r"histograms: array 'b' is empty"):
+        plot.histograms({"a": [1.0], "b": []}, tmp_path / "h.png", sharex=True)
+
+
+def test_a_failed_render_keeps_the_previous_picture(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "c.png"
+    plot.curves({"a": [3, 2, 1]}, path, dpi=40)
+    before = path.read_bytes()
+
+    def crash(self, target, **kwargs):  # a renderer that fails half-way
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "wb") as f:
+                f.write(b"half")
+        else:
+            target.write(b"half")
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(Figure, "savefig", crash)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        plot.curves({"a": [1, 2, 3]}, path, dpi=40)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["c.png"]
+
+
+def test_a_folder_as_path_is_a_clear_error(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"fnn.plot.curves: .* is a folder"):
+        plot.curves({"a": [1, 2]}, tmp_path)
+
+
+def test_optimizer_trajectories_frames_a_diverged_run_by_its_finite_points(tmp_path):
+    traj = {"sgd": np.array([[1.0, 1.0], [3.0, -3.0], [np.inf, np.nan]]),
+            "adam": np.array([[1.0, 1.0], [0.5, 0.5]])}
+    fig = plot.optimizer_trajectories(lambda p: p[0] ** 2 + p[1] ** 2, traj, tmp_path / "t.png",
+                                      resolution=20, figsize=(4, 3), dpi=40)
+    _check_png(fig, tmp_path / "t.png", 160, 120)
+    assert fig.axes[0].get_xlim()[1] < 4
+    with pytest.raises(ValueError, match="no trajectory has a finite point"):
+        plot.optimizer_trajectories(lambda p: p[0], {"a": np.full((2, 2), np.nan)},
+                                    tmp_path / "n.png")
+
+
+@pytest.mark.parametrize("x, y, kwargs, match", [
+    (np.zeros((4, 2)), np.array([0, 1, -1, 0]), {}, r"y must hold class ids .*from -1 to 1"),
+    (np.zeros((4, 2)), np.array([0, 1, 0]), {}, r"expected one label per point, y of shape \(4,\)"),
+    (np.zeros((4, 2)), np.array([0.5, 1, 0, 0]), {}, r"y must hold class ids"),
+    (np.zeros((4, 2)), np.zeros(4, int), {"resolution": 1}, r"resolution must be an int >= 2"),
+    (np.zeros((0, 2)), np.zeros(0, int), {}, r"x holds no points"),
+])
+def test_decision_boundary_rejects_bad_labels_and_grids(tmp_path, x, y, kwargs, match):
+    model = fnn.models.mlp([3])
+    params, state = model.init(jax.random.key(0), (2,))
+    with pytest.raises(ValueError, match="^decision_boundary: " + match):
+        plot.decision_boundary(model, params, state, x, y, tmp_path / "d.png", **kwargs)

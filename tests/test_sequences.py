@@ -78,3 +78,9 @@ def test_image_rows_rank_error():
     with pytest.raises(ValueError, match=r"image_rows: expected images \(N, H, W\) or "
                                          r"\(N, H, W, C\), got shape \(3, 4\)"):
         image_rows(np.zeros((3, 4)))
+
+
+def test_image_rows_of_an_empty_batch_and_of_a_list():
+    assert image_rows(np.zeros((0, 4, 5, 3), np.uint8)).shape == (0, 4, 15)
+    with pytest.raises(TypeError, match=r"image_rows: expected an array .*got a list"):
+        image_rows([[[1]]])

@@ -64,8 +64,11 @@ def _folder(data_dir, split: str) -> str:
         root = os.environ.get("FNN_DATA_DIR")
         if not root:
             raise FileNotFoundError(f"cifar10: give data_dir or set FNN_DATA_DIR. {_HOW_TO_GET}")
-    else:
+    elif isinstance(data_dir, (str, os.PathLike)):
         root = os.fspath(data_dir)
+    else:
+        raise TypeError(f"cifar10: data_dir must be None or a folder path (a str or "
+                        f"os.PathLike), got {data_dir!r}.")
     candidates = [root, os.path.join(root, "cifar-10-batches-bin"), os.path.join(root, "cifar10"),
                   os.path.join(root, "cifar10", "cifar-10-batches-bin")]
     for folder in candidates:

@@ -105,10 +105,18 @@ def _find_file(folder: str, stem: str) -> str | None:
     return None
 
 
+def _folder_path(where: str, data_dir) -> str:
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"{where}: data_dir must be None or a folder path (a str or "
+                        f"os.PathLike), got {data_dir!r}.")
+    return os.fspath(data_dir)
+
+
 def _idx_folder(data_dir, split: str) -> str | None:
     """The first candidate folder holding both IDX files of `split`, or None."""
     if data_dir is not None:
-        folders = [os.fspath(data_dir), os.path.join(os.fspath(data_dir), "mnist")]
+        data_dir = _folder_path("mnist", data_dir)
+        folders = [data_dir, os.path.join(data_dir, "mnist")]
     elif os.environ.get("FNN_DATA_DIR"):
         root = os.environ["FNN_DATA_DIR"]
         folders = [os.path.join(root, "mnist"), root]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_key, check_number, check_positive_int, shape_str
+from fnn._checks import check_array, check_key, check_number, check_positive_int, shape_str
 
 __all__ = ["adding_problem", "sine_sequences", "image_rows"]
 
@@ -96,9 +96,11 @@ def image_rows(images):
     the "sequential MNIST by rows" task). Works on numpy and jax arrays and
     keeps the dtype (scale integer pixels yourself).
     """
+    check_array("image_rows", images)
     if images.ndim not in (3, 4):
         raise ValueError(
             f"image_rows: expected images (N, H, W) or (N, H, W, C), got shape "
             f"{shape_str(images.shape)} (rank {images.ndim}).")
-    n, h = images.shape[0], images.shape[1]
-    return images.reshape(n, h, -1)
+    n, h, w = images.shape[:3]
+    c = images.shape[3] if images.ndim == 4 else 1
+    return images.reshape(n, h, w * c)  # explicit sizes: -1 is ambiguous when N = 0
