@@ -407,8 +407,9 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
             acc = None if accs[0] is None else jnp.mean(jnp.stack(accs))
         opt_state, new_params = optimizer.update(ts.opt_state, grads)
         s = ts.lr_scale
+        unscaled = s == 1.0
         scaled = jax.tree.map(
-            lambda p, q: jnp.where(s == 1.0, q, (p + s.astype(p.dtype) * (q - p)).astype(p.dtype)),
+            lambda p, q: jnp.where(unscaled, q, (p + s.astype(p.dtype) * (q - p)).astype(p.dtype)),
             params, new_params)
         opt_state = opt_state._replace(params=scaled)
         metrics = {"loss": data_loss}

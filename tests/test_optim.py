@@ -275,7 +275,9 @@ def test_masked_freezes_leaves_bit_for_bit(factory):
     _, plain = run_updates(factory(), params, grads)
     for got, want in zip(history, plain, strict=True):
         np.testing.assert_array_equal(np.asarray(got["b"]), params["b"])
-        np.testing.assert_allclose(np.asarray(got["w"]), np.asarray(want["w"]), rtol=1e-7)
+        # a few float32 ulps: XLA may fuse Adam's shared bias correction differently
+        # when the frozen leaf's update is dropped
+        np.testing.assert_allclose(np.asarray(got["w"]), np.asarray(want["w"]), rtol=1e-6)
     for field in state._fields[3:]:  # the frozen leaf's slots never moved from zeros
         np.testing.assert_array_equal(np.asarray(getattr(state, field)["b"]), 0.0)
     assert int(state.step) == N_STEPS
@@ -640,3 +642,14 @@ def test_other_floating_grads_and_empty_params_still_work():
     for empty in ({}, None):  # a model without parameters: only the step advances
         state, params = opt.update(opt.init(empty), empty)
         assert params == empty and int(state.step) == 1
+
+
+@pytest.mark.parametrize("factory", [optim.adam, optim.adamw])
+def test_adam_bias_corrections_are_traced_once_per_update(factory):
+    """1 − b^t depends on the step only: computed once per update, not once per leaf
+    (59 copies in ResNet-20's step cost ~1 s of its compile time)."""
+    opt = factory(1e-3)
+    params = {f"w{i}": jnp.ones((2,)) for i in range(5)}
+    state = opt.init(params)
+    jaxpr = jax.make_jaxpr(opt.update)(state, params)
+    assert sum(e.primitive.name == "expm1" for e in jaxpr.eqns) == 2  # b1 and b2

@@ -139,12 +139,17 @@ def _one_minus_power(b, t):
     return 1 - b**t  # a traced hyperparameter
 
 
+def _adam_corrections(b1, b2):
+    """The bias corrections `(1 − b1^t, 1 − b2^t)`, once per update."""
+    return lambda t: (_one_minus_power(b1, t), _one_minus_power(b2, t))
+
+
 def _adam_rule(b1, b2, eps, weight_decay):
-    def rule(t, lr, p, g, m, v):
+    def rule(corrections, lr, p, g, m, v):
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        m_hat = m / _one_minus_power(b1, t)
-        v_hat = v / _one_minus_power(b2, t)
+        m_hat = m / corrections[0]
+        v_hat = v / corrections[1]
         u = m_hat / (jnp.sqrt(v_hat) + eps)
         if weight_decay is not None:
             u = u + weight_decay * p
@@ -185,7 +190,8 @@ def adam(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e
     decoupled weight decay.
     """
     b1, b2, eps = _adam_checks("adam", b1, b2, eps)
-    return build("adam", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, None))
+    return build("adam", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, None),
+                 per_step=_adam_corrections(b1, b2))
 
 
 def adamw(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -213,4 +219,5 @@ def adamw(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1
     """
     b1, b2, eps = _adam_checks("adamw", b1, b2, eps)
     wd = check_hyper("adamw", "weight_decay", weight_decay, low=0.0)
-    return build("adamw", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, wd))
+    return build("adamw", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, wd),
+                 per_step=_adam_corrections(b1, b2))

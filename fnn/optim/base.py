@@ -247,7 +247,7 @@ def map_leaves(fn: Callable, n_out: int, params: Any, *trees: Any) -> tuple:
 
 
 def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
-          rule: Callable) -> Optimizer:
+          rule: Callable, per_step: Callable | None = None) -> Optimizer:
     """Assemble an `Optimizer` from a per-leaf update rule.
 
     - `state_cls`: NamedTuple with fields `(step, lr, params, *slots)`.
@@ -255,6 +255,9 @@ def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
     - `rule(t, lr, p, g, *slots) -> (new_p, *new_slots)` for one leaf, where `t`
       is the step count after this update (1 for the first) and `lr` the
       learning rate cast to the leaf's dtype.
+    - `per_step(t)`: optional; its result replaces `t` as the rule's first
+      argument, so that terms that depend only on the step (Adam's bias
+      corrections) are computed once per update instead of once per leaf.
     """
     lr_at = learning_rate_fn(where, learning_rate)
     n_slots = len(state_cls._fields) - 3
@@ -275,9 +278,10 @@ def build(where: str, learning_rate: Any, state_cls: type, init_slots: Callable,
         check_like_params(f"{where}.update", state.params, grads)
         lr = lr_at(state.step)
         t = state.step + 1
+        step_terms = t if per_step is None else per_step(t)
 
         def leaf(p, g, *slots):
-            new_p, *new_slots = rule(t, lr.astype(p.dtype), p, g, *slots)
+            new_p, *new_slots = rule(step_terms, lr.astype(p.dtype), p, g, *slots)
             return (new_p.astype(p.dtype),
                     *(n.astype(o.dtype) for n, o in zip(new_slots, slots, strict=True)))
 
