@@ -21,7 +21,6 @@ checkpoint) exits with status 1.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -633,34 +632,15 @@ def _diverged_message(run_dir: str, config: dict) -> str:
 
 
 def _plot_curves(history: dict, path: str) -> str:
-    """Write loss and accuracy curves (train and validation) to `path`, if matplotlib exists."""
+    """Write loss and accuracy curves (train and validation) to `path`, if matplotlib exists
+    (`fnn.plot.training_curves`, which replaces the old picture atomically)."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
+        import matplotlib  # noqa: F401
     except ImportError:
         return "matplotlib is not installed: skipped curves.png (pip install matplotlib)"
-    panels = [("loss", "loss"), ("accuracy", "accuracy")]
-    panels = [p for p in panels if p[0] in history or f"val_{p[0]}" in history]
-    fig = Figure(figsize=(5 * max(len(panels), 1), 3.6))
-    FigureCanvasAgg(fig)
-    for i, (metric, label) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        for key, style, name in ((metric, "-", "train"), (f"val_{metric}", "--", "validation")):
-            if key in history:
-                values = history[key]
-                ax.plot(range(1, len(values) + 1), values, style, marker="o", markersize=3,
-                        label=name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    png = io.BytesIO()  # render first, then replace the old picture in one rename
-    fig.savefig(png, dpi=100, format="png")
-    with atomic_file(path, "fnn") as f:
-        f.write(png.getvalue())
+    from fnn.plot import training_curves
+
+    training_curves(history, path)
     return f"wrote {path}"
 
 
