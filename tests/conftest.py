@@ -35,3 +35,20 @@ def seed():
 @pytest.fixture
 def key(seed):
     return jax.random.key(seed)
+
+
+@pytest.fixture
+def crashing_savefig(monkeypatch):
+    """matplotlib's `Figure.savefig` replaced by a renderer that writes half a file to its
+    target, then raises RuntimeError("renderer crashed")."""
+    figure = pytest.importorskip("matplotlib.figure").Figure
+
+    def crash(self, target, **kwargs):
+        if isinstance(target, (str, os.PathLike)):
+            with open(target, "wb") as f:
+                f.write(b"half")
+        else:
+            target.write(b"half")
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(figure, "savefig", crash)

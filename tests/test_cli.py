@@ -317,22 +317,9 @@ def test_json_files_are_written_atomically(tmp_path):
     assert os.listdir(tmp_path) == ["history.json"]  # no temporary file left behind
 
 
-def test_curves_png_is_replaced_atomically(monkeypatch, tmp_path):
-    pytest.importorskip("matplotlib")
-    from matplotlib.figure import Figure
-
+def test_curves_png_is_replaced_atomically(tmp_path, crashing_savefig):
     path = tmp_path / "curves.png"
     path.write_bytes(b"the previous picture")
-
-    def crash(self, target, **kwargs):  # a renderer that fails half-way
-        if isinstance(target, (str, os.PathLike)):
-            with open(target, "wb") as f:
-                f.write(b"half")
-        else:
-            target.write(b"half")
-        raise RuntimeError("renderer crashed")
-
-    monkeypatch.setattr(Figure, "savefig", crash)
     with pytest.raises(RuntimeError, match="renderer crashed"):
         cli._plot_curves({"loss": [1.0, 0.5]}, str(path))
     assert path.read_bytes() == b"the previous picture"

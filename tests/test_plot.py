@@ -117,22 +117,11 @@ def test_curves_and_histograms_reject_what_they_cannot_draw(tmp_path):
         plot.histograms({"a": [1.0], "b": []}, tmp_path / "h.png", sharex=True)
 
 
-def test_a_failed_render_keeps_the_previous_picture(monkeypatch, tmp_path):
-    from matplotlib.figure import Figure
-
+def test_a_failed_render_keeps_the_previous_picture(tmp_path, request):
     path = tmp_path / "c.png"
     plot.curves({"a": [3, 2, 1]}, path, dpi=40)
     before = path.read_bytes()
-
-    def crash(self, target, **kwargs):  # a renderer that fails half-way
-        if isinstance(target, (str, os.PathLike)):
-            with open(target, "wb") as f:
-                f.write(b"half")
-        else:
-            target.write(b"half")
-        raise RuntimeError("renderer crashed")
-
-    monkeypatch.setattr(Figure, "savefig", crash)
+    request.getfixturevalue("crashing_savefig")  # from here on, every render fails
     with pytest.raises(RuntimeError, match="renderer crashed"):
         plot.curves({"a": [1, 2, 3]}, path, dpi=40)
     assert path.read_bytes() == before
