@@ -37,6 +37,7 @@ from fnn._checks import (
     check_input_shape,
     check_key,
     check_params,
+    describe_value,
     keys_str,
     shape_str,
 )
@@ -85,15 +86,16 @@ def _returns_layer(fn) -> bool:
         return False
 
 
-def as_layer(obj: Any) -> Layer:
-    """A `Layer` as is; a plain callable `f(x)` as a parameter-free layer."""
+def as_layer(obj: Any, where: str = "serial/concat/residual") -> Layer:
+    """A `Layer` as is; a plain callable `f(x)` as a parameter-free layer. Anything else
+    is a TypeError naming `where` (the function that was given `obj`)."""
     if isinstance(obj, Layer):
         return obj
     if isinstance(obj, type) or not callable(obj) or _returns_layer(obj):
-        raise TypeError(
-            f"serial/concat/residual: expected a fnn.Layer or a callable f(x) -> y, "
-            f"got {obj!r}. Did you forget to call the constructor, e.g. fnn.layers.Flatten()?"
-        )
+        hint = ("Wrap a list of layers in fnn.serial(*layers)." if isinstance(obj, (list, tuple))
+                else "Did you forget to call the constructor, e.g. fnn.layers.Flatten()?")
+        raise TypeError(f"{where}: expected a fnn.Layer or a callable f(x) -> y, got "
+                        f"{describe_value(obj)}. {hint}")
     fn = obj
     name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", None)
     name = name or type(fn).__name__

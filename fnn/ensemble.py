@@ -34,14 +34,11 @@ __all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean",
 
 def ensemble_size(tree) -> int:
     """K, the leading (member) axis shared by every leaf of an ensemble pytree."""
-    leaves = jax.tree.leaves(tree)
-    sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in leaves}
-    if not leaves or len(sizes) != 1 or None in sizes:
-        raise ValueError(
-            "ensemble: expected a stacked pytree whose leaves all share a leading member "
-            f"axis K, got leaves of shapes {[shape_str(jnp.shape(a)) for a in leaves][:6]}."
-        )
-    return int(sizes.pop())
+    k = _members("ensemble_size", "the tree", tree)
+    if k is None:
+        raise ValueError("ensemble_size: expected a stacked ensemble pytree, got one without "
+                         "leaves.")
+    return k
 
 
 def _members(where: str, what: str, tree, k: int | None = None) -> int | None:

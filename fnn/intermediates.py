@@ -22,17 +22,6 @@ def _is_serial(layer: Layer) -> bool:
     return combinator(layer) == "serial"
 
 
-def _as_model(where: str, model) -> Layer:
-    """`as_layer(model)`, with an error that names `where` rather than the combinators."""
-    try:
-        return as_layer(model)
-    except TypeError:
-        hint = ("wrap the layers in fnn.serial(*layers)." if isinstance(model, (list, tuple))
-                else "did you forget to call the constructor, e.g. fnn.models.mlp([8, 2])?")
-        raise TypeError(f"{where}: expected a fnn.Layer or a callable f(x) -> y, got "
-                        f"{describe_value(model)}; {hint}") from None
-
-
 def _require_serial(where: str, model: Layer) -> None:
     if not _is_serial(model):
         raise TypeError(
@@ -99,7 +88,7 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool = Fal
     Flatten the result to `{"0_Dense": ..., "2_Serial/0_Dense": ...}` with
     `from fnn.intermediates import flatten` (`fnn.intermediates` itself is this function).
     """
-    model = _as_model("intermediates", model)
+    model = as_layer(model, "intermediates")
     _require_serial("intermediates", model)
     _check_trees("intermediates", params, state)
     if key is not None:
@@ -117,7 +106,7 @@ def layer_paths(model: Layer) -> list[str]:
     Use it to restore the order after `jax.jit`: a jitted function returns its
     dicts with sorted keys (`"10_relu"` before `"1_relu"`).
     """
-    model = _as_model("layer_paths", model)
+    model = as_layer(model, "layer_paths")
     _require_serial("layer_paths", model)
     paths: list[str] = []
 

@@ -28,8 +28,7 @@ import jax
 from jax.extend import core as jcore
 
 from fnn._checks import as_dtype, check_input_shape, shape_str
-from fnn.core import Layer, children, combinator, input_dtype, output_struct
-from fnn.intermediates import _as_model
+from fnn.core import Layer, as_layer, children, combinator, input_dtype, output_struct
 
 
 class Row(NamedTuple):
@@ -229,7 +228,7 @@ def summary(model, input_shape, dtype=None) -> Summary:
     >>> fnn.summary(fnn.layers.Conv2D(100, 3, padding="SAME"), (32, 32, 3)).total_macs
     2764800
     """
-    model = _as_model("summary", model)
+    model = as_layer(model, "summary")
     input_shape = check_input_shape("summary", input_shape, "(d1, ..., dk)")
     dtype = input_dtype(model) if dtype is None else as_dtype("summary", dtype)
     try:

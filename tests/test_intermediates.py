@@ -120,8 +120,8 @@ def test_bad_params_state_key_and_train_name_intermediates(key):
 
 
 def test_model_that_is_no_layer_names_intermediates():
-    with pytest.raises(TypeError, match=r"intermediates: expected a fnn\.Layer .* got a "
-                                        r"list; wrap the layers in fnn\.serial\(\*layers\)"):
+    with pytest.raises(TypeError, match=r"intermediates: expected a fnn\.Layer .* got "
+                                        r"a list\. Wrap a list of layers in fnn\.serial"):
         intermediates([Dense(2)], {}, {}, jnp.ones((1, 3)))
 
 
