@@ -336,3 +336,26 @@ def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key):
         runs_im2col = _has_eqn(input_grad(params, x).jaxpr,
                                lambda eqn: eqn.params.get("name") == _fast_conv.IM2COL_NAME)
         assert runs_im2col is on_cpu_fast
+
+
+def test_conv_output_size_errors_list_the_one_axis_forms_it_takes():
+    # It takes one axis: an unknown name must not suggest Conv2D's pair of pairs,
+    # which conv_output_size itself rejects.
+    with pytest.raises(ValueError, match=r"unknown padding 'full'; expected .*a pair "
+                                         r"\(before, after\)\.$") as info:
+        fnn.conv_output_size(5, 3, 1, "full")
+    assert "(top, bottom)" not in str(info.value)
+    with pytest.raises(ValueError, match=r"conv_output_size: padding must be >= 0, got \(1, -1\)"):
+        fnn.conv_output_size(5, 3, 1, (1, -1))
+    assert fnn.conv_output_size(5, 3, 1, (1, 0)) == 4
+
+
+@pytest.mark.parametrize("layer", [Conv2D(2, 3), MaxPool(2, padding="SAME")])
+def test_empty_spatial_axis_is_named_not_blamed_on_padding(key, layer):
+    # Before: "... is larger than the input (0, 4, 1) after padding='SAME' ...; use
+    # ... padding="SAME"" — advice that cannot help an image with no rows.
+    with pytest.raises(ValueError, match=r"the input \(0, 4, 1\) has an empty spatial axis") as e:
+        layer.init(key, (0, 4, 1))
+    assert "SAME" not in str(e.value)
+    with pytest.raises(ValueError, match=r"the input \(2, 4, 0, 1\) has an empty spatial axis"):
+        layer.apply({"w": jnp.ones((3, 3, 1, 2)), "b": jnp.zeros(2)}, {}, jnp.ones((2, 4, 0, 1)))

@@ -194,3 +194,40 @@ def test_bad_constructor_arguments():
         LayerNorm(eps=0.0)
     with pytest.raises(ValueError, match="mlp: expected a non-empty list"):
         fnn.models.mlp([])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_layernorm_half_precision_matches_float64(dtype):
+    # Deviations of 300 square to 90000 > 65504: in float16 the variance was inf and
+    # every output 0. The statistics now run in float32.
+    layer = LayerNorm()
+    params, state = layer.init(None, (4,))
+    x = jnp.asarray([[0.0, 300.0, -300.0, 100.0], [1.0, 2.0, 3.0, 4.0]], dtype)
+    xr = np.asarray(x, np.float64)
+    mean = xr.mean(-1, keepdims=True)
+    expected = (xr - mean) / np.sqrt(((xr - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
+    y = layer.apply(params, state, x)[0]
+    assert y.dtype == jnp.float32   # promoted with the float32 scale and bias, as before
+    np.testing.assert_allclose(np.asarray(y, np.float64), expected, rtol=1e-5, atol=1e-5)
+    half = jax.tree.map(lambda a: a.astype(dtype), params)
+    y = layer.apply(half, state, x)[0]
+    assert y.dtype == dtype
+    np.testing.assert_allclose(np.asarray(y, np.float64), expected, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("args,kwargs,error,match", [
+    (([3, 0],), {}, ValueError, r"mlp: features\[1\] must be a positive int, got 0"),
+    (([3, 2.5],), {}, TypeError, r"mlp: features\[1\] must be a positive int, got 2\.5"),
+    (("ab",), {}, TypeError, r"mlp: features must be a list of layer sizes.*got 'ab'"),
+    ((None,), {}, TypeError, r"mlp: features must be a list of layer sizes.*got None"),
+    ((np.array(3),), {}, TypeError, r"mlp: features must be a list .*shape \(\)"),
+    (([3],), {"activation": "sigmod"}, ValueError, r"mlp: .*unknown activation 'sigmod'"),
+    (([3],), {"w_init": "he_nromal"}, ValueError, r"mlp: .*unknown initializer 'he_nromal'"),
+])
+def test_mlp_bad_arguments_name_mlp(args, kwargs, error, match):
+    # Before: errors named Dense (or fnn.activations.get), None raised a bare
+    # "'NoneType' object is not iterable", and "ab" built Dense('a').
+    with pytest.raises(error, match=match):
+        fnn.models.mlp(*args, **kwargs)
+    assert fnn.models.mlp(np.array([3, 2])).init(jax.random.key(0), (4,))[0]["2_Dense"][
+        "w"].shape == (3, 2)

@@ -91,3 +91,20 @@ def test_bad_hyperparameters_and_rank_raise():
         Embedding(5, -1)
     with pytest.raises(ValueError, match=r"Embedding: expected an input of rank >= 1"):
         Embedding(5, 3).apply(_table(), {}, jnp.array(2))
+
+
+@pytest.mark.parametrize("vocab", [128, 300])
+def test_narrow_integer_ids_out_of_range_under_jit_give_nan_rows(vocab):
+    # int8 ids: the NaN row's index `vocab` does not fit int8, and wrapped (128 -> -128,
+    # 300 -> 44) it read a real row: -1 silently returned row 0 (vocab 128) or row 44
+    # (vocab 300). The ids are widened first.
+    layer = Embedding(vocab, 2)
+    params = {"table": jnp.arange(vocab * 2, dtype=jnp.float32).reshape(vocab, 2)}
+    lookup = jax.jit(lambda x: layer.apply(params, {}, x)[0])
+    y = np.asarray(lookup(np.array([[-1, 5, -128, 127]], np.int8)))
+    assert np.isnan(y[0, 0]).all() and np.isnan(y[0, 2]).all()
+    np.testing.assert_array_equal(y[0, 1], [10.0, 11.0])
+    np.testing.assert_array_equal(y[0, 3], params["table"][127])
+    for dtype in (np.uint8, np.int16, np.uint16):   # in-range narrow ids still read their rows
+        ids = np.array([[0, 3, 127]], dtype)
+        np.testing.assert_array_equal(lookup(ids), params["table"][ids.astype(np.int64)])

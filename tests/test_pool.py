@@ -115,3 +115,24 @@ def test_errors():
     with pytest.raises(ValueError, match=r"GlobalAvgPool: expected an input \(N, H, W, C\), got "
                                          r"shape \(2, 5\)"):
         GlobalAvgPool().apply({}, {}, jnp.ones((2, 5)))
+
+
+@pytest.mark.parametrize("padding", ["VALID", 1])
+def test_avg_pool_half_precision_does_not_overflow_in_the_sum(padding):
+    # Four float16 cells of 60000 sum to 240000 > 65504 (float16's max), but their
+    # mean is 60000: the sum runs in float32 (before: inf).
+    x = np.full((1, 4, 4, 1), 60000.0) * np.linspace(0.9, 1.0, 16).reshape(1, 4, 4, 1)
+    x16 = jnp.asarray(x, jnp.float16)
+    y = AvgPool(2, padding=padding).apply({}, {}, x16)[0]
+    assert y.dtype == jnp.float16
+    expected = ref_pool(np.asarray(x16), (2, 2), (2, 2), padding, np.mean)
+    np.testing.assert_allclose(np.asarray(y, np.float64), expected, rtol=1e-3)
+
+
+def test_global_avg_pool_rejects_an_empty_spatial_axis():
+    # Before: init passed and apply returned NaN (the mean over no positions).
+    with pytest.raises(ValueError, match=r"GlobalAvgPool: input_shape \(0, 3, 2\) has an empty"):
+        GlobalAvgPool().init(None, (0, 3, 2))
+    with pytest.raises(ValueError, match=r"GlobalAvgPool: the input of shape \(1, 3, 0, 2\)"):
+        GlobalAvgPool().apply({}, {}, jnp.ones((1, 3, 0, 2)))
+    assert GlobalAvgPool().apply({}, {}, jnp.ones((0, 3, 3, 2)))[0].shape == (0, 2)  # no examples

@@ -242,3 +242,49 @@ def test_resnet_errors():
         models.resnet(21)
     with pytest.raises(ValueError, match='resnet: shortcut must be "A" or "B", got \'C\''):
         models.resnet(20, shortcut="C")
+
+
+def test_alexnet_small_input_must_be_a_flag_and_names_its_smallest_input():
+    # Before: small_input="no" (truthy) silently chose the small layout, and a 4×4
+    # image failed inside a MaxPool instead of naming alexnet.
+    with pytest.raises(TypeError, match="alexnet: small_input must be True or False, got 'no'"):
+        models.alexnet(10, small_input="no")
+    with pytest.raises(ValueError, match=r"alexnet: the small-input layout needs images of at "
+                                         r"least 8×8 .*got \(4, 4, 3\)"):
+        fnn.output_shape(models.alexnet(10, small_input=True), (4, 4, 3))
+    assert fnn.output_shape(models.alexnet(10, small_input=True), (8, 8, 3)) == (10,)
+
+
+def test_lenet5_errors_name_lenet5():
+    model = models.lenet5()
+    params, state = jax.eval_shape(lambda: model.init(jax.random.key(0), (28, 28, 1)))
+    with pytest.raises(TypeError, match="lenet5: expected an array .*got a list"):
+        model.apply(params, state, [[0.0] * 28] * 28)   # before: AttributeError (no .ndim)
+    with pytest.raises(ValueError, match="lenet5: .*unknown activation 'rleu'"):
+        models.lenet5(activation="rleu")   # before: named fnn.activations.get
+
+
+@pytest.mark.parametrize("build,error,match", [
+    (lambda: models.rnn_classifier(4, 2, ["rnn"]), ValueError,
+     r"rnn_classifier: unknown cell \['rnn'\]"),        # before: unhashable type: 'list'
+    (lambda: models.rnn_classifier(4, 2, bidirectional="no"), TypeError,
+     "rnn_classifier: bidirectional must be True or False, got 'no'"),  # before: accepted
+    (lambda: models.rnn_classifier(4, 2, unroll=0), ValueError,
+     "rnn_classifier: unroll must be a positive int, got 0"),   # before: named SimpleRNN
+    (lambda: models.lstm_classifier(4, 2, unroll=-1), ValueError,
+     "lstm_classifier: unroll must be a positive int, got -1"),
+    (lambda: models.char_lstm(5, 4, unroll=0), ValueError,
+     "char_lstm: unroll must be a positive int, got 0"),
+])
+def test_recurrent_zoo_constructor_errors_name_the_model(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_basic_block_rejects_an_unknown_shortcut():
+    from fnn.models.resnet import basic_block
+    # Before: any value other than "A" (e.g. "C", or "a") silently built option B.
+    with pytest.raises(ValueError, match=r'basic_block: shortcut must be "A" or "B", got \'C\''):
+        basic_block(16, 2, shortcut="C")
+    with pytest.raises(ValueError, match="basic_block: stride must be a positive int, got 0"):
+        basic_block(16, 0)

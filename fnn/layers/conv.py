@@ -104,17 +104,20 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *
     kernel = check_positive_int(where, "kernel", kernel)
     stride = check_positive_int(where, "stride", stride)
     dilation = check_positive_int(where, "dilation", dilation)
+    # One axis: the forms Conv2D takes per axis (not its pair of pairs).
+    forms = '"SAME", "VALID", an int p (p on both sides) or a pair (before, after)'
     if isinstance(padding, str):
-        pad = normalize_padding(where, padding)
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{where}: unknown padding {padding!r}; expected {forms}.")
+        pad = padding.upper()
     elif _is_int(padding):
         pad = normalize_padding(where, padding)[0]
     elif isinstance(padding, (tuple, list)) and len(padding) == 2 and all(map(_is_int, padding)):
-        pad = normalize_padding(where, (tuple(padding), (0, 0)))[0]
+        pad = (int(padding[0]), int(padding[1]))
+        if min(pad) < 0:
+            raise ValueError(f"{where}: padding must be >= 0, got {pad}.")
     else:
-        raise ValueError(
-            f"{where}: invalid padding {padding!r}; expected \"SAME\", \"VALID\", an int p "
-            "(p on both sides) or a pair (before, after)."
-        )
+        raise ValueError(f"{where}: invalid padding {padding!r}; expected {forms}.")
     out, padded, k_eff = _padded_output(size, kernel, stride, pad, dilation)
     if out < 1:
         raise ValueError(
@@ -139,6 +142,11 @@ def check_image_batch(where: str, x) -> None:
 def check_window_fits(where: str, spatial, window, stride, padding, dilation=(1, 1),
                       *, x_shape, kernel_shape, what="kernel") -> tuple[int, int]:
     """Output (H', W') of a window op on `spatial` (H, W); ValueError naming both shapes."""
+    if not all(spatial):   # an empty H or W: no padding or kernel size can help
+        raise ValueError(
+            f"{where}: the input {shape_str(x_shape)} has an empty spatial axis (H or W is 0); "
+            "a window needs at least one row and one column."
+        )
     per_axis = padding if not isinstance(padding, str) else (padding, padding)
     outs = [_padded_output(int(n), k, s, p, d)
             for n, k, s, d, p in zip(spatial, window, stride, dilation, per_axis,

@@ -16,7 +16,7 @@ from fnn._checks import (
     check_train,
     shape_str,
 )
-from fnn._util import along_last
+from fnn._util import along_last, at_least_float32
 from fnn.core import Layer
 
 
@@ -25,6 +25,10 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
 
     `y = (x − μ) / √(σ² + eps) · scale + bias`, with μ and the biased variance σ²
     taken over the last axis of each example (as PyTorch `nn.LayerNorm(C)`).
+
+    Half-precision inputs (float16, bfloat16) are normalised in float32 and the
+    result has the dtype of `x`, `scale` and `bias` promoted together (float32
+    with the default float32 params).
 
     **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros). **Shapes:** unchanged.
     """
@@ -41,10 +45,16 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
         check_min_rank("LayerNorm", x, 2, "(N, ..., C)")
         check_floating("LayerNorm", x)
         check_axis_size("LayerNorm", x, -1, params["scale"].shape[0], "features (last axis)")
-        mean = jnp.mean(x, axis=-1, keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-        y = (x - mean) * jax.lax.rsqrt(var + eps)
-        return y * along_last(params["scale"], x.ndim) + along_last(params["bias"], x.ndim), state
+        x = jnp.asarray(x)
+        scale, bias = params["scale"], params["bias"]
+        # Statistics in at least float32: in float16 the squares of deviations
+        # above 256 overflow (var = inf, so every output is 0).
+        xf = at_least_float32(x)
+        mean = jnp.mean(xf, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(xf - mean), axis=-1, keepdims=True)
+        y = (xf - mean) * jax.lax.rsqrt(var + eps)
+        y = y * along_last(scale, x.ndim) + along_last(bias, x.ndim)
+        return y.astype(jnp.result_type(x, scale, bias)), state
 
     return Layer(init, apply, "LayerNorm")
 

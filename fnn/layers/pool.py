@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import check_array, check_floating, check_input_shape, shape_str
+from fnn._util import at_least_float32
 from fnn.core import Layer
 from fnn.layers.conv import (
     IMAGE_LAYOUT,
@@ -84,13 +85,16 @@ def _max(x, dims, strides, pads):
 
 
 def _avg(x, dims, strides, pads):
-    zero = np.asarray(0, x.dtype)
-    total = jax.lax.reduce_window(x, zero, jax.lax.add, dims, strides, pads)
+    # Half precision sums in float32: a float16 window of values near 65504 would
+    # overflow to inf though its mean is representable (the result is cast back).
+    acc = at_least_float32(x)
+    zero = np.asarray(0, acc.dtype)
+    total = jax.lax.reduce_window(acc, zero, jax.lax.add, dims, strides, pads)
     if not any(lo or hi for lo, hi in pads):  # every window is full: one constant divisor
-        return total * np.asarray(1.0 / (dims[1] * dims[2]), x.dtype)
-    count = jax.lax.reduce_window(np.ones((1, *x.shape[1:3], 1), x.dtype), zero, jax.lax.add,
-                                  dims, strides, pads)
-    return total / count
+        return (total * np.asarray(1.0 / (dims[1] * dims[2]), acc.dtype)).astype(x.dtype)
+    count = jax.lax.reduce_window(np.ones((1, *x.shape[1:3], 1), acc.dtype), zero,
+                                  jax.lax.add, dims, strides, pads)
+    return (total / count).astype(x.dtype)
 
 
 def MaxPool(window, stride=None, padding="VALID") -> Layer:
@@ -114,7 +118,9 @@ def AvgPool(window, stride=None, padding="VALID") -> Layer:
 
     Padded cells are excluded from the average (each output is divided by the
     number of real input cells under its window, as `count_include_pad=False`
-    in PyTorch and `"SAME"` average pooling in TensorFlow).
+    in PyTorch and `"SAME"` average pooling in TensorFlow; PyTorch's default,
+    `count_include_pad=True`, divides by the full window size instead).
+    Half-precision inputs are summed in float32; the output keeps the input's dtype.
 
     **Arguments:** as `MaxPool`. **Shapes:** as `MaxPool`.
     """
@@ -128,9 +134,17 @@ def GlobalAvgPool() -> Layer:
     the batch axis and the channel (last) axis, e.g. `(N, T, C) -> (N, C)`.
     """
 
+    def check_not_empty(spatial, what):
+        if not all(spatial):   # the mean of no positions would be NaN
+            raise ValueError(
+                f"GlobalAvgPool: {what} has an empty spatial axis (a size 0 between the "
+                "batch and channel axes); the mean over no positions is undefined."
+            )
+
     def init(key, input_shape):
         del key
-        check_input_shape("GlobalAvgPool", input_shape, "(H, W, C)", min_rank=2)
+        shape = check_input_shape("GlobalAvgPool", input_shape, "(H, W, C)", min_rank=2)
+        check_not_empty(shape[:-1], f"input_shape {shape_str(shape)}")
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
@@ -142,6 +156,7 @@ def GlobalAvgPool() -> Layer:
                 f"{shape_str(x.shape)} (rank {x.ndim})."
             )
         check_floating("GlobalAvgPool", x)
+        check_not_empty(x.shape[1:-1], f"the input of shape {shape_str(x.shape)}")
         return jnp.mean(x, axis=tuple(range(1, x.ndim - 1))), state
 
     return Layer(init, apply, "GlobalAvgPool")

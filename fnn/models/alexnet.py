@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 from fnn import activations
-from fnn._checks import check_input_shape, check_number, check_positive_int, shape_str
+from fnn._checks import (
+    check_flag,
+    check_input_shape,
+    check_number,
+    check_positive_int,
+    shape_str,
+)
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
@@ -28,7 +34,8 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
     | `Dense(num_classes)` (logits) | num_classes |
 
     **Small-input layout** (`small_input=True`, for 32×32 images such as CIFAR-10;
-    any size divisible by 8 works): the same five convolutions with 3×3 kernels,
+    any size of at least 8×8 works; a side not divisible by 8 loses its last rows
+    to the pools): the same five convolutions with 3×3 kernels,
     stride 1 and `"SAME"` padding, and `MaxPool(2)` after the 1st, 2nd and 5th
     (32×32 → 16 → 8 → 4, so 4×4×256 = 4,096 features), with `hidden` defaulting
     to 1024 instead of 4096.
@@ -42,6 +49,7 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
       paper; training then needs `apply(..., key=key, train=True)`).
     """
     num_classes = check_positive_int("alexnet", "num_classes", num_classes)
+    small_input = check_flag("alexnet", "small_input", small_input)
     if hidden is None:
         hidden = 1024 if small_input else 4096
     hidden = check_positive_int("alexnet", "hidden", hidden)
@@ -70,12 +78,15 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
         Dense(num_classes),
     ]
     model = serial(*features, *classifier)
-    if small_input:
-        return Layer(model.init, model.apply, "AlexNet")
 
     def init(key, input_shape):
         shape = check_input_shape("alexnet.init", input_shape, "(H, W, C)")
-        if len(shape) == 3 and min(shape[:2]) < _MIN_IMAGENET_SIZE:
+        if len(shape) == 3 and small_input and min(shape[:2]) < _MIN_SMALL_SIZE:
+            raise ValueError(
+                f"alexnet: the small-input layout needs images of at least {_MIN_SMALL_SIZE}×"
+                f"{_MIN_SMALL_SIZE} (it halves them three times), got {shape_str(shape)}."
+            )
+        if len(shape) == 3 and not small_input and min(shape[:2]) < _MIN_IMAGENET_SIZE:
             raise ValueError(
                 f"alexnet: the ImageNet layout needs images of at least {_MIN_IMAGENET_SIZE}×"
                 f"{_MIN_IMAGENET_SIZE} (it is made for 224×224), got {shape_str(shape)}; for "
@@ -89,3 +100,5 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
 # The smallest side the ImageNet layout maps to a non-empty 1×1 map before its last
 # pool: 11×11 stride 4 (padding 2), then three 3×3 stride-2 pools each need 3 rows.
 _MIN_IMAGENET_SIZE = 63
+# The small-input layout's three 2×2 pools need 8 rows (8 → 4 → 2 → 1).
+_MIN_SMALL_SIZE = 8

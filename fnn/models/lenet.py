@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn import activations
-from fnn._checks import check_input_shape, check_positive_int, shape_str
+from fnn._checks import check_array, check_input_shape, check_positive_int, shape_str
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
@@ -29,6 +29,7 @@ def _conv_padded_to(size: int, features: int, kernel: int) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         del key, train
+        check_array("lenet5", x)
         if x.ndim != 4:
             raise ValueError(
                 f"lenet5: expected a rank-4 input (N, H, W, C), got shape {shape_str(x.shape)}."
@@ -68,7 +69,10 @@ def lenet5(num_classes: int = 10, *, activation: str | Callable = activations.ta
     `fnn.relu` is a common modern choice).
     """
     num_classes = check_positive_int("lenet5", "num_classes", num_classes)
-    act = activations.get(activation)
+    try:
+        act = activations.get(activation)
+    except ValueError as e:
+        raise ValueError(f"lenet5: {e}") from None
     model = serial(
         _conv_padded_to(32, 6, 5), act,
         AvgPool(2),

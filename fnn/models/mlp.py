@@ -1,11 +1,25 @@
 """Multi-layer perceptron."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from fnn import activations, initializers
+from fnn._checks import check_positive_int, describe_value
 from fnn.core import Layer, serial
 from fnn.layers.dense import Dense
+
+
+def _layer_sizes(features) -> list[int]:
+    """`features` as a non-empty list of positive ints; errors name `mlp` and the entry."""
+    if isinstance(features, (str, bytes)) or not isinstance(features, Iterable) or (
+            getattr(features, "ndim", 1) == 0):
+        raise TypeError(
+            f"mlp: features must be a list of layer sizes, e.g. mlp([100, 3]), got "
+            f"{describe_value(features)}.")
+    sizes = [check_positive_int("mlp", f"features[{i}]", f) for i, f in enumerate(features)]
+    if not sizes:
+        raise ValueError("mlp: expected a non-empty list of layer sizes, e.g. mlp([100, 3]).")
+    return sizes
 
 
 def mlp(features: Sequence[int], activation: str | Callable = activations.relu, *,
@@ -15,13 +29,17 @@ def mlp(features: Sequence[int], activation: str | Callable = activations.relu, 
     `mlp([512, 256, 10])` = `serial(Dense(512), relu, Dense(256), relu, Dense(10))`;
     params are keyed `"0_Dense"`, `"2_Dense"`, `"4_Dense"`. The output is raw
     (logits for classification: pair it with `softmax_cross_entropy`).
+
+    Bad arguments raise errors naming `mlp` (and the entry, e.g. `features[1]`).
     """
-    features = list(features) if not isinstance(features, int) else None
-    if not features:
-        raise ValueError("mlp: expected a non-empty list of layer sizes, e.g. mlp([100, 3]).")
-    act = activations.get(activation)
+    sizes = _layer_sizes(features)
+    try:
+        act = activations.get(activation)
+        w_init, b_init = initializers.get(w_init), initializers.get(b_init)
+    except ValueError as e:
+        raise ValueError(f"mlp: {e}") from None
     layers = []
-    for i, f in enumerate(features):
+    for i, f in enumerate(sizes):
         if i:
             layers.append(act)
         layers.append(Dense(f, w_init=w_init, b_init=b_init))

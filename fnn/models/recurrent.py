@@ -1,7 +1,7 @@
 """Recurrent models: sequence classifiers and a character-level language model."""
 from __future__ import annotations
 
-from fnn._checks import check_positive_int
+from fnn._checks import check_flag, check_positive_int
 from fnn.core import Layer, serial
 from fnn.layers.dense import Dense
 from fnn.layers.embedding import Embedding
@@ -26,12 +26,14 @@ def rnn_classifier(hidden: int, num_classes: int, cell: str = "rnn", *, num_laye
 
     **Shapes:** `(N, T, F) -> (N, num_classes)` logits. Accepts `lengths=` in `apply`.
     """
-    if cell not in _CELLS:
+    if not isinstance(cell, str) or cell not in _CELLS:
         raise ValueError(
             f"rnn_classifier: unknown cell {cell!r}; expected one of {sorted(_CELLS)}.")
     hidden = check_positive_int("rnn_classifier", "hidden", hidden)
     num_classes = check_positive_int("rnn_classifier", "num_classes", num_classes)
     num_layers = check_positive_int("rnn_classifier", "num_layers", num_layers)
+    bidirectional = check_flag("rnn_classifier", "bidirectional", bidirectional)
+    unroll = check_positive_int("rnn_classifier", "unroll", unroll)
     layers = []
     for i in range(num_layers):
         rnn = _CELLS[cell](hidden, return_sequences=i < num_layers - 1, unroll=unroll)
@@ -46,6 +48,7 @@ def lstm_classifier(hidden: int, num_classes: int, *, unroll: int = 1) -> Layer:
     """
     hidden = check_positive_int("lstm_classifier", "hidden", hidden)
     num_classes = check_positive_int("lstm_classifier", "num_classes", num_classes)
+    unroll = check_positive_int("lstm_classifier", "unroll", unroll)
     return serial(LSTM(hidden, unroll=unroll), Dense(num_classes))
 
 
@@ -63,6 +66,7 @@ def char_lstm(vocab_size: int, hidden: int, *, features: int | None = None,
     """
     vocab_size = check_positive_int("char_lstm", "vocab_size", vocab_size)
     hidden = check_positive_int("char_lstm", "hidden", hidden)
+    unroll = check_positive_int("char_lstm", "unroll", unroll)
     features = hidden if features is None else check_positive_int("char_lstm", "features",
                                                                     features)
     return serial(Embedding(vocab_size, features),

@@ -54,6 +54,10 @@ def basic_block(features: int, stride: int = 1, *, in_features: int | None = Non
     torchvision), or option A, subsampling plus zero channels (no parameters; the
     paper's CIFAR networks). Otherwise it is the identity.
     """
+    features = check_positive_int("basic_block", "features", features)
+    stride = check_positive_int("basic_block", "stride", stride)
+    if shortcut not in ("A", "B"):
+        raise ValueError(f'basic_block: shortcut must be "A" or "B", got {shortcut!r}.')
     relu = activations.relu
     block = serial(_conv(features, 3, stride), BatchNorm(), relu,
                    _conv(features, 3), BatchNorm())
