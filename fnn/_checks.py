@@ -141,12 +141,14 @@ def check_hyper(where: str, name: str, value: Any, **bounds) -> Any:
     return check_number(where, name, value, **bounds)
 
 
+def is_int(value: Any) -> bool:
+    """A Python or NumPy integer; bools are not ints here."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def pair(where: str, name: str, value: Any) -> tuple[int, int]:
     """An int or a pair of ints -> a pair of ints (kernel sizes, strides); NumPy integers
     count as ints, bools do not."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
     if is_int(value):
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):

@@ -13,6 +13,12 @@ def at_least_float32(x):
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
+def at_least_int32(x):
+    """Integer `x` narrower than 32 bits as int32, else unchanged: for indices that a narrow
+    dtype cannot hold (uint8 has no class 300; int8 wraps 128 to −128)."""
+    return x.astype(jnp.int32) if x.dtype.itemsize < 4 else x
+
+
 def along_last(v, ndim: int):
     """Reshape a per-channel vector `(C,)` to `(1, ..., 1, C)` of rank `ndim`.
 

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import as_dtype, check_key, check_number, resolve, shape_str
+from fnn._checks import as_dtype, check_key, check_number, is_int, resolve, shape_str
 
 _PREFIX = "fnn.initializers."
 
@@ -45,9 +45,6 @@ def _check_shape(where: str, shape) -> tuple[int, ...]:
     (NumPy ints count, bools do not; zero sizes give empty arrays), or one int `n`
     for `(n,)`, as `jax.random.normal` and `jax.nn.initializers` take it. Anything
     else is a TypeError, a negative size a ValueError."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
     if is_int(shape):
         shape = (shape,)
     is_sequence = isinstance(shape, (tuple, list)) or (

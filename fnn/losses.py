@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import check_hyper, concrete_range, shape_str
-from fnn._util import at_least_float32
+from fnn._util import at_least_float32, at_least_int32
 from fnn.activations import log_softmax
 
 __all__ = [
@@ -226,10 +226,9 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
                 f"{num_classes} classes), got {lo if lo < 0 else hi} (labels range from {lo} "
                 f"to {hi})."
             )
-    # uint8/int8/int16 ids: widen, so that C and the class indices (up to C − 1) fit
-    # (a uint8 `labels < 300` or an int8 `clip(labels, 0, 199)` would overflow)
-    return labels.astype(jnp.promote_types(labels.dtype, jnp.int32)) if (
-        labels.dtype.itemsize < 4) else labels
+    # widened, so that C and the class indices (up to C − 1) fit: a uint8 `labels < 300`
+    # or an int8 `clip(labels, 0, 199)` would overflow
+    return at_least_int32(labels)
 
 
 def _pick(x, labels):

@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int, describe_value, shape_str
+from fnn._checks import check_number, check_positive_int, describe_value, is_int, shape_str
 from fnn._util import at_least_float32
 
 __all__ = [
@@ -152,9 +152,6 @@ def _finite(where: str, x):
 
 
 def _check_axis(where: str, axis) -> tuple[int, ...]:
-    def is_int(a):  # NumPy integers too (np.int64(0) from an array of axes)
-        return hasattr(a, "__index__") and not isinstance(a, (bool, np.bool_))
-
     axes = (axis,) if is_int(axis) else axis
     if isinstance(axes, tuple) and all(map(is_int, axes)):
         axes = tuple(int(a) for a in axes)

@@ -14,6 +14,7 @@ from fnn._checks import (
     concrete_range,
     shape_str,
 )
+from fnn._util import at_least_int32
 from fnn.core import Layer
 
 __all__ = ["Embedding"]
@@ -75,11 +76,10 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
                     f"got ids from {lo} to {hi}."
                 )
         x = jnp.asarray(x)
-        if x.dtype.itemsize < 4:
-            # int8/int16/uint8/uint16 ids widened first: `vocab` (the NaN row's index)
-            # may not fit them, and a wrapped one (in int8, 300 -> 44 and 128 -> -128,
-            # which `take` reads as row 0) would silently return a real row.
-            x = x.astype(jnp.int32)
+        # widened first: `vocab` (the NaN row's index) may not fit a narrow dtype, and a
+        # wrapped one (in int8, 300 -> 44 and 128 -> -128, which `take` reads as row 0)
+        # would silently return a real row
+        x = at_least_int32(x)
         ids = jnp.where((x >= 0) & (x < vocab), x, vocab)  # out of range -> a NaN row
         return jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan), state
 
