@@ -98,15 +98,40 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def cpu_model() -> str:
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return f.read()
     except OSError:
-        pass
+        return ""
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+# widest first: (flag in /proc/cpuinfo, name)
+_SIMD = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse2", "SSE2"),
+         ("sve", "SVE"), ("asimd", "NEON"))
+
+
+def cpu_simd(cpuinfo: str | None = None) -> str:
+    """The widest vector extension the first CPU reports ("AVX-512", "AVX2", "NEON", ...),
+    "" where /proc/cpuinfo does not say.
+
+    Recorded with every run because a CPU name does not tell it: the same 2-core
+    "AMD EPYC" ran every framework 30-50 % faster, and oneDNN's convolutions 2-5x
+    faster than XLA:CPU's, once it had AVX-512 (benchmarks/RESULTS.md, item 4, point 17).
+    """
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in ("flags", "Features"):          # x86 / ARM
+            flags = set(line.split(":", 1)[1].split())
+            return next((name for flag, name in _SIMD if flag in flags), "")
+    return ""
 
 
 HUGETLB = "glibc.malloc.hugetlb=1"
@@ -349,7 +374,8 @@ def format_table(table: dict, peak: float | None, loads: list, label: str = "flo
     lines = [f"matmul peak ({label}, best of the run): "
              f"{peak:.1f} GFLOP/s" if peak else "matmul peak: not measured",
              f"1-minute load average during the run: {lo:.2f} to {hi:.2f} "
-             f"on {os.cpu_count()} cores", rule, fmt(head), rule]
+             f"on {os.cpu_count()} cores ({cpu_model()}, {cpu_simd() or 'vector unit unknown'})",
+             rule, fmt(head), rule]
     last = None
     for r in body:
         if last is not None and r[0] != last:
@@ -504,7 +530,7 @@ def main(argv=None) -> dict:
         "command": " ".join([os.path.basename(sys.executable), "-m", "benchmarks.run",
                              *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
+        "machine": {"cpu": cpu_model(), "simd": cpu_simd(), "cpu_count": os.cpu_count(),
                     "devices": sorted({r["versions"]["device"] for r in runs
                                        if "device" in r.get("versions", {})}),
                     "platform": platform.platform(), "python": platform.python_version()},

@@ -60,6 +60,7 @@ def test_run_smoke_writes_a_complete_report(tmp_path):
     report = json.loads(out.read_text())
     assert RUN_FIELDS <= set(report), sorted(RUN_FIELDS - set(report))
     assert report["settings"]["smoke"] is True
+    assert set(report["machine"]) >= {"cpu", "simd", "cpu_count", "platform", "python"}
     assert report["matmul_peak_gflops"] > 0
     assert set(report["workloads"]) == {"mlp", "lenet5", "lstm", "resnet20"}
     for name, entry in report["workloads"].items():
@@ -125,6 +126,22 @@ def test_hugepages_adds_the_glibc_tunable_and_keeps_the_others(monkeypatch):
     assert (subprocess_env(hugepages=True)["GLIBC_TUNABLES"]
             == "glibc.malloc.mmap_max=0:glibc.malloc.hugetlb=1")
     assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.mmap_max=0"   # this process untouched
+
+
+def test_cpu_simd_names_the_widest_vector_extension():
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks.run import cpu_model, cpu_simd
+
+    zen4 = ("processor\t: 0\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse2 avx fma avx2 avx512f avx512bw\n")
+    assert cpu_model(zen4) == "AMD EPYC"
+    assert cpu_simd(zen4) == "AVX-512"
+    assert cpu_simd(zen4.replace(" avx512f avx512bw", "")) == "AVX2"
+    assert cpu_simd("Features\t: fp asimd evtstrm aes\n") == "NEON"
+    assert cpu_simd("Features\t: fp asimd sve\n") == "SVE"
+    assert cpu_simd("flags\t\t: fpu vme\n") == ""
+    assert cpu_simd("") == ""
 
 
 def test_program_size_counts_kernels_and_loops(tmp_path):
