@@ -334,6 +334,19 @@ def test_a_batch_larger_than_the_training_set_is_reported(capsys, tmp_path):
     assert "batch 18 (all the training examples: --batch-size 64 is more than 18)" in out
 
 
+def test_a_limit_beyond_the_training_set_is_reported(capsys, tmp_path):
+    status, out, err = _main(capsys, "train", "--dataset", "spiral", "--limit", "100000",
+                             "--epochs", "1", "--no-progress", "--out", str(tmp_path), "--name", "l")
+    assert status == 0, err
+    counts = re.search(r"(\d+) train / (\d+) val", out)
+    total = int(counts[1]) + int(counts[2])
+    assert f"(all of its {total:,} training examples: --limit 100000 is more)" in out
+    status, out, err = _main(capsys, "train", "--dataset", "spiral", "--limit", "100",
+                             "--epochs", "1", "--no-progress", "--out", str(tmp_path), "--name", "m")
+    assert status == 0, err
+    assert "90 train / 10 val" in out and "--limit" not in out
+
+
 def test_damaged_data_files_are_a_one_line_error(capsys, tmp_path):
     header = bytes([0, 0, 8, 3]) + (4).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     labels = bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes(range(4))
