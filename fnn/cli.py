@@ -410,6 +410,17 @@ def _claim_run_dir(parser, out: str, name: str | None, base: str) -> str:
             i += 1
 
 
+def _nearest_existing(path: str) -> str:
+    """`path`, or its nearest ancestor that exists (`.` for a relative path with none)."""
+    path = os.path.normpath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent in ("", path):
+            return parent or "."
+        path = parent
+    return path
+
+
 def _name_taken(parser, run_dir: str):
     _fail(parser, f"run folder {run_dir} already exists; choose another --name or "
                   f"continue it with --resume {run_dir}")
@@ -449,8 +460,11 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
         _fail(parser, f"--data-dir is only read for --dataset mnist; --dataset "
                       f"{config['dataset']} is generated or bundled (leave --data-dir out)")
     out = args.out or "runs"
-    if os.path.exists(out) and not os.path.isdir(out):
-        _fail(parser, f"--out {out} is a file, not a folder; give a folder for the run folders")
+    existing = _nearest_existing(out)  # a file there, or above: say so before the data loads
+    if not os.path.isdir(existing):
+        what = (f"--out {out}" if existing == os.path.normpath(out)
+                else f"{existing} (in --out {out})")
+        _fail(parser, f"{what} is a file, not a folder; give a folder for the run folders")
     if args.name is not None:
         if not args.name or os.sep in args.name or args.name in (".", ".."):
             _fail(parser, f"--name must be a plain folder name, got {args.name!r}")

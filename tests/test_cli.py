@@ -247,6 +247,12 @@ def test_out_that_is_a_file_is_a_usage_error(capsys, tmp_path):
     assert status == 2 and err.count("\n") == 1
     assert f"--out {tmp_path / 'runs'} is a file, not a folder" in err
     assert (tmp_path / "runs").read_text() == "my notes"
+    # a file further up: the same usage error before the data is loaded, not an errno after
+    out = tmp_path / "runs" / "exp1" / "today"
+    status, out_text, err = _main(capsys, "train", *_TINY, "--out", str(out))
+    assert status == 2 and err.count("\n") == 1 and out_text == ""
+    assert f"{tmp_path / 'runs'} (in --out {out}) is a file, not a folder" in err
+    assert (tmp_path / "runs").read_text() == "my notes"
 
 
 @pytest.mark.parametrize("command", ["train --resume", "evaluate"])
