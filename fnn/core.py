@@ -37,6 +37,7 @@ from fnn._checks import (
     check_input_shape,
     check_key,
     check_params,
+    check_train,
     describe_value,
     keys_str,
     shape_str,
@@ -167,11 +168,15 @@ def _raise_missing_entry(where, entry, what, layer, params, state, no_params, no
             ) from err
 
 
-def _check_apply_args(where: str, params, state, key) -> None:
+def _check_apply_args(where: str, params, state, key, train) -> None:
     check_params(where, params, ())
     check_params(where, state, (), what="state")
     if key is not None:
         check_key(where, key)
+    # A traced `train` is passed on: only layers that branch on it (BatchNorm, Dropout)
+    # need it static, and they say so themselves.
+    if not isinstance(train, jax.core.Tracer):
+        check_train(where, train)
 
 
 def _check_init_args(where: str, key, input_shape) -> tuple[int, ...]:
@@ -361,7 +366,7 @@ def serial(*layers) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("serial", accepted, extra)
-        _check_apply_args("serial.apply", params, state, key)
+        _check_apply_args("serial.apply", params, state, key, train)
         new_state = dict(state)
         for i, (name, layer, acc, k) in enumerate(
                 zip(names, layers, accepted, _split(key, len(layers)))):
@@ -409,7 +414,7 @@ def concat(*branches, axis: int = -1) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("concat", accepted, extra)
-        _check_apply_args("concat.apply", params, state, key)
+        _check_apply_args("concat.apply", params, state, key, train)
         outs, new_state = [], dict(state)
         for i, (name, b, acc, k) in enumerate(
                 zip(names, branches, accepted, _split(key, len(branches)))):
@@ -466,7 +471,7 @@ def residual(block, shortcut=None) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False, **extra):
         _check_extra("residual", accepted, extra)
-        _check_apply_args("residual.apply", params, state, key)
+        _check_apply_args("residual.apply", params, state, key, train)
         kb, ks = _split(key, 2)
         new_state = dict(state)
         y, sb = _call("residual.apply", "block", f"the block, {block.name}", block, acc_block,

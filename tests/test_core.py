@@ -146,6 +146,24 @@ def test_keywords_pass_by_a_combinator_whose_children_do_not_take_them(key, bloc
         middle.apply(params[names[1]], {}, x[:, 0], lengths=lengths)
 
 
+@pytest.mark.parametrize("block", ["residual", "concat", "serial"])
+def test_a_combinator_checks_train_even_when_no_child_reads_it(key, block):
+    """`train="yes"` went through a model without BatchNorm or Dropout unnoticed (and
+    would have meant train mode in one that has them); a traced `train` still passes."""
+    wrap = {"residual": fnn.residual, "concat": fnn.concat, "serial": fnn.serial}[block]
+    model = wrap(fnn.serial(Dense(3), jnp.tanh))
+    params, state = model.init(key, (3,))
+    x = jnp.ones((2, 3))
+    for bad in ("yes", 1, None):
+        with pytest.raises(TypeError, match=rf"{block}.apply: train must be a Python bool"):
+            model.apply(params, state, x, train=bad)
+    want, _ = model.apply(params, state, x, train=False)
+    for good in (True, np.bool_(False), jnp.bool_(True)):
+        np.testing.assert_allclose(model.apply(params, state, x, train=good)[0], want)
+    traced = jax.jit(lambda t: model.apply(params, state, x, train=t)[0])(True)
+    np.testing.assert_allclose(traced, want, rtol=1e-6)
+
+
 def test_serial_under_jit_grad_vmap(key):
     model = fnn.serial(Dense(4), fnn.tanh, Dense(1))
     keys = jax.random.split(key, 3)
