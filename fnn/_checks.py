@@ -323,6 +323,16 @@ def check_flag(where: str, name: str, value: Any) -> bool:
     raise TypeError(f"{where}: {name} must be True or False, got {value!r}.")
 
 
+def check_key_and_train(where: str, key: Any, train: Any) -> None:
+    """An apply's `key` (None or one PRNG key) and `train` (a bool), for layers that do not
+    read them and combinators that pass them on. A traced `train` passes: only the
+    layers that branch on it (BatchNorm, Dropout) need it static, and they say so."""
+    if key is not None:
+        check_key(where, key)
+    if not isinstance(train, jax.core.Tracer):
+        check_train(where, train)
+
+
 def check_train(where: str, train: Any) -> bool:
     """`train` as a Python bool; a traced value (train passed through `jit`) is a TypeError."""
     if isinstance(train, (bool, np.bool_)):

@@ -36,8 +36,8 @@ from fnn._checks import (
     as_dtype,
     check_input_shape,
     check_key,
+    check_key_and_train,
     check_params,
-    check_train,
     describe_value,
     keys_str,
     shape_str,
@@ -106,7 +106,8 @@ def as_layer(obj: Any, where: str = "serial/concat/residual") -> Layer:
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del params, key, train
+        del params
+        check_key_and_train(name, key, train)
         return fn(x), state
 
     return Layer(init, apply, name)
@@ -171,12 +172,7 @@ def _raise_missing_entry(where, entry, what, layer, params, state, no_params, no
 def _check_apply_args(where: str, params, state, key, train) -> None:
     check_params(where, params, ())
     check_params(where, state, (), what="state")
-    if key is not None:
-        check_key(where, key)
-    # A traced `train` is passed on: only layers that branch on it (BatchNorm, Dropout)
-    # need it static, and they say so themselves.
-    if not isinstance(train, jax.core.Tracer):
-        check_train(where, train)
+    check_key_and_train(where, key, train)   # the children read them; checked once here
 
 
 def _check_init_args(where: str, key, input_shape) -> tuple[int, ...]:

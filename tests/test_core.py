@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.core import children
+from fnn.core import as_layer, children
 from fnn.layers import LSTM, BatchNorm, Conv2D, Dense, Flatten
 
 
@@ -161,6 +161,33 @@ def test_a_combinator_checks_train_even_when_no_child_reads_it(key, block):
     for good in (True, np.bool_(False), jnp.bool_(True)):
         np.testing.assert_allclose(model.apply(params, state, x, train=good)[0], want)
     traced = jax.jit(lambda t: model.apply(params, state, x, train=t)[0])(True)
+    np.testing.assert_allclose(traced, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Dense", "Conv2D", "MaxPool", "LSTM", "Embedding",
+                                  "LayerNorm", "Flatten", "tanh"])
+def test_layers_that_do_not_read_key_or_train_still_check_them(key, name):
+    """Called directly, these layers took `train="yes"` or `key=5` without a word."""
+    layer, shape, x = {
+        "Dense": (Dense(2), (3,), jnp.ones((2, 3))),
+        "Conv2D": (Conv2D(2, 3), (5, 5, 1), jnp.ones((1, 5, 5, 1))),
+        "MaxPool": (fnn.layers.MaxPool(2), (4, 4, 1), jnp.ones((1, 4, 4, 1))),
+        "LSTM": (LSTM(2), (3, 2), jnp.ones((1, 3, 2))),
+        "Embedding": (fnn.layers.Embedding(5, 2), (3,), jnp.zeros((1, 3), jnp.int32)),
+        "LayerNorm": (fnn.layers.LayerNorm(), (3,), jnp.ones((2, 3))),
+        "Flatten": (Flatten(), (2, 2), jnp.ones((1, 2, 2))),
+        "tanh": (as_layer(jnp.tanh), (3,), jnp.ones((1, 3))),
+    }[name]
+    params, state = layer.init(key, shape)
+    where = layer.name
+    with pytest.raises(TypeError, match=rf"{where}: train must be a Python bool, got 'yes'"):
+        layer.apply(params, state, x, train="yes")
+    with pytest.raises(TypeError, match=rf"{where}: key must be a PRNG key"):
+        layer.apply(params, state, x, key=5)
+    want, _ = layer.apply(params, state, x)
+    got, _ = layer.apply(params, state, x, key=key, train=True)
+    np.testing.assert_array_equal(got, want)
+    traced = jax.jit(lambda t: layer.apply(params, state, x, train=t)[0])(True)
     np.testing.assert_allclose(traced, want, rtol=1e-6)
 
 

@@ -7,6 +7,7 @@ from fnn._checks import (
     check_axis_size,
     check_floating,
     check_input_shape,
+    check_key_and_train,
     check_min_rank,
     check_number,
     check_params,
@@ -31,7 +32,7 @@ def PReLU(init: float = 0.25) -> Layer:
         return {"alpha": jnp.full((input_shape[-1],), init_value, jnp.float32)}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("PReLU", key, train)
         check_params("PReLU", params, {"alpha": ("C",)})
         check_min_rank("PReLU", x, 2, "(N, ..., C)")
         check_floating("PReLU", x)

@@ -27,6 +27,7 @@ from fnn._checks import (
     check_floating,
     check_input_shape,
     check_key,
+    check_key_and_train,
     check_params,
     check_positive_int,
     pair,
@@ -220,7 +221,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
         return params, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train(where, key, train)
         check_params(where, params, param_shapes)
         w = params["w"]
         check_image_batch(where, x)

@@ -13,6 +13,7 @@ from fnn._checks import (
     check_floating,
     check_input_shape,
     check_key,
+    check_key_and_train,
     check_min_rank,
     check_params,
     check_positive_int,
@@ -64,7 +65,7 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
         return params, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("Dense", key, train)
         check_params("Dense", params, param_shapes)
         _check_features_input("Dense", x, params["w"].shape[0])
         y = x @ params["w"]
@@ -97,7 +98,7 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
         return {"w": w_init(kw, (input_shape[-1], width)), "b": b_init(kb, (width,))}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("Maxout", key, train)
         width = features * pieces
         check_params("Maxout", params, {"w": ("in", width), "b": (width,)})
         _check_features_input("Maxout", x, params["w"].shape[0])
@@ -117,7 +118,8 @@ def Flatten() -> Layer:
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del params, key, train
+        del params
+        check_key_and_train("Flatten", key, train)
         check_min_rank("Flatten", x, 1, "(N, ...)")
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), state
 

@@ -8,6 +8,7 @@ from fnn import initializers
 from fnn._checks import (
     check_input_shape,
     check_key,
+    check_key_and_train,
     check_min_rank,
     check_params,
     check_positive_int,
@@ -56,7 +57,7 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
     init.input_dtype = jnp.int32
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("Embedding", key, train)
         check_params("Embedding", params, {"table": (vocab_size, features)})
         check_min_rank("Embedding", x, 1, "(N, ...) of integer ids")
         if not jnp.issubdtype(jnp.result_type(x), jnp.integer):

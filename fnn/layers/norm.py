@@ -10,6 +10,7 @@ from fnn._checks import (
     check_axis_size,
     check_floating,
     check_input_shape,
+    check_key_and_train,
     check_min_rank,
     check_number,
     check_params,
@@ -40,7 +41,7 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
         return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("LayerNorm", key, train)
         check_params("LayerNorm", params, {"scale": ("C",), "bias": ("C",)})
         check_min_rank("LayerNorm", x, 2, "(N, ..., C)")
         check_floating("LayerNorm", x)

@@ -10,7 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_array, check_floating, check_input_shape, shape_str
+from fnn._checks import (
+    check_array,
+    check_floating,
+    check_input_shape,
+    check_key_and_train,
+    shape_str,
+)
 from fnn._util import at_least_float32
 from fnn.core import Layer
 from fnn.layers.conv import (
@@ -65,7 +71,8 @@ def _pool(where: str, window, stride, padding, reduce, fill: str):
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del params, key, train
+        del params
+        check_key_and_train(where, key, train)
         check_image_batch(where, x)
         check_window_fits(where, x.shape[1:3], window, strides, pad,
                           x_shape=x.shape, kernel_shape=window, what="window")
@@ -148,7 +155,8 @@ def GlobalAvgPool() -> Layer:
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del params, key, train
+        del params
+        check_key_and_train("GlobalAvgPool", key, train)
         check_array("GlobalAvgPool", x)
         if x.ndim < 3:
             raise ValueError(

@@ -65,6 +65,7 @@ from fnn._checks import (
     check_floating,
     check_input_shape,
     check_key,
+    check_key_and_train,
     check_number,
     check_params,
     check_positive_int,
@@ -393,7 +394,7 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         return make_params(key, in_features), {}
 
     def apply(params, state, x, *, key=None, train=False, lengths=None):
-        del key, train
+        check_key_and_train(name, key, train)
         check_params(name, params, param_shapes)
         _check_sequence(name, x, params["w_x"].shape[0])
         n, t = x.shape[0], x.shape[1]

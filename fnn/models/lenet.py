@@ -4,7 +4,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn import activations
-from fnn._checks import check_array, check_input_shape, check_positive_int, shape_str
+from fnn._checks import (
+    check_array,
+    check_input_shape,
+    check_key_and_train,
+    check_positive_int,
+    shape_str,
+)
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
@@ -28,7 +34,7 @@ def _conv_padded_to(size: int, features: int, kernel: int) -> Layer:
         return valid.init(key, (max(h, size), max(w, size), c))
 
     def apply(params, state, x, *, key=None, train=False):
-        del key, train
+        check_key_and_train("lenet5", key, train)
         check_array("lenet5", x)
         if x.ndim != 4:
             raise ValueError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnn import activations, initializers
-from fnn._checks import check_positive_int, shape_str
+from fnn._checks import check_key_and_train, check_positive_int, shape_str
 from fnn.core import Layer, residual, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
@@ -35,7 +35,8 @@ def _subsample_and_pad(features: int, stride: int) -> Layer:
         return {}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        del params, key, train
+        del params
+        check_key_and_train("resnet shortcut", key, train)
         y = x[:, ::stride, ::stride, :]
         extra = features - x.shape[-1]
         pads = ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2))
