@@ -191,6 +191,14 @@ def test_layers_that_do_not_read_key_or_train_still_check_them(key, name):
     np.testing.assert_allclose(traced, want, rtol=1e-6)
 
 
+def test_batchnorm_and_dropout_check_a_key_they_do_not_need(key):
+    x = jnp.ones((4, 3))
+    for layer in (BatchNorm(), fnn.layers.Dropout(0.5)):
+        params, state = layer.init(key, (3,))
+        with pytest.raises(TypeError, match=rf"{layer.name}: key must be a PRNG key"):
+            layer.apply(params, state, x, key=5)          # eval mode: the key is not used
+
+
 def test_serial_under_jit_grad_vmap(key):
     model = fnn.serial(Dense(4), fnn.tanh, Dense(1))
     keys = jax.random.split(key, 3)

@@ -113,7 +113,7 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
         return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
 
     def apply(params, state, x, *, key=None, train=False):
-        del key
+        check_key_and_train(where, key, train)   # key unused; train read (static) below
         train = check_train(where, train)
         c = check_params(where, params, {"scale": ("C",), "bias": ("C",)})["C"]
         check_params(where, state, {"mean": (c,), "var": (c,)}, what="state")
