@@ -172,7 +172,7 @@ def _raise_missing_entry(where, entry, what, layer, params, state, no_params, no
 def _check_apply_args(where: str, params, state, key, train) -> None:
     check_params(where, params, ())
     check_params(where, state, (), what="state")
-    check_key_and_train(where, key, train)   # the children read them; checked once here
+    check_key_and_train(where, key, train)   # named at the combinator, before any child runs
 
 
 def _check_init_args(where: str, key, input_shape) -> tuple[int, ...]:
