@@ -31,6 +31,7 @@ framework whose library is not installed is skipped with the reason.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import json
@@ -98,6 +99,7 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+@functools.cache
 def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:

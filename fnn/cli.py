@@ -572,9 +572,9 @@ def _train(parser, args) -> int:
     print(f"{'resuming' if resuming else 'training'} {config['model']} ({n_params:,} params) "
           f"on {config['dataset']}: {config['num_train']:,} train / {config['num_val']:,} val / "
           f"{config['num_test']:,} test examples of shape {tuple(shape)}")
-    limit = config.get("limit")
-    limit_note = (f" (all of its {len(data.train[1]):,} training examples: --limit {limit} is "
-                  f"more)" if limit and limit > len(data.train[1]) else "")
+    limit, available = config.get("limit"), len(data.train[1])
+    limit_note = (f" (all of its {available:,} training examples: --limit {limit} is more)"
+                  if limit and limit > available else "")
     print(f"  data: {data.source}{limit_note}")
     print(f"  {config['optimizer']} lr {config['lr']:g}, batch {batch_size}{batch_note}, "
           f"{config['epochs']} epochs, seed {config['seed']} -> {run_dir}")

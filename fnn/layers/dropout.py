@@ -4,14 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import (
-    check_floating,
-    check_input_shape,
-    check_key,
-    check_key_and_train,
-    check_number,
-    check_train,
-)
+from fnn._checks import check_floating, check_input_shape, check_key, check_number, check_train
 from fnn.core import Layer
 
 
@@ -41,7 +34,8 @@ def Dropout(rate: float) -> Layer:
         check_floating("Dropout", x)
         x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
         if not check_train("Dropout", train) or rate == 0.0:
-            check_key_and_train("Dropout", key, train)   # a key given but not needed: still one
+            if key is not None:   # given but not needed: still checked
+                check_key("Dropout", key)
             return x, state
         if key is None:
             raise ValueError(

@@ -10,6 +10,7 @@ from fnn._checks import (
     check_axis_size,
     check_floating,
     check_input_shape,
+    check_key,
     check_key_and_train,
     check_min_rank,
     check_number,
@@ -113,7 +114,8 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
         return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
 
     def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train(where, key, train)   # key unused; train read (static) below
+        if key is not None:   # unused, but a wrong one is still a mistake
+            check_key(where, key)
         train = check_train(where, train)
         c = check_params(where, params, {"scale": ("C",), "bias": ("C",)})["C"]
         check_params(where, state, {"mean": (c,), "var": (c,)}, what="state")
