@@ -5,13 +5,48 @@ so that a user never has to decode a raw XLA shape error.
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+class ArgumentError(Exception):
+    """An error raised by a helper that does not know which public function it serves.
+
+    Helpers raise `BadValue` / `BadType` with the message alone ("epochs must be a
+    positive int, got 0."); the public function, decorated with `named(where)`, adds
+    its own name once ("fit: epochs must be ..."), so no helper takes a `where`
+    argument only to label its messages.
+    """
+
+
+class BadValue(ArgumentError, ValueError):
+    """A ValueError still to be named by the public function (see `named`)."""
+
+
+class BadType(ArgumentError, TypeError):
+    """A TypeError still to be named by the public function (see `named`)."""
+
+
+def named(where: str) -> Callable[[Callable], Callable]:
+    """Decorator for a public function: `BadValue`/`BadType` raised inside it (at any
+    depth, also while tracing under `jit`) come out as plain `ValueError`/`TypeError`
+    whose message starts with `"{where}: "`. Errors already named pass unchanged."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def public(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except ArgumentError as err:
+                kind = ValueError if isinstance(err, ValueError) else TypeError
+                raise kind(f"{where}: {err}") from None
+        return public
+    return decorate
 
 
 def shape_str(shape) -> str:
