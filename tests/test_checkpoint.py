@@ -1,9 +1,12 @@
 """fnn.checkpoint: round trips, `like` validation, refusal of bad files, atomic saves."""
 import collections
+import importlib.util
+import json
 import os
 import pickle
 import re
 import zipfile
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -538,3 +541,127 @@ def test_manager_directory_errors(tmp_path):
     manager = checkpoint.CheckpointManager(tmp_path / "a" / "b")  # parents are created
     manager.save(1, {"w": jnp.ones(1)})
     assert manager.all_steps() == [1]
+
+
+# ---------------------------------------------------------------------------
+# checkpoints written by fnn 0.1 (tests/data/fnn_0_1, made by its make_fixtures.py with
+# fnn 0.1.0): `expected.json` is what fnn 0.1's own `load` read back from them
+
+
+FIXTURES = Path(__file__).parent / "data" / "fnn_0_1"
+
+
+@pytest.fixture(scope="module")
+def v01():
+    """The fixtures' builder module (NumPy and JAX only) and `expected.json`."""
+    spec = importlib.util.spec_from_file_location("fnn_0_1_fixtures",
+                                                  FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
+
+
+def test_v01_every_node_kind_loads_bit_exactly(v01):
+    fixtures, _ = v01
+    tree = fixtures.build_tree()  # rebuilt here, with the values fnn 0.1 saved
+    out = checkpoint.load(FIXTURES / "tree.npz", like=tree)
+    assert_identical(out, tree)  # classes, dtypes, shapes, weak types, bytes
+    assert out["weak"]["float"].weak_type and out["weak"]["vector"].weak_type
+    assert not out["jax"]["scalar"].weak_type
+    assert type(out["containers"]["default"]) is collections.defaultdict
+    assert checkpoint.load_metadata(FIXTURES / "tree.npz") == fixtures.METADATA
+
+
+@pytest.mark.parametrize("name", ["tree.npz", "x64.npz", "run/ckpt_00000001.npz",
+                                  "run/ckpt_00000002.npz"])
+def test_v01_files_load_as_fnn_0_1_read_them(v01, name):
+    fixtures, expected = v01
+    path = FIXTURES / name
+    assert fixtures.describe(checkpoint.load(path)) == expected["files"][name]["tree"]
+    assert checkpoint.load_metadata(path) == expected["files"][name]["metadata"]
+
+
+def test_v01_without_like_gives_the_documented_types(v01):
+    out = checkpoint.load(FIXTURES / "tree.npz")
+    opt = out["opt"]  # a namedtuple rebuilt from the saved class name and fields
+    assert type(opt).__name__ == "AdamState" and opt._fields == ("step", "lr", "params", "m", "v")
+    assert type(out["containers"]["ordered"]) is dict and list(out["containers"]["ordered"]) == [
+        "b", "a"]
+    assert out["python"][3] == -(2**63) and type(out["python"][3]) is int
+    assert str(jax.random.key_impl(out["keys"]["rbg"])) == "rbg"
+    assert out["numpy"]["bfloat16"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(out["numpy"]["big_endian"], [-1.5, -0.5, 0.5, 1.5])
+    assert out["odd keys"] == {"": 1, "a/b": 2, "a%2Fb": 3, "..": 4, ".": 5, "ü": 6, "x.npy": 7,
+                               "sp ace": 8, "tree": 9, "__fnn_meta__": 10, "日本": 11, "%": 12}
+
+
+def test_v01_x64_arrays(v01):
+    fixtures, _ = v01
+    out = checkpoint.load(FIXTURES / "x64.npz")  # x64 off: NumPy, never truncated
+    assert all(isinstance(v, np.ndarray) for v in out.values())
+    np.testing.assert_array_equal(out["float64"], [1 / 3, -1e300])
+    assert out["int64"].dtype == np.int64 and out["int64"][0] == 2**40
+    with jax.enable_x64(True):
+        tree = fixtures.build_x64_tree()
+        out = checkpoint.load(FIXTURES / "x64.npz", like=tree)
+        assert_identical(out, tree)
+        assert out["weak_float64"].dtype == jnp.float64 and out["weak_float64"].weak_type
+
+
+def test_v01_run_folder(v01):
+    _, expected = v01
+    manager = checkpoint.CheckpointManager(FIXTURES / "run")
+    assert manager.all_steps() == [1, 2]
+    meta = manager.load_metadata()
+    assert meta["step"] == meta["epoch"] == 2 and meta["history"] == expected["run_history"]
+    assert meta["history"]["lr_scale"] == [1.0, 0.5]  # the plateau rule acted at epoch 2
+    tree = manager.restore()
+    assert sorted(tree) == ["early_stopping", "plateau", "train_state"]
+    assert type(tree["train_state"]).__name__ == "TrainState"
+    assert type(tree["plateau"]).__name__ == "PlateauState"
+    np.testing.assert_array_equal(tree["plateau"].scale, np.float32(0.5))
+
+
+def test_new_files_are_byte_identical_to_fnn_0_1s(v01, tmp_path):
+    """The format is unchanged: every node kind is written exactly as fnn 0.1 wrote it,
+    so fnn 0.1 reads what this fnn writes."""
+    fixtures, _ = v01
+    for name, tree, meta in [("tree.npz", fixtures.build_tree(), fixtures.METADATA),
+                             ("x64.npz", fixtures.build_x64_tree(), None)]:
+        checkpoint.save(tmp_path / name, tree, metadata=meta)
+        assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes(), name
+
+
+def test_every_node_kind_round_trips_bit_exactly(v01, tmp_path):
+    fixtures, expected = v01
+    tree = fixtures.build_tree()
+    checkpoint.save(tmp_path / "a.npz", tree)
+    assert_identical(checkpoint.load(tmp_path / "a.npz", like=tree), tree)
+    # without like, as fnn 0.1 read its own file of the same tree
+    out = checkpoint.load(tmp_path / "a.npz")
+    assert fixtures.describe(out) == expected["files"]["tree.npz"]["tree"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "json", "node", "dtype", "shape", "entry"])
+def test_damaged_files_give_one_line_errors(tmp_path, damage):
+    path = checkpoint.save(tmp_path / "a.npz", sample_tree())
+    with zipfile.ZipFile(path) as zf:
+        header = json.loads(str(np.load(zf.open("__fnn_meta__.npy"))[()]))
+    node = header["tree"]["children"][0]["children"][0]["children"][0]  # params/0_Dense/w
+    if damage == "truncate":
+        (tmp_path / "b.npz").write_bytes(open(path, "rb").read()[:-100])
+    else:
+        if damage == "json":
+            header = "{not json"
+        elif damage == "node":
+            node["type"] = ["array"]
+        elif damage in ("dtype", "shape"):
+            node.update(dtype="float16") if damage == "dtype" else node.update(shape=[3, 2])
+        else:
+            node["entry"] = "tree/params/0_Dense/b"  # two leaves, one entry
+        text = header if isinstance(header, str) else json.dumps(header)
+        _rewrite(path, tmp_path / "b.npz", replace={"__fnn_meta__.npy": _npy_bytes(
+            np.asarray(text))})
+    with pytest.raises(ValueError, match=INVALID) as e:
+        checkpoint.load(tmp_path / "b.npz")
+    assert "\n" not in str(e.value) and e.value.__cause__ is None
