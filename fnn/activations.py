@@ -28,43 +28,58 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import as_inexact, check_array, check_hyper, resolve, shape_str
+from fnn._checks import (
+    BadType,
+    BadValue,
+    as_inexact,
+    checked,
+    from_table,
+    named,
+    require_array,
+    shape_str,
+)
 
 
-def _check_input(where: str, x) -> None:
-    """Raise TypeError unless `x` is a numeric (or boolean) array — a `jax.Array`,
-    tracer or NumPy array — or a Python/NumPy scalar, as `jnp` functions take.
+def _numeric(name: str, x):
+    """`x` unless it is neither a numeric (or boolean) array — a `jax.Array`, tracer or
+    NumPy array — nor a Python/NumPy scalar, as `jnp` functions take (`BadType`).
 
     A list is a TypeError, not converted: `jnp.tanh` refuses lists too, and so do
     the layers. Reads only the type and dtype, so it costs nothing under `jit`.
     """
     if isinstance(x, (int, float, complex)):
-        return
-    check_array(where, x)
+        return x
+    require_array(x)
     if not jnp.issubdtype(x.dtype, jnp.number) and x.dtype != bool:
-        raise TypeError(f"{where}: expected a numeric array, got dtype {x.dtype}.")
+        raise BadType(f"expected a numeric array, got dtype {x.dtype}.")
+    return x
 
 
-def _check_axis(where: str, x, axis) -> None:
-    """`axis` (an int, or a tuple of ints) must name axes of `x`: [-rank, rank - 1]."""
+def _axis_of(x, axis) -> None:
+    """`BadType`/`BadValue` unless `axis` (an int, or a tuple of ints) names axes of `x`:
+    [-rank, rank - 1]."""
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     if not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
-        raise TypeError(f"{where}: axis must be an int, got {axis!r}.")
-    shape = np.shape(x)
-    rank = len(shape)
+        raise BadType(f"axis must be an int, got {axis!r}.")
+    rank = np.ndim(x)
     if not all(-rank <= a < rank for a in axes):
         fix = f"; use an axis in [-{rank}, {rank - 1}]" if rank else ""
-        raise ValueError(
-            f"{where}: axis={axis} is out of range for an input of shape {shape_str(shape)} "
-            f"(rank {rank}){fix}.")
+        raise BadValue(f"axis={axis} is out of range for an input of shape "
+                       f"{shape_str(np.shape(x))} (rank {rank}){fix}.")
+
+
+def _activation(**table):
+    """Decorator of a public activation: its errors are named "fnn.activations.<name>";
+    `x` is checked first (`_numeric`), then the arguments in `table` (see `checked`)."""
+    return lambda fn: checked(f"fnn.activations.{fn.__name__}", x=_numeric, **table)(fn)
 
 
 # `sigmoid` and `tanh` write their derivative through their output y and
 # compute it from the tangent side, `dy = u − u·y` with `u = dx·y` (sigmoid) and
 # `dy = dx − (dx·y)·y` (tanh), so reverse mode keeps y alone for the backward
 # pass. JAX's own rules keep y and y(1 − y) (or 1 − y²): inside `lax.scan` each
-# kept array is one more stacked (T, ...) buffer; an LSTM step keeps 7 instead of
-# 12 and runs 4 % faster on CPU (benchmarks/RESULTS.md item 4.1).
+# kept array is one more stacked (T, ...) buffer; an LSTM step keeps fewer and runs
+# faster (benchmarks/RESULTS.md item 4.1).
 #
 # `sigmoid` and `tanh` check their input, then call the custom_jvp functions
 # below: the check must run before `custom_jvp` binds its arguments (which fails
@@ -95,68 +110,64 @@ def _tanh_jvp(primals, tangents):
     return y, dx - (dx * y) * y
 
 
+@_activation()
 def sigmoid(x):
     """Logistic sigmoid σ(x) = 1 / (1 + e^{-x}), stable for large |x|."""
-    _check_input("fnn.activations.sigmoid", x)
     return _sigmoid(x)
 
 
+@_activation()
 def tanh(x):
     """Hyperbolic tangent; tanh(x) = 2σ(2x) − 1."""
-    _check_input("fnn.activations.tanh", x)
     return _tanh(x)
 
 
+@_activation()
 def relu(x):
     """max(0, x); the derivative at 0 is 0 (as in PyTorch and jax.nn.relu)."""
-    _check_input("fnn.activations.relu", x)
     return jnp.where(x > 0, x, jnp.zeros_like(x))
 
 
+@_activation(alpha={})
 def leaky_relu(x, alpha: float = 0.01):
     """x for x > 0, αx otherwise (α = 0.01 as in PyTorch's default negative slope).
 
     `alpha` is a number (or a traced scalar); anything else is a TypeError."""
-    where = "fnn.activations.leaky_relu"
-    _check_input(where, x)
-    alpha = check_hyper(where, "alpha", alpha)
     return jnp.where(x > 0, x, alpha * x)
 
 
+@_activation(alpha={})
 def elu(x, alpha: float = 1.0):
     """x for x > 0, α(e^x − 1) otherwise; the exp only sees x <= 0, so it never overflows.
 
     `alpha` is a number (or a traced scalar); anything else is a TypeError."""
-    where = "fnn.activations.elu"
-    _check_input(where, x)
-    alpha = check_hyper(where, "alpha", alpha)
     return jnp.where(x > 0, x, alpha * jnp.expm1(jnp.where(x > 0, 0.0, x)))
 
 
+@_activation()
 def softmax(x, axis: int = -1):
     """e^{x_i} / Σ_j e^{x_j} along `axis`; rows sum to 1; invariant to adding a constant.
 
     An `axis` outside `[-rank, rank - 1]` is a ValueError, a non-int one a TypeError."""
-    _check_input("fnn.activations.softmax", x)
-    _check_axis("fnn.activations.softmax", x, axis)
+    _axis_of(x, axis)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     e = jnp.exp(shifted)
     return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
+@_activation()
 def log_softmax(x, axis: int = -1):
     """x_i − log Σ_j e^{x_j} along `axis`, via the log-sum-exp trick.
 
     An `axis` outside `[-rank, rank - 1]` is a ValueError, a non-int one a TypeError."""
-    _check_input("fnn.activations.log_softmax", x)
-    _check_axis("fnn.activations.log_softmax", x, axis)
+    _axis_of(x, axis)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
 
+@_activation()
 def identity(x):
     """x unchanged (a linear output layer)."""
-    _check_input("fnn.activations.identity", x)
     return x
 
 
@@ -173,6 +184,7 @@ _BY_NAME: dict[str, Callable] = {
 }
 
 
+@named("fnn.activations.get")
 def get(activation: str | Callable) -> Callable:
     """Resolve an activation given by name (`"relu"`) or as a callable."""
-    return resolve("fnn.activations.get", "activation", activation, _BY_NAME, "a callable")
+    return from_table("activation", activation, _BY_NAME, "a callable")

@@ -1,30 +1,26 @@
 """The XLA options fnn compiles its programs with (`jax.jit(..., compiler_options=...)`).
 
 Two kinds of program, two measured choices, both for the CPU backend only
-(`None`, XLA's defaults, elsewhere):
+(`None`, XLA's defaults, elsewhere); the measurements are in benchmarks/RESULTS.md,
+"Measurements quoted from docstrings":
 
 - `options()`: training steps (single, fused, data-parallel, ensembles),
   evaluation and prediction. XLA:CPU hands convolutions, matrix products and
   reductions to the YNNPACK library by default; fnn keeps only the reductions
   there (`xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_REDUCE`), so
-  convolutions and products run on XLA's own (Eigen) kernels. Measured on 2 CPU
-  cores, jax 0.10.2, training step, default / these options: ResNet-20
-  (batch 64) 449 / 234 ms, ResNet-8 1.6×, ResNet-20 with projection shortcuts
-  1.7×, Inception 1.4×, ResNet-18 1.08×, AlexNet 1.02×, LeNet-5 1.07–1.12×,
-  LSTM 1.12×, MLP 0.96–1.0×; forward passes alike (ResNet-20 1.5×, Inception 2.2×,
-  MLP 1.35×, LeNet-5 1.00×). Keeping no YNNPACK fusion at all lost ~20 % of that
-  on ResNet-20 (its BatchNorm reductions), keeping element-wise fusions too slowed
-  the MLP and the LSTM by 30 %. Results agree with XLA's defaults up to float32
-  rounding (the ResNet-20 loss to all printed digits).
+  convolutions and products run on XLA's own (Eigen) kernels: faster for
+  convolutional networks and recurrent steps, about even for an MLP. Keeping no
+  YNNPACK fusion at all loses part of that (BatchNorm's reductions), keeping the
+  element-wise fusions too slows the MLP and the LSTM. Results agree with XLA's
+  defaults up to float32 rounding.
   The second option, `xla_cpu_copy_insertion_use_region_analysis`, lets XLA's
   copy insertion analyse `while` loops region by region, so the loop carries
-  are no longer copied on every iteration (an LSTM step: 21 copies → 15). It
-  changes no program without a loop; with one, in one process, alternating:
-  LSTM step 4–7 % faster (3 A/Bs of 100–250 rounds), GRU 1.4 %, 4 MLP steps
-  fused in a `lax.scan` 3.5 %, same values.
+  are no longer copied on every iteration (fewer copies in an LSTM step). It
+  changes no program without a loop, and makes recurrent and fused steps faster
+  with the same values.
   The single training step (`make_train_step`) takes them only when it has a
   convolution or a loop (`fnn.fused.step_options`): a step of matrix products
-  and element-wise work alone (an MLP) runs 5 % faster under XLA's defaults.
+  and element-wise work alone (an MLP) runs faster under XLA's defaults.
 - `init_options()`: initialisations (`fnn.init`, `fnn.train.init_train_state`):
   optimisation level 1 (random initialisers are compile-bound; see its docstring).
 
@@ -36,12 +32,11 @@ per process against the installed jaxlib, one by one: an option it does not know
 is left out (its default) instead of failing the compile.
 
 One cost on CPU is outside any compiler option: XLA:CPU gives each call one block for
-all its temporaries (ResNet-20's step at batch 64: 170 MB), which glibc maps afresh
-every call. Where Linux backs it with 4 KB pages (`transparent_hugepage/enabled` =
+all its temporaries (large for a convolutional step), which glibc maps afresh every
+call. Where Linux backs it with 4 KB pages (`transparent_hugepage/enabled` =
 `madvise`, Debian's and Ubuntu's default), starting Python with
-`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` made that step 15–25 % faster
-(benchmarks/RESULTS.md, item 4, point 10). glibc reads it at process start, so fnn
-cannot set it.
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1` makes such a step faster (benchmarks/RESULTS.md,
+item 4, point 10). glibc reads it at process start, so fnn cannot set it.
 
 JAX takes `compiler_options` on a top-level `jax.jit` only: called inside another
 `jit`, `grad`, `lax.scan` or `make_jaxpr`, such a function raises. fnn's programs
@@ -86,8 +81,8 @@ def options() -> dict | None:
 
     On CPU: `{"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE",
     "xla_cpu_copy_insertion_use_region_analysis": True}` (convolutions and matrix
-    products on XLA's own kernels, 1.0–1.9× faster steps; fewer copies in loops,
-    1–7 % faster recurrent and fused steps; see the module docstring), less any
+    products on XLA's own kernels; fewer copies in loops; see the module docstring
+    and benchmarks/RESULTS.md, "Measurements quoted from docstrings"), less any
     option the installed jaxlib does not know. Other backends, or a jaxlib that
     knows neither: `None`.
     """
@@ -97,13 +92,12 @@ def options() -> dict | None:
 def init_options() -> dict | None:
     """XLA options for compiling an initialisation: optimisation level 1 on CPU.
 
-    Initialisers are compile-bound: XLA:CPU compiles a program with ten
-    `jax.random.normal` calls in ~14 s at its default level (superlinear in their
-    number) and the random bits and values come out bit-identical at level 1,
-    at half the compile time (LeNet-5 3.1 → 1.9 s, ResNet-20 9.7 → 5.0 s,
-    AlexNet 6.4 → 3.3 s, with the same run time). Level 0 compiles faster still
-    but runs AlexNet's init 5× slower and changes float rounding, so 1 it is.
-    Other backends: None (not measured).
+    Initialisers are compile-bound: XLA:CPU's compile time at its default level grows
+    superlinearly in the number of `jax.random` calls, and at level 1 the random bits
+    and values come out bit-identical, compiled in about half the time with the same
+    run time. Level 0 compiles faster still but runs the init much slower and changes
+    float rounding, so 1 it is (benchmarks/RESULTS.md, "Measurements quoted from
+    docstrings"). Other backends: None (not measured).
     """
     return _on_cpu(_CPU_INIT_OPTIONS)
 
@@ -140,7 +134,7 @@ def jit(fn, options, **jit_kwargs):
     @functools.wraps(fn)
     def call(*args, **kwargs):
         # XLA's defaults chosen: the plain jit is valid at any level, and skipping the
-        # trace-state check saves ~20 µs of dispatch (measured on the MLP step)
+        # trace-state check saves dispatch time
         if chosen.get("jit") is nested or \
                 jax.extend.core.get_opaque_trace_state() != _TOP_LEVEL:
             return nested(*args, **kwargs)

@@ -15,7 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_key, check_number, check_positive_int, shape_str
+from fnn._checks import (
+    POSITIVE,
+    BadType,
+    BadValue,
+    checked,
+    optional,
+    positive_int,
+    prng_key,
+    shape_str,
+)
 
 __all__ = ["check_grads", "leaf_paths"]
 
@@ -43,6 +52,36 @@ def _to64(tree):
     return jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if _is_float(a) else a, tree)
 
 
+def _function(name: str, f) -> Callable:
+    if not callable(f):
+        raise BadType(f"{name} must be a function f(params, *args) -> scalar, got {f!r}.")
+    return f
+
+
+def _float_tree(name: str, params):
+    """`params` unless it is empty or holds a leaf that is not a floating array."""
+    paths = leaf_paths(params)
+    if not paths or not all(_is_float(leaf) for _, leaf in paths):
+        bad = [p for p, leaf in paths if not _is_float(leaf)]
+        raise BadType(f"{name} must be a non-empty pytree of floating arrays; non-floating "
+                      f"leaves: {bad or 'none (empty tree)'}.")
+    return params
+
+
+def _scalar_output(value) -> None:
+    """`BadType`/`BadValue` unless `f`'s output (a `jax.eval_shape` result) is a real scalar."""
+    if not isinstance(value, jax.ShapeDtypeStruct):
+        raise BadType(f"f must return a scalar array, got a {type(value).__name__}; return "
+                      "the loss alone.")
+    if value.shape != ():
+        raise BadValue(f"f must return a scalar, got an output of shape "
+                       f"{shape_str(value.shape)}; reduce it, e.g. with jnp.mean.")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise BadType(f"f must return a real floating-point scalar, got dtype {value.dtype}.")
+
+
+@checked("check_grads", f=_function, eps=POSITIVE, tiny=POSITIVE,
+         max_coords=optional(positive_int), key=optional(prng_key), params=_float_tree)
 def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int | None = None,
                 key=None, tiny: float = 1e-8) -> dict[str, float]:
     """Compare `jax.grad(f)` with centred finite differences; max relative error per leaf.
@@ -90,73 +129,51 @@ def check_grads(f: Callable, params, *args, eps: float = 1e-5, max_coords: int |
     - `key`: PRNG key for choosing coordinates (default `jax.random.key(0)`).
     - `tiny`: the floor of the denominator (default 1e-8).
     """
-    where = "check_grads"
-    if not callable(f):
-        raise TypeError(f"{where}: f must be a function f(params, *args) -> scalar, got {f!r}.")
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    tiny = check_number(where, "tiny", tiny, low=0.0, low_open=True)
-    if max_coords is not None:
-        max_coords = check_positive_int(where, "max_coords", max_coords)
-    if key is not None:
-        check_key(where, key)
-    key = jax.random.key(0) if key is None else key
-
-    paths = leaf_paths(params)
-    if not paths or not all(_is_float(leaf) for _, leaf in paths):
-        bad = [p for p, leaf in paths if not _is_float(leaf)]
-        raise TypeError(
-            f"{where}: params must be a non-empty pytree of floating arrays; "
-            f"non-floating leaves: {bad or 'none (empty tree)'}."
-        )
-
     with jax.enable_x64(True):
-        params64 = _to64(params)
-        args64 = _to64(args)
+        params64, args64 = _to64(params), _to64(args)
         fun = jax.jit(lambda p: f(p, *args64))
-        value = jax.eval_shape(fun, params64)
-        if not isinstance(value, jax.ShapeDtypeStruct):
-            raise TypeError(f"{where}: f must return a scalar array, got a "
-                            f"{type(value).__name__}; return the loss alone.")
-        if value.shape != ():
-            raise ValueError(
-                f"{where}: f must return a scalar, got an output of shape "
-                f"{shape_str(value.shape)}; reduce it, e.g. with jnp.mean."
-            )
-        if not jnp.issubdtype(value.dtype, jnp.floating):
-            raise TypeError(f"{where}: f must return a real floating-point scalar, got dtype "
-                            f"{value.dtype}.")
+        _scalar_output(jax.eval_shape(fun, params64))
         grads = jax.jit(jax.grad(lambda p: f(p, *args64)))(params64)
-        per_call = _bytes_per_call(fun, params64)
-        leaves, treedef = jax.tree.flatten(params64)
-        grad_leaves = jax.tree.leaves(grads)
-        keys = jax.random.split(key, len(leaves))
-        errors: dict[str, float] = {}
-        for i, ((path, _), leaf, g) in enumerate(zip(paths, leaves, grad_leaves, strict=True)):
-            base = np.asarray(leaf, np.float64).ravel()
-            analytic = np.asarray(g, np.float64).ravel()
-            if base.size == 0:  # nothing to compare
-                errors[path] = 0.0
-                continue
-            if max_coords is None or base.size <= max_coords:
-                coords = np.arange(base.size)
-            else:
-                coords = np.sort(np.asarray(
-                    jax.random.choice(keys[i], base.size, (max_coords,), replace=False)))
+        return _max_relative_errors(fun, params64, grads, eps=eps, max_coords=max_coords,
+                                    key=jax.random.key(0) if key is None else key, tiny=tiny)
 
-            def f_of_leaf(flat, i=i, shape=leaf.shape):
-                return fun(jax.tree.unflatten(
-                    treedef, [*leaves[:i], flat.reshape(shape), *leaves[i + 1:]]))
 
-            # vmapped chunks of perturbations when one evaluation is small (each chunk
-            # compiles once per leaf); one at a time through `fun` (compiled once) otherwise
-            chunk = 1 if per_call is None else max(1, min(
-                128, 2**28 // max(per_call, 1), 2**20 // max(base.size, 1), len(coords)))
-            batched = (jax.jit(jax.vmap(f_of_leaf)) if chunk > 1 else
-                       lambda flats, f=f_of_leaf: jnp.stack([f(v) for v in flats]))
-            numeric = _central_differences(batched, base, coords, eps, chunk)
-            a = analytic[coords]
-            errors[path] = float(np.max(np.abs(a - numeric)
-                                        / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), tiny)))
+def _max_relative_errors(fun: Callable, params, grads, *, eps: float, max_coords: int | None,
+                         key, tiny: float) -> dict[str, float]:
+    """`{leaf path: max |a − n| / max(|a|, |n|, tiny)}` of the analytic gradients `grads`
+    against central differences of `fun` at `params` (float64, inside `enable_x64`)."""
+    paths = leaf_paths(params)
+    per_call = _bytes_per_call(fun, params)
+    leaves, treedef = jax.tree.flatten(params)
+    grad_leaves = jax.tree.leaves(grads)
+    keys = jax.random.split(key, len(leaves))
+    errors: dict[str, float] = {}
+    for i, ((path, _), leaf, g) in enumerate(zip(paths, leaves, grad_leaves, strict=True)):
+        base = np.asarray(leaf, np.float64).ravel()
+        analytic = np.asarray(g, np.float64).ravel()
+        if base.size == 0:  # nothing to compare
+            errors[path] = 0.0
+            continue
+        if max_coords is None or base.size <= max_coords:
+            coords = np.arange(base.size)
+        else:
+            coords = np.sort(np.asarray(
+                jax.random.choice(keys[i], base.size, (max_coords,), replace=False)))
+
+        def f_of_leaf(flat, i=i, shape=leaf.shape):
+            return fun(jax.tree.unflatten(
+                treedef, [*leaves[:i], flat.reshape(shape), *leaves[i + 1:]]))
+
+        # vmapped chunks of perturbations when one evaluation is small (each chunk
+        # compiles once per leaf); one at a time through `fun` (compiled once) otherwise
+        chunk = 1 if per_call is None else max(1, min(
+            128, 2**28 // max(per_call, 1), 2**20 // max(base.size, 1), len(coords)))
+        batched = (jax.jit(jax.vmap(f_of_leaf)) if chunk > 1 else
+                   lambda flats, f=f_of_leaf: jnp.stack([f(v) for v in flats]))
+        numeric = _central_differences(batched, base, coords, eps, chunk)
+        a = analytic[coords]
+        errors[path] = float(np.max(np.abs(a - numeric)
+                                    / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), tiny)))
     return errors
 
 

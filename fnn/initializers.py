@@ -20,7 +20,8 @@ Every initialiser checks its arguments at trace time and raises an error naming
 it: `key` must be one PRNG key (the constant initialisers ignore it, so any value,
 None included, is fine there); `shape` a tuple or list of non-negative ints (zero
 sizes give empty arrays), or one int `n`, read as `(n,)` as `jax.random.normal`
-and `jax.nn.initializers` read it; `dtype` a floating-point dtype.
+and `jax.nn.initializers` read it; `dtype` a floating-point dtype for the random
+initialisers, any dtype (integers and bool included) for the constant ones.
 
 Unlike Flax and Keras, whose `lecun_normal`/`he_normal`/`glorot_normal` draw from a
 *truncated* normal rescaled to the target std, fnn draws from the plain normal:
@@ -35,46 +36,65 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import as_dtype, check_key, check_number, is_int, resolve, shape_str
+from fnn._checks import (
+    BadType,
+    BadValue,
+    checked,
+    from_table,
+    is_int,
+    named,
+    number,
+    prng_key,
+    shape_str,
+    to_dtype,
+)
 
 _PREFIX = "fnn.initializers."
 
 
-def _check_shape(where: str, shape) -> tuple[int, ...]:
+def _shape(name: str, shape) -> tuple[int, ...]:
     """`shape` as a tuple of ints: a tuple, list or 1-D NumPy array of non-negative ints
     (NumPy ints count, bools do not; zero sizes give empty arrays), or one int `n`
     for `(n,)`, as `jax.random.normal` and `jax.nn.initializers` take it. Anything
-    else is a TypeError, a negative size a ValueError."""
+    else is a `BadType`, a negative size a `BadValue`."""
     if is_int(shape):
         shape = (shape,)
     is_sequence = isinstance(shape, (tuple, list)) or (
         isinstance(shape, np.ndarray) and shape.ndim == 1)
     if not is_sequence or not all(map(is_int, shape)):
-        raise TypeError(f"{where}: shape must be a tuple of ints such as (64, 32), got {shape!r}.")
+        raise BadType(f"shape must be a tuple of ints such as (64, 32), got {shape!r}.")
     shape = tuple(int(s) for s in shape)
     if any(s < 0 for s in shape):
-        raise ValueError(f"{where}: shape sizes must be >= 0, got {shape_str(shape)}.")
+        raise BadValue(f"shape sizes must be >= 0, got {shape_str(shape)}.")
     return shape
 
 
-def _check_dtype(where: str, dtype) -> None:
-    """Raise TypeError unless `dtype` names a floating-point dtype (None: JAX's default float)."""
+def _any_dtype(name: str, dtype):
+    """`dtype` as JAX makes it (int64 is int32 without `jax_enable_x64`), any kind."""
+    return jax.dtypes.canonicalize_dtype(to_dtype(dtype))
+
+
+def _float_dtype(name: str, dtype):
+    """`dtype` unchanged if it names a floating-point dtype (None: JAX's default float),
+    else `BadType`."""
     kind = "a floating-point dtype such as jnp.float32"
-    dt = as_dtype(where, dtype, kind)
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise TypeError(f"{where}: dtype must be {kind}, got {dt.name}.")
+    if not jnp.issubdtype(to_dtype(dtype, kind), jnp.floating):
+        raise BadType(f"dtype must be {kind}, got {to_dtype(dtype).name}.")
+    return dtype
 
 
-def _check_args(where: str, key, shape, dtype, *, uses_key: bool = True) -> tuple[int, ...]:
-    """The checks every initialiser runs (trace time, no values read): `key` is one PRNG
-    key (`check_key`; not checked by the constant initialisers, which ignore it, as in
-    `jax.nn.initializers`), `shape` as in `_check_shape` (returned as a tuple), and
-    `dtype` a floating dtype. Errors name the initialiser."""
-    if uses_key:
-        check_key(where, key)
-    shape = _check_shape(where, shape)
-    _check_dtype(where, dtype)
-    return shape
+def _random(name: str):
+    """Decorator of a random initialiser `init(key, shape, dtype)`: errors are named
+    "fnn.initializers.<name>"; `key` must be one PRNG key, `shape` is made a tuple
+    (`_shape`) and `dtype` must be floating."""
+    return checked(_PREFIX + name, key=prng_key, shape=_shape, dtype=_float_dtype)
+
+
+def _constant(name: str):
+    """Decorator of a constant initialiser: as `_random`, but `key` is not used (any value,
+    None included) and `dtype` may be any dtype, integers and bool included, as in
+    `jax.nn.initializers`."""
+    return checked(_PREFIX + name, shape=_shape, dtype=_any_dtype)
 
 
 def fan_in_fan_out(shape) -> tuple[int, int]:
@@ -87,45 +107,44 @@ def fan_in_fan_out(shape) -> tuple[int, int]:
     return max(fan_in, 1), max(fan_out, 1)
 
 
+@_constant("zeros")
 def zeros(key, shape, dtype=jnp.float32):
-    """All zeros (the default bias initialiser). `key` is not used (None is fine)."""
-    shape = _check_args(_PREFIX + "zeros", key, shape, dtype, uses_key=False)
+    """All zeros (the default bias initialiser), in any dtype. `key` is not used (None is
+    fine)."""
     return jnp.zeros(shape, dtype)
 
 
+@_constant("ones")
 def ones(key, shape, dtype=jnp.float32):
-    """All ones (BatchNorm/LayerNorm scale). `key` is not used (None is fine)."""
-    shape = _check_args(_PREFIX + "ones", key, shape, dtype, uses_key=False)
+    """All ones (BatchNorm/LayerNorm scale), in any dtype. `key` is not used (None is fine)."""
     return jnp.ones(shape, dtype)
 
 
+@checked(_PREFIX + "constant", value=number)
 def constant(value: float) -> Callable:
-    """An initialiser filling every entry with `value` (its `key` is not used)."""
-    where = _PREFIX + "constant"
-    value = check_number(where, "value", value)
-
+    """An initialiser filling every entry with `value` (a finite number), in any dtype
+    (`value` cast to it, as `jnp.full` and `jax.nn.initializers.constant` do: 0.5 is 0 in
+    an integer dtype). Its `key` is not used."""
+    @_constant("constant")
     def init(key, shape, dtype=jnp.float32):
-        shape = _check_args(where, key, shape, dtype, uses_key=False)
         return jnp.full(shape, value, dtype)
 
     return init
 
 
+@checked(_PREFIX + "normal", stddev={"low": 0.0})
 def normal(stddev: float) -> Callable:
     """An initialiser drawing from N(0, stddev²)."""
-    where = _PREFIX + "normal"
-    stddev = check_number(where, "stddev", stddev, low=0.0)
-
+    @_random("normal")
     def init(key, shape, dtype=jnp.float32):
-        shape = _check_args(where, key, shape, dtype)
         return stddev * jax.random.normal(key, shape, dtype)
 
     return init
 
 
+@_random("small_random")
 def small_random(key, shape, dtype=jnp.float32):
     """N(0, 0.01²): `0.01 * randn(shape)`, the CS231n "small random numbers" rule."""
-    shape = _check_args(_PREFIX + "small_random", key, shape, dtype)
     return 0.01 * jax.random.normal(key, shape, dtype)
 
 
@@ -136,24 +155,18 @@ def _named(init, name: str, doc: str):
 
 
 def _scaled_normal(name: str, scale_fn, doc: str):
-    where = _PREFIX + name
-
     def init(key, shape, dtype=jnp.float32):
-        shape = _check_args(where, key, shape, dtype)
         fan_in, fan_out = fan_in_fan_out(shape)
         return jnp.asarray(scale_fn(fan_in, fan_out), dtype) * jax.random.normal(key, shape, dtype)
-    return _named(init, name, doc)
+    return _random(name)(_named(init, name, doc))
 
 
 def _scaled_uniform(name: str, limit_fn, doc: str):
-    where = _PREFIX + name
-
     def init(key, shape, dtype=jnp.float32):
-        shape = _check_args(where, key, shape, dtype)
         fan_in, fan_out = fan_in_fan_out(shape)
         limit = limit_fn(fan_in, fan_out)
         return jax.random.uniform(key, shape, dtype, -limit, limit)
-    return _named(init, name, doc)
+    return _random(name)(_named(init, name, doc))
 
 
 lecun_normal = _scaled_normal(
@@ -173,6 +186,7 @@ glorot_uniform = _scaled_uniform(
     "U(−√(6/(fan_in+fan_out)), √(6/(fan_in+fan_out))), Glorot & Bengio 2010.")
 
 
+@_random("orthogonal")
 def orthogonal(key, shape, dtype=jnp.float32):
     """A random orthogonal matrix (Saxe et al. 2014), reshaped to `shape`.
 
@@ -180,10 +194,8 @@ def orthogonal(key, shape, dtype=jnp.float32):
     fan_in >= out) or rows are orthonormal. Drawn as the Q of a QR decomposition
     of a Gaussian matrix, with signs fixed by diag(R) so the draw is uniform.
     """
-    where = _PREFIX + "orthogonal"
-    shape = _check_args(where, key, shape, dtype)
     if len(shape) < 2:
-        raise ValueError(f"{where}: expected a shape of rank >= 2, got {shape_str(shape)}.")
+        raise BadValue(f"expected a shape of rank >= 2, got {shape_str(shape)}.")
     rows, cols = math.prod(shape[:-1]), shape[-1]
     a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
     q, r = jnp.linalg.qr(a)
@@ -201,7 +213,7 @@ _BY_NAME = {
 }
 
 
+@named(_PREFIX + "get")
 def get(initializer: str | Callable) -> Callable:
     """Resolve an initialiser given by name (`"he_normal"`) or as a callable."""
-    return resolve("fnn.initializers.get", "initializer", initializer, _BY_NAME,
-                   "a callable init(key, shape, dtype)")
+    return from_table("initializer", initializer, _BY_NAME, "a callable init(key, shape, dtype)")

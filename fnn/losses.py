@@ -64,9 +64,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_hyper, concrete_range, shape_str
+from fnn._checks import (
+    NON_NEGATIVE,
+    POSITIVE,
+    BadType,
+    BadValue,
+    checked,
+    concrete_range,
+    shape_str,
+)
 from fnn._util import at_least_float32, at_least_int32
 from fnn.activations import log_softmax
+from fnn.metrics import CLASS_IDS, binary, declare_accuracy
 
 __all__ = [
     "mse", "mae", "msle", "mape", "huber", "smooth_l1",
@@ -87,11 +96,13 @@ PROB_EPS = 1e-7
 # checks (static: shapes and dtypes only, so they hold under jit/grad/vmap)
 
 
-def _where(name: str) -> str:
-    return f"fnn.losses.{name}"
+def _loss(**table):
+    """Decorator of a public loss: its errors are named "fnn.losses.<name>", and the
+    hyperparameters in `table` are checked first (see `fnn._checks.checked`)."""
+    return lambda fn: checked(f"fnn.losses.{fn.__name__}", **table)(fn)
 
 
-def _asarray(name: str, x, what: str):
+def _asarray(x, what: str):
     """`jnp.asarray(x)`, after checking that a non-JAX input (list, numpy) is numeric.
 
     Strings and objects would otherwise fail inside `jnp.asarray` with an error
@@ -102,18 +113,18 @@ def _asarray(name: str, x, what: str):
         try:
             dtype = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
         except ValueError as e:  # a ragged nested list
-            raise TypeError(f"{_where(name)}: {what} must be an array or a rectangular "
-                            f"nested list of numbers; NumPy says: {e}") from None
+            raise BadType(f"{what} must be an array or a rectangular nested list of numbers; "
+                          f"NumPy says: {e}") from None
         if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-            raise TypeError(f"{_where(name)}: {what} must be numeric, got dtype {dtype}.")
-        _check_fits_jax_int(name, x, dtype, what)
+            raise BadType(f"{what} must be numeric, got dtype {dtype}.")
+        _check_fits_jax_int(x, dtype, what)
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):  # the imaginary part would be dropped
-        raise TypeError(f"{_where(name)}: {what} must be real, got dtype {x.dtype}.")
+        raise BadType(f"{what} must be real, got dtype {x.dtype}.")
     return x
 
 
-def _check_fits_jax_int(name: str, x, dtype, what: str) -> None:
+def _check_fits_jax_int(x, dtype, what: str) -> None:
     """Integers that JAX's integer type cannot hold (int64 ids without `jax_enable_x64`)
     would wrap around silently in `jnp.asarray` (2**32 becomes class 0)."""
     if not np.issubdtype(dtype, np.integer):
@@ -122,78 +133,65 @@ def _check_fits_jax_int(name: str, x, dtype, what: str) -> None:
     bounds = concrete_range(x)
     if bounds is not None and (bounds[0] < info.min or bounds[1] > info.max):
         bad = bounds[0] if bounds[0] < info.min else bounds[1]
-        raise ValueError(
-            f"{_where(name)}: {what} hold the value {bad}, outside the range of "
-            f"{info.dtype} (JAX's integer type here, without jax_enable_x64) in which "
-            f"they would wrap around; expected values in [{info.min}, {info.max}]."
-        )
+        raise BadValue(f"{what} hold the value {bad}, outside the range of {info.dtype} (JAX's "
+                       f"integer type here, without jax_enable_x64) in which they would wrap "
+                       f"around; expected values in [{info.min}, {info.max}].")
 
 
-def _predictions(name: str, x, what: str):
-    x = _asarray(name, x, what)
+def _predictions(x, what: str):
+    x = _asarray(x, what)
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
-            f"{_where(name)}: expected floating-point {what}, got dtype {x.dtype} "
-            f"(shape {shape_str(x.shape)}). Convert with x.astype(jnp.float32)."
-        )
+        raise BadType(f"expected floating-point {what}, got dtype {x.dtype} (shape "
+                      f"{shape_str(x.shape)}). Convert with x.astype(jnp.float32).")
     return x
 
 
-def _not_empty(name: str, x, what: str) -> None:
+def _not_empty(x, what: str) -> None:
     if x.size == 0:
-        raise ValueError(
-            f"{_where(name)}: got an empty batch ({what} of shape {shape_str(x.shape)}); "
-            "a loss needs at least one example."
-        )
+        raise BadValue(f"got an empty batch ({what} of shape {shape_str(x.shape)}); "
+                       "a loss needs at least one example.")
 
 
-def _elementwise_args(name: str, pred, y, pred_name: str = "predictions",
-                      y_name: str = "targets"):
+def _elementwise_args(pred, y, pred_name: str = "predictions", y_name: str = "targets"):
     """Validate `(pred, y)` of an element-wise loss; return them, y cast to pred's dtype."""
-    pred = _predictions(name, pred, pred_name)
-    y = _asarray(name, y, y_name)
+    pred = _predictions(pred, pred_name)
+    y = _asarray(y, y_name)
     if pred.shape != y.shape:
         hint = ""
         if pred.size == y.size:
             hint = (f" Reshape the {y_name} explicitly, e.g. y.reshape({shape_str(pred.shape)})"
                     " — losses never broadcast, so (N, 1) against (N,) is an error.")
-        raise ValueError(
-            f"{_where(name)}: {pred_name} and {y_name} must have the same shape, got "
-            f"{pred_name} {shape_str(pred.shape)} and {y_name} {shape_str(y.shape)}.{hint}"
-        )
+        raise BadValue(f"{pred_name} and {y_name} must have the same shape, got {pred_name} "
+                       f"{shape_str(pred.shape)} and {y_name} {shape_str(y.shape)}.{hint}")
     if not (jnp.issubdtype(y.dtype, jnp.number) or y.dtype == jnp.bool_):
-        raise TypeError(f"{_where(name)}: {y_name} must be numeric, got dtype {y.dtype}.")
-    _not_empty(name, pred, pred_name)
+        raise BadType(f"{y_name} must be numeric, got dtype {y.dtype}.")
+    _not_empty(pred, pred_name)
     dtype = jnp.promote_types(pred.dtype, y.dtype) if jnp.issubdtype(
         y.dtype, jnp.floating) else pred.dtype
     dtype = jnp.promote_types(dtype, jnp.float32)  # half precision: computed in float32
     return pred.astype(dtype), y.astype(dtype)
 
 
-def _scores(name: str, scores, what: str):
-    scores = _predictions(name, scores, what)
+def _scores(scores, what: str):
+    scores = _predictions(scores, what)
     if scores.ndim < 1:
-        raise ValueError(
-            f"{_where(name)}: expected {what} of shape (N, C) with a class axis last, "
-            f"got a scalar (shape {shape_str(scores.shape)})."
-        )
+        raise BadValue(f"expected {what} of shape (N, C) with a class axis last, got a "
+                       f"scalar (shape {shape_str(scores.shape)}).")
     if scores.shape[-1] == 0:
-        raise ValueError(
-            f"{_where(name)}: {what} of shape {shape_str(scores.shape)} have no classes "
-            "(last axis has size 0)."
-        )
-    _not_empty(name, scores, what)
+        raise BadValue(f"{what} of shape {shape_str(scores.shape)} have no classes "
+                       "(last axis has size 0).")
+    _not_empty(scores, what)
     return at_least_float32(scores)  # half precision: computed in float32
 
 
-def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
+def _class_ids(scores, labels, what: str, *, one_hot_ok: str | None):
     """Validate integer class ids of shape `scores.shape[:-1]`.
 
     A wrong shape is a `ValueError`; the right shape with a non-integer dtype a
     `TypeError`. `one_hot_ok` names the `(N, C)` float alternative this loss
     accepts (or None); it only changes the advice in the messages.
     """
-    labels = _asarray(name, labels, "labels")
+    labels = _asarray(labels, "labels")
     want = shape_str(scores.shape[:-1])
     got = (f"got labels of shape {shape_str(labels.shape)} (dtype {labels.dtype}) for "
            f"{what} of shape {shape_str(scores.shape)}")
@@ -206,26 +204,20 @@ def _class_ids(name: str, scores, labels, what: str, *, one_hot_ok: str | None):
                     f"jnp.argmax(onehot, axis=-1) (shape {want}).")
         elif labels.size == math.prod(scores.shape[:-1]):
             hint = f" Reshape them with labels.reshape({want})."
-        raise ValueError(
-            f"{_where(name)}: class-id labels must have shape {want}, {got}.{hint}"
-        )
+        raise BadValue(f"class-id labels must have shape {want}, {got}.{hint}")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         advice = "cast them with labels.astype(jnp.int32)"
         if one_hot_ok:
             advice += f", or pass {one_hot_ok} as floats of shape {shape_str(scores.shape)}"
-        raise TypeError(
-            f"{_where(name)}: class-id labels must have an integer dtype, {got}; {advice}."
-        )
+        raise BadType(f"class-id labels must have an integer dtype, {got}; {advice}.")
     num_classes = scores.shape[-1]
     bounds = concrete_range(labels)   # checked only when concrete, as Embedding does
     if bounds is not None:
         lo, hi = bounds
         if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"{_where(name)}: class ids must be in [0, {num_classes - 1}] ({what} have "
-                f"{num_classes} classes), got {lo if lo < 0 else hi} (labels range from {lo} "
-                f"to {hi})."
-            )
+            raise BadValue(f"class ids must be in [0, {num_classes - 1}] ({what} have "
+                           f"{num_classes} classes), got {lo if lo < 0 else hi} (labels range "
+                           f"from {lo} to {hi}).")
     # widened, so that C and the class indices (up to C − 1) fit: a uint8 `labels < 300`
     # or an int8 `clip(labels, 0, 199)` would overflow
     return at_least_int32(labels)
@@ -257,6 +249,7 @@ def _relu(x):
 # regression
 
 
+@_loss()
 def mse(pred, y):
     """Mean squared error: `mean((pred − y)²)` over all elements.
 
@@ -268,20 +261,22 @@ def mse(pred, y):
     `MeanSquaredError`; `optax.squared_error` is the same per element without
     the mean, and `optax.l2_loss` is HALF of it (`½(pred − y)²`).
     """
-    pred, y = _elementwise_args("mse", pred, y)
+    pred, y = _elementwise_args(pred, y)
     return jnp.mean(jnp.square(pred - y))
 
 
+@_loss()
 def mae(pred, y):
     """Mean absolute error: `mean(|pred − y|)` over all elements.
 
     The gradient at `pred == y` is 0 (subgradient `sign(0) = 0`, as PyTorch's
     `L1Loss`). **Shapes:** `pred` and `y` the same shape `(N, ...)`; returns a scalar.
     """
-    pred, y = _elementwise_args("mae", pred, y)
+    pred, y = _elementwise_args(pred, y)
     return jnp.mean(_abs(pred - y))
 
 
+@_loss()
 def msle(pred, y):
     """Mean squared logarithmic error.
 
@@ -293,11 +288,12 @@ def msle(pred, y):
     1e-5 (the results differ only for values in `[0, 1e-5)`); PyTorch has no
     MSLE. **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    pred, y = _elementwise_args("msle", pred, y)
+    pred, y = _elementwise_args(pred, y)
     d = jnp.log1p(jnp.maximum(pred, _REGRESSION_EPS)) - jnp.log1p(jnp.maximum(y, _REGRESSION_EPS))
     return jnp.mean(jnp.square(d))
 
 
+@_loss()
 def mape(pred, y):
     """Mean absolute percentage error, in percent.
 
@@ -306,10 +302,11 @@ def mape(pred, y):
     division by zero). Keras's `MeanAbsolutePercentageError` uses ε = 1e-7.
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    pred, y = _elementwise_args("mape", pred, y)
+    pred, y = _elementwise_args(pred, y)
     return 100.0 * jnp.mean(_abs(pred - y) / jnp.maximum(_abs(y), _REGRESSION_EPS))
 
 
+@_loss(delta=POSITIVE)
 def huber(pred, y, delta: float = 1.0):
     """Huber loss, exactly PyTorch's `huber_loss(pred, y, delta=delta)` (mean reduction).
 
@@ -326,13 +323,13 @@ def huber(pred, y, delta: float = 1.0):
     **Arguments:** `delta > 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    delta = check_hyper(_where("huber"), "delta", delta, low=0.0, low_open=True)
-    pred, y = _elementwise_args("huber", pred, y)
+    pred, y = _elementwise_args(pred, y)
     d = pred - y
     a = _abs(d)
     return jnp.mean(jnp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta)))
 
 
+@_loss(beta=NON_NEGATIVE)
 def smooth_l1(pred, y, beta: float = 1.0):
     """Smooth L1 loss, exactly PyTorch's `smooth_l1_loss(pred, y, beta=beta)` (mean reduction).
 
@@ -348,8 +345,7 @@ def smooth_l1(pred, y, beta: float = 1.0):
     **Arguments:** `beta >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
     """
-    beta = check_hyper(_where("smooth_l1"), "beta", beta, low=0.0)
-    pred, y = _elementwise_args("smooth_l1", pred, y)
+    pred, y = _elementwise_args(pred, y)
     d = pred - y
     a = _abs(d)
     safe_beta = jnp.where(beta > 0, beta, 1.0)  # beta = 0: the first branch is never taken
@@ -372,6 +368,7 @@ def _softplus(z):
     return jnp.where(pos, z, jnp.zeros_like(z)) + jnp.log1p(e)
 
 
+@_loss()
 def sigmoid_binary_cross_entropy(logits, y):
     """Binary cross-entropy on logits, numerically stable.
 
@@ -389,10 +386,11 @@ def sigmoid_binary_cross_entropy(logits, y):
     **Shapes:** `logits` and `y` the same shape (`(N,)`, or `(N, K)` for K
     independent labels); returns a scalar.
     """
-    z, y = _elementwise_args("sigmoid_binary_cross_entropy", logits, y, "logits", "targets")
+    z, y = _elementwise_args(logits, y, "logits", "targets")
     return jnp.mean(_softplus(z) - z * y)
 
 
+@_loss()
 def binary_cross_entropy(probs, y):
     """Binary cross-entropy on probabilities: `−y log p − (1 − y) log(1 − p)`, mean.
 
@@ -407,11 +405,12 @@ def binary_cross_entropy(probs, y):
     """
     # (in float32 at least, as every loss: the clip to [PROB_EPS, 1 − PROB_EPS] does not
     # exist in half precision)
-    p, y = _elementwise_args("binary_cross_entropy", probs, y, "probabilities", "targets")
+    p, y = _elementwise_args(probs, y, "probabilities", "targets")
     p = jnp.clip(p, PROB_EPS, 1.0 - PROB_EPS)
     return jnp.mean(-(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p)))
 
 
+@_loss()
 def hinge(scores, y):
     """Binary hinge loss (SVM): `mean(max(0, 1 − y·s))`, y ∈ {−1, +1}.
 
@@ -420,10 +419,11 @@ def hinge(scores, y):
     The (sub)gradient at the kink `y·s = 1` is 0. `optax.hinge_loss` is the same
     per element. **Shapes:** `scores` and `y` the same shape; returns a scalar.
     """
-    s, y = _elementwise_args("hinge", scores, y, "scores", "targets")
+    s, y = _elementwise_args(scores, y, "scores", "targets")
     return jnp.mean(_relu(1.0 - y * s))
 
 
+@_loss()
 def exponential(scores, y):
     """Exponential loss (AdaBoost): `mean(exp(−y·s))`, y ∈ {−1, +1}.
 
@@ -431,7 +431,7 @@ def exponential(scores, y):
     to `inf` once `−y·s > 88` — the true value, not a numerical accident.
     **Shapes:** `scores` and `y` the same shape; returns a scalar.
     """
-    s, y = _elementwise_args("exponential", scores, y, "scores", "targets")
+    s, y = _elementwise_args(scores, y, "scores", "targets")
     return jnp.mean(jnp.exp(-y * s))
 
 
@@ -439,6 +439,7 @@ def exponential(scores, y):
 # multi-class classification
 
 
+@_loss()
 def softmax_cross_entropy(logits, labels):
     """Cross-entropy of softmax(logits) against labels, via log-softmax (stable).
 
@@ -463,26 +464,25 @@ def softmax_cross_entropy(logits, labels):
     **Shapes:** `logits (N, C)` (or `(..., C)`: e.g. `(N, T, C)` with labels
     `(N, T)`, averaged over N and T); returns a scalar.
     """
-    name = "softmax_cross_entropy"
-    z = _scores(name, logits, "logits")
-    labels = _asarray(name, labels, "labels")
+    z = _scores(logits, "logits")
+    labels = _asarray(labels, "labels")
     logp = log_softmax(z, axis=-1)
     if jnp.issubdtype(labels.dtype, jnp.floating) and labels.ndim == z.ndim:
         if labels.shape != z.shape:
-            raise ValueError(
-                f"{_where(name)}: one-hot/probability targets must have the logits' shape "
-                f"{shape_str(z.shape)}, got targets of shape {shape_str(labels.shape)} for "
-                f"logits of shape {shape_str(z.shape)}; class ids instead are integers of "
-                f"shape {shape_str(z.shape[:-1])}."
-            )
+            raise BadValue(
+                f"one-hot/probability targets must have the logits' shape {shape_str(z.shape)}, "
+                f"got targets of shape {shape_str(labels.shape)} for logits of shape "
+                f"{shape_str(z.shape)}; class ids instead are integers of shape "
+                f"{shape_str(z.shape[:-1])}.")
         y = labels.astype(jnp.promote_types(z.dtype, labels.dtype))
         # 0·log p is 0 even where log p = −inf (a masked logit).
         return jnp.mean(-jnp.sum(jnp.where(y == 0, 0.0, y * logp), axis=-1))
-    labels = _class_ids(name, z, labels, "logits", one_hot_ok="one-hot/probability targets")
+    labels = _class_ids(z, labels, "logits", one_hot_ok="one-hot/probability targets")
     picked, valid = _pick(logp, labels)
     return jnp.mean(_nan_where_invalid(-picked, valid))
 
 
+@_loss()
 def cross_entropy(probs, onehot):
     """Categorical cross-entropy on probabilities: `−Σ_c y_c log p_c`, mean over the batch.
 
@@ -496,21 +496,19 @@ def cross_entropy(probs, onehot):
     the same shape `(N, C)`; returns a scalar. For class ids use
     `nll(jnp.log(probs), labels)`.
     """
-    name = "cross_entropy"
-    p = _scores(name, probs, "probabilities")
-    y = _asarray(name, onehot, "targets")
+    p = _scores(probs, "probabilities")
+    y = _asarray(onehot, "targets")
     if y.shape == p.shape[:-1] and jnp.issubdtype(y.dtype, jnp.integer):
-        raise ValueError(
-            f"{_where(name)}: targets must be one-hot/probabilities of the same shape as the "
-            f"probabilities, got probabilities {shape_str(p.shape)} and integer targets "
-            f"{shape_str(y.shape)}. For class ids use nll(jnp.log(probs), labels) or "
-            "jax.nn.one_hot(labels, C)."
-        )
+        raise BadValue(
+            f"targets must be one-hot/probabilities of the same shape as the probabilities, "
+            f"got probabilities {shape_str(p.shape)} and integer targets {shape_str(y.shape)}. "
+            "For class ids use nll(jnp.log(probs), labels) or jax.nn.one_hot(labels, C).")
     # in float32 at least: PROB_EPS is 0 or subnormal in half precision
-    p, y = _elementwise_args(name, probs, onehot, "probabilities", "targets")
+    p, y = _elementwise_args(probs, onehot, "probabilities", "targets")
     return jnp.mean(-jnp.sum(y * jnp.log(jnp.maximum(p, PROB_EPS)), axis=-1))
 
 
+@_loss()
 def nll(log_probs, labels):
     """Negative log-likelihood of class ids: `mean(−log_probs[n, label_n])`.
 
@@ -522,13 +520,13 @@ def nll(log_probs, labels):
     **Shapes:** `log_probs (N, C)` (or `(..., C)`), integer `labels (N,)`;
     returns a scalar.
     """
-    name = "nll"
-    lp = _scores(name, log_probs, "log-probabilities")
-    labels = _class_ids(name, lp, labels, "log-probabilities", one_hot_ok=None)
+    lp = _scores(log_probs, "log-probabilities")
+    labels = _class_ids(lp, labels, "log-probabilities", one_hot_ok=None)
     picked, valid = _pick(lp, labels)
     return jnp.mean(_nan_where_invalid(-picked, valid))
 
 
+@_loss(margin=NON_NEGATIVE)
 def multiclass_hinge(scores, labels, margin: float = 1.0):
     """Multi-class SVM loss (Weston–Watkins, CS231n): `Σ_{j≠y} max(0, s_j − s_y + Δ)`, mean.
 
@@ -542,12 +540,24 @@ def multiclass_hinge(scores, labels, margin: float = 1.0):
     **Arguments:** `margin >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `scores (N, C)` (or `(..., C)`), integer `labels (N,)`; returns a scalar.
     """
-    name = "multiclass_hinge"
-    margin = check_hyper(_where(name), "margin", margin, low=0.0)
-    s = _scores(name, scores, "scores")
-    labels = _class_ids(name, s, labels, "scores", one_hot_ok=None)
+    s = _scores(scores, "scores")
+    labels = _class_ids(s, labels, "scores", one_hot_ok=None)
     s_true, valid = _pick(s, labels)
     margins = _relu(s - s_true[..., None] + margin)
     is_true = jax.lax.broadcasted_iota(labels.dtype, s.shape, s.ndim - 1) == labels[..., None]
     per_example = jnp.sum(jnp.where(is_true, jnp.zeros_like(margins), margins), axis=-1)
     return jnp.mean(_nan_where_invalid(per_example, valid))
+
+
+# How fit, make_train_step and evaluate count accuracy for each loss (fnn.metrics):
+# the thresholds (prediction, target) of the binary losses, class ids for the class
+# losses, none for regression.
+for _loss in (mse, mae, msle, mape, huber, smooth_l1):
+    declare_accuracy(None)(_loss)
+for _loss, _thresholds in ((sigmoid_binary_cross_entropy, (0.0, 0.5)),  # logits, y in [0, 1]
+                           (binary_cross_entropy, (0.5, 0.5)),          # probabilities
+                           (hinge, (0.0, 0.0)), (exponential, (0.0, 0.0))):  # y = ±1
+    declare_accuracy(binary(*_thresholds))(_loss)
+for _loss in (softmax_cross_entropy, cross_entropy, nll, multiclass_hinge):
+    declare_accuracy(CLASS_IDS)(_loss)
+del _loss, _thresholds

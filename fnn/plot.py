@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._atomic import atomic_file
-from fnn._checks import describe_value
+from fnn._checks import BadType, BadValue, describe_value, named
 
 __all__ = [
     "training_curves", "curves", "decision_boundary", "optimizer_trajectories",
@@ -57,16 +57,16 @@ def _save(fig, path, where: str):
     return fig
 
 
-def _series(where: str, name: str, values) -> np.ndarray:
+def _series(name: str, values) -> np.ndarray:
     """`values` as a 1-D float array; anything else is an error naming the series."""
     try:
         array = np.asarray(values, float)
     except (TypeError, ValueError):
-        raise TypeError(f"{where}: {name} must be a sequence of numbers, got "
-                        f"{describe_value(values)}.") from None
+        raise BadType(f"{name} must be a sequence of numbers, got "
+                      f"{describe_value(values)}.") from None
     if array.ndim != 1:
-        raise ValueError(f"{where}: {name} must be a 1-D sequence of numbers (one per "
-                         f"epoch or step), got shape {array.shape}.")
+        raise BadValue(f"{name} must be a 1-D sequence of numbers (one per epoch or step), "
+                       f"got shape {array.shape}.")
     return array
 
 
@@ -85,6 +85,7 @@ def _is_history(h) -> bool:
     return isinstance(h, Mapping) and all(not isinstance(v, Mapping) for v in h.values())
 
 
+@named("training_curves")
 def training_curves(history, path, *, title: str | None = None, logy: bool = False,
                     figsize=(8.0, 3.2), dpi: int = 100):
     """Loss (and accuracy, if recorded) per epoch from a `fit` history.
@@ -94,26 +95,23 @@ def training_curves(history, path, *, title: str | None = None, logy: bool = Fal
     runs (one colour per run; validation curves dashed). One panel per metric
     family: loss, then accuracy when present.
     """
-    where = "training_curves"
+    expected = ("expected a history dict of per-epoch lists (from fnn.train.fit) or a dict "
+                "{run name: history}")
     if not isinstance(history, Mapping):
-        raise TypeError(f"{where}: expected a history dict of per-epoch lists (from "
-                        f"fnn.train.fit) or a dict {{run name: history}}, got "
-                        f"{describe_value(history)}.")
+        raise BadType(f"{expected}, got {describe_value(history)}.")
     runs = {"": history} if _is_history(history) else dict(history)
     if not runs or not all(_is_history(h) for h in runs.values()):
-        raise ValueError("training_curves: expected a history dict of per-epoch lists "
-                         "(from fnn.train.fit) or a dict {run name: history}.")
+        raise BadValue(f"{expected}.")
     families = [m for m in ("loss", "accuracy")
                 if any(m in h or f"val_{m}" in h for h in runs.values())]
     if not families:
-        raise ValueError(f"training_curves: no 'loss' or 'accuracy' in the history; keys: "
-                         f"{sorted({k for h in runs.values() for k in h})}.")
-    series = {(name, key): _series(where, repr(key) if not name else f"{name!r}/{key!r}",
-                                   h[key])
+        raise BadValue(f"no 'loss' or 'accuracy' in the history; keys: "
+                       f"{sorted({k for h in runs.values() for k in h})}.")
+    series = {(name, key): _series(repr(key) if not name else f"{name!r}/{key!r}", h[key])
               for name, h in runs.items() for fam in families
               for key in (fam, f"val_{fam}") if key in h}
     if not any(v.size for v in series.values()):
-        raise ValueError(f"{where}: the history holds no epochs yet (every list is empty).")
+        raise BadValue("the history holds no epochs yet (every list is empty).")
     fig = _figure(figsize, dpi)
     axes = _grid(fig, len(families), ncols=len(families))
     colors = [f"C{i}" for i in range(10)]
@@ -138,6 +136,7 @@ def training_curves(history, path, *, title: str | None = None, logy: bool = Fal
     return _save(fig, path, "training_curves")
 
 
+@named("curves")
 def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
            logy: bool = False, logx: bool = False, title: str | None = None,
            figsize=(6.0, 4.0), dpi: int = 100):
@@ -147,18 +146,17 @@ def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
     `(x, y)` (e.g. loss against examples seen).
     """
     if not isinstance(series, Mapping) or not series:
-        raise ValueError(f"curves: expected a non-empty dict {{label: y or (x, y)}}, got "
-                         f"{describe_value(series)}.")
+        raise BadValue(f"expected a non-empty dict {{label: y or (x, y)}}, got "
+                       f"{describe_value(series)}.")
     lines = {}
     for label, s in series.items():
         if isinstance(s, tuple) and len(s) == 2:
-            xs = _series("curves", f"series {label!r} x", s[0])
-            ys = _series("curves", f"series {label!r} y", s[1])
+            xs, ys = _series(f"series {label!r} x", s[0]), _series(f"series {label!r} y", s[1])
             if xs.shape != ys.shape:
-                raise ValueError(f"curves: series {label!r} has {xs.size} x values and "
-                                 f"{ys.size} y values; they must pair up.")
+                raise BadValue(f"series {label!r} has {xs.size} x values and {ys.size} y "
+                               "values; they must pair up.")
         else:
-            ys = _series("curves", f"series {label!r}", s)
+            ys = _series(f"series {label!r}", s)
             xs = np.arange(len(ys))
         lines[label] = xs, ys
     fig = _figure(figsize, dpi)
@@ -183,6 +181,26 @@ def curves(series: Mapping, path, *, xlabel: str = "step", ylabel: str = "loss",
 # decision boundary
 
 
+def _points_and_labels(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """2-D points `x (N, 2)` as float32 and class ids `y (N,)` (one-hot `(N, C)` is
+    taken by its argmax), checked."""
+    x, y = np.asarray(x, np.float32), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise BadValue(f"expected 2-D points x of shape (N, 2), got shape {x.shape}.")
+    if not len(x):
+        raise BadValue("x holds no points, got shape (0, 2).")
+    if y.ndim == 2:
+        y = np.argmax(y, axis=-1) if y.shape[1] > 1 else y[:, 0]
+    if y.shape != (len(x),):
+        raise BadValue(f"expected one label per point, y of shape ({len(x)},) (or one-hot "
+                       f"({len(x)}, C)), got shape {y.shape}.")
+    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
+        raise BadValue(f"y must hold class ids 0, 1, 2, ..., got values from {y.min()} to "
+                       f"{y.max()}.")
+    return x, y
+
+
+@named("decision_boundary")
 def decision_boundary(model, params, state, x, y, path, *, title=None, resolution: int = 200,
                       margin: float = 0.5, figsize=None, dpi: int = 100):
     """The decision regions of a 2-D classifier with the data on top.
@@ -202,27 +220,12 @@ def decision_boundary(model, params, state, x, y, path, *, title=None, resolutio
     states = list(state) if isinstance(state, (list, tuple)) else [state] * len(params_l)
     titles = list(title) if isinstance(title, (list, tuple)) else [title] * len(params_l)
     if not (len(models) == len(params_l) == len(states) == len(titles)):
-        raise ValueError("decision_boundary: model, params, state and title lists must have "
-                         f"equal lengths, got {len(models)}, {len(params_l)}, {len(states)}, "
-                         f"{len(titles)}.")
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y)
-    if x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"decision_boundary: expected 2-D points x of shape (N, 2), got "
-                         f"shape {x.shape}.")
-    if not len(x):
-        raise ValueError("decision_boundary: x holds no points, got shape (0, 2).")
-    if y.ndim == 2:
-        y = np.argmax(y, axis=-1) if y.shape[1] > 1 else y[:, 0]
-    if y.shape != (len(x),):
-        raise ValueError(f"decision_boundary: expected one label per point, y of shape "
-                         f"({len(x)},) (or one-hot ({len(x)}, C)), got shape {y.shape}.")
-    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
-        raise ValueError(f"decision_boundary: y must hold class ids 0, 1, 2, ..., got values "
-                         f"from {y.min()} to {y.max()}.")
+        raise BadValue(f"model, params, state and title lists must have equal lengths, got "
+                       f"{len(models)}, {len(params_l)}, {len(states)}, {len(titles)}.")
+    x, y = _points_and_labels(x, y)
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"decision_boundary: resolution must be an int >= 2 (grid points "
-                         f"per axis), got {resolution!r}.")
+        raise BadValue(f"resolution must be an int >= 2 (grid points per axis), got "
+                       f"{resolution!r}.")
     lo, hi = x.min(axis=0) - margin, x.max(axis=0) + margin
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
                          np.linspace(lo[1], hi[1], resolution))
@@ -259,6 +262,7 @@ def decision_boundary(model, params, state, x, y, path, *, title=None, resolutio
 # optimizer trajectories
 
 
+@named("optimizer_trajectories")
 def optimizer_trajectories(f: Callable, trajectories: Mapping, path, *, xlim=None, ylim=None,
                            levels: int = 30, resolution: int = 200, title: str | None = None,
                            figsize=(6.0, 4.5), dpi: int = 100):
@@ -272,12 +276,11 @@ def optimizer_trajectories(f: Callable, trajectories: Mapping, path, *, xlim=Non
     trajs = {k: np.asarray(v, float) for k, v in trajectories.items()}
     for name, t in trajs.items():
         if t.ndim != 2 or t.shape[1] != 2:
-            raise ValueError(f"optimizer_trajectories: trajectory {name!r} must have shape "
-                             f"(T, 2), got {t.shape}.")
+            raise BadValue(f"trajectory {name!r} must have shape (T, 2), got {t.shape}.")
     pts = np.concatenate(list(trajs.values())) if trajs else np.zeros((1, 2))
     pts = pts[np.all(np.isfinite(pts), axis=1)]  # a diverged run ends in inf/NaN: not framed
     if not len(pts):
-        raise ValueError("optimizer_trajectories: no trajectory has a finite point to plot.")
+        raise BadValue("no trajectory has a finite point to plot.")
     span = np.maximum(pts.max(0) - pts.min(0), 1e-3)
     if xlim is None:
         xlim = (pts[:, 0].min() - 0.1 * span[0], pts[:, 0].max() + 0.1 * span[0])
@@ -341,6 +344,7 @@ def activation_functions(path, *, names: Sequence[str] = ("sigmoid", "tanh", "re
     return _save(fig, path, "activation_functions")
 
 
+@named("histograms")
 def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = None,
                title: str | None = None, sharex: bool = False, figsize=None, dpi: int = 100):
     """One histogram per named array (e.g. per-layer activations or gradients).
@@ -351,11 +355,10 @@ def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = Non
     """
     arrays = {str(k): np.asarray(v, float).ravel() for k, v in arrays.items()}
     if not arrays:
-        raise ValueError("histograms: expected a non-empty dict {name: array}.")
+        raise BadValue("expected a non-empty dict {name: array}.")
     empty = [k for k, a in arrays.items() if not a.size]
     if empty:
-        raise ValueError(f"histograms: array {empty[0]!r} is empty; every array needs at "
-                         "least one value.")
+        raise BadValue(f"array {empty[0]!r} is empty; every array needs at least one value.")
     n = len(arrays)
     ncols = min(n, ncols or min(n, 5))
     nrows = math.ceil(n / ncols)
@@ -377,6 +380,7 @@ def histograms(arrays: Mapping, path, *, bins: int = 50, ncols: int | None = Non
     return _save(fig, path, "histograms")
 
 
+@named("image_grid")
 def image_grid(images, path, *, titles: Sequence[str] | None = None, ncols: int | None = None,
                cmap: str = "gray", symmetric: bool = False, colorbar: bool = False,
                title: str | None = None, figsize=None, dpi: int = 100):
@@ -387,7 +391,7 @@ def image_grid(images, path, *, titles: Sequence[str] | None = None, ncols: int 
     """
     images = [np.asarray(im, float) for im in images]
     if not images or any(im.ndim != 2 for im in images):
-        raise ValueError("image_grid: expected a non-empty list of 2-D arrays (K, H, W).")
+        raise BadValue("expected a non-empty list of 2-D arrays (K, H, W).")
     n = len(images)
     ncols = min(n, ncols or min(n, 8))
     nrows = math.ceil(n / ncols)

@@ -54,7 +54,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int, describe_value, is_int, shape_str
+from fnn._checks import (
+    POSITIVE,
+    BadType,
+    BadValue,
+    checked,
+    describe_value,
+    is_int,
+    named,
+    number,
+    positive_int,
+    shape_str,
+)
 from fnn._util import at_least_float32
 
 __all__ = [
@@ -112,33 +123,33 @@ class WhiteningStats(NamedTuple):
 
 
 # ---------------------------------------------------------------------------
-# helpers
+# helpers: checks raise plainly; fit, transform and inverse add their name ("center.fit")
 
 
-def _as_float(where: str, x):
+def _as_float(x):
+    """`x` as a float array of rank >= 2 (integers and bools to float32)."""
     if not isinstance(x, jax.Array):  # lists, NumPy arrays: check before jnp.asarray's errors
         try:
             dtype = np.asarray(x).dtype
         except ValueError:
-            raise TypeError(f"{where}: expected an array or a rectangular nested list of "
-                            "numbers, got a ragged nested list.") from None
+            raise BadType("expected an array or a rectangular nested list of numbers, got a "
+                          "ragged nested list.") from None
         if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-            raise TypeError(f"{where}: expected a real-valued array of shape (N, ...), got "
-                            f"{describe_value(x)}.")
+            raise BadType(f"expected a real-valued array of shape (N, ...), got "
+                          f"{describe_value(x)}.")
     x = jnp.asarray(x)
     if x.ndim < 2:
-        raise ValueError(
-            f"{where}: expected a batch of shape (N, D) or (N, ...), got shape "
-            f"{shape_str(x.shape)} (rank {x.ndim}). Add a batch axis with x[None] for one example."
-        )
+        raise BadValue(f"expected a batch of shape (N, D) or (N, ...), got shape "
+                       f"{shape_str(x.shape)} (rank {x.ndim}). Add a batch axis with x[None] "
+                       "for one example.")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         if not (jnp.issubdtype(x.dtype, jnp.integer) or x.dtype == jnp.bool_):
-            raise TypeError(f"{where}: expected a real-valued input, got dtype {x.dtype}.")
+            raise BadType(f"expected a real-valued input, got dtype {x.dtype}.")
         x = x.astype(jnp.float32)
     return x
 
 
-def _finite(where: str, x):
+def _finite(x):
     """`x`, after checking that concrete data hold no NaN/Inf (statistics fitted on them
     are NaN; scikit-learn refuses them too). Traced data (under `jit`) pass unchecked."""
     if isinstance(x, jax.core.Tracer):
@@ -146,37 +157,36 @@ def _finite(where: str, x):
     bad = ~np.isfinite(np.asarray(x))
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{where}: the data hold {int(bad.sum())} NaN/Inf value(s), the first "
-                         f"at index {first}; remove or impute them before fitting.")
+        raise BadValue(f"the data hold {int(bad.sum())} NaN/Inf value(s), the first at index "
+                       f"{first}; remove or impute them before fitting.")
     return x
 
 
-def _check_axis(where: str, axis) -> tuple[int, ...]:
+def _axes(name: str, axis) -> tuple[int, ...]:
+    """`axis` (0 or a tuple of distinct axes >= 0 holding 0) as a sorted tuple."""
     axes = (axis,) if is_int(axis) else axis
     if isinstance(axes, tuple) and all(map(is_int, axes)):
         axes = tuple(int(a) for a in axes)
     if not isinstance(axes, tuple) or not all(
         isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in axes
     ) or 0 not in axes or len(set(axes)) != len(axes):
-        raise ValueError(
-            f"{where}: axis must be 0 or a tuple of distinct non-negative axes that includes "
-            f"the batch axis 0 (e.g. (0, 1, 2) for per-channel NHWC statistics), got {axis!r}."
-        )
+        raise BadValue(f"axis must be 0 or a tuple of distinct non-negative axes that includes "
+                       f"the batch axis 0 (e.g. (0, 1, 2) for per-channel NHWC statistics), "
+                       f"got {axis!r}.")
     return tuple(sorted(axes))
 
 
-def _reduce(where: str, x, axes: tuple[int, ...], fn):
+def _reduce(x, axes: tuple[int, ...], fn):
     if axes[-1] >= x.ndim:
-        raise ValueError(f"{where}: axis {axes} is out of range for input of shape "
-                         f"{shape_str(x.shape)}.")
-    _not_empty(where, x, axes)
+        raise BadValue(f"axis {axes} is out of range for input of shape {shape_str(x.shape)}.")
+    _not_empty(x, axes)
     return fn(x, axis=axes, keepdims=True)[0]
 
 
-def _not_empty(where: str, x, axes: tuple[int, ...]) -> None:
+def _not_empty(x, axes: tuple[int, ...]) -> None:
     if any(x.shape[a] == 0 for a in axes):
-        raise ValueError(f"{where}: cannot fit statistics on an empty batch, got input of "
-                         f"shape {shape_str(x.shape)}.")
+        raise BadValue(f"cannot fit statistics on an empty batch, got input of shape "
+                       f"{shape_str(x.shape)}.")
 
 
 def _first(x, axis, keepdims=True):
@@ -193,48 +203,49 @@ def _in_float32(fn, x, *stats):
     return fn(at_least_float32(x), *map(at_least_float32, stats)).astype(dtype)
 
 
-def _check_stats(where: str, stats, cls) -> None:
-    """Raise TypeError unless `stats` has the fields of `cls` (as `fit` returns them):
-    `transform(None, x)` or another preprocessor's statistics would be an AttributeError."""
+def _stats(stats, cls, made_by: str):
+    """`stats` unless it lacks the fields of `cls` (as `fit` returns them), a `BadType`:
+    `transform(None, x)` or another preprocessor's statistics would be an AttributeError.
+    `made_by` names the preprocessor ("preprocessing.center")."""
     if not all(hasattr(stats, f) for f in cls._fields):
-        fit = where.rsplit(".", 1)[0] + "(...).fit(x)"
-        raise TypeError(
-            f"{where}: stats must be the {cls.__name__} returned by {fit} (fields "
-            f"{', '.join(cls._fields)}), got {describe_value(stats)}"
-            f"{' — call fit first' if stats is None else ''}."
-        )
+        raise BadType(f"stats must be the {cls.__name__} returned by {made_by}(...).fit(x) "
+                      f"(fields {', '.join(cls._fields)}), got {describe_value(stats)}"
+                      f"{' — call fit first' if stats is None else ''}.")
+    return stats
 
 
-def _check_stats_shape(where: str, x, stat) -> None:
+def _matching(x, stats, cls, made_by: str):
+    """`x` (as `_as_float`) for the element-wise statistics `stats` of type `cls` (as
+    `_stats`), unless its examples do not fit their per-example shape."""
+    x = _as_float(x)
+    stat = getattr(_stats(stats, cls, made_by), cls._fields[0])
     if x.ndim != stat.ndim + 1 or any(
         s != 1 and s != d for s, d in zip(stat.shape, x.shape[1:], strict=True)
     ):
-        raise ValueError(
-            f"{where}: expected input of shape (N, ...) matching the fitted statistics of shape "
-            f"{shape_str(stat.shape)} (per example), got shape {shape_str(x.shape)}."
-        )
+        raise BadValue(f"expected input of shape (N, ...) matching the fitted statistics of "
+                       f"shape {shape_str(stat.shape)} (per example), got shape "
+                       f"{shape_str(x.shape)}.")
+    return x
 
 
-def _flatten(where: str, x, features: int | None = None):
-    x = _as_float(where, x)
+def _flatten(x, features: int | None = None):
+    x = _as_float(x)
     flat = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 is ambiguous for N = 0
     if features is not None and flat.shape[1] != features:
-        raise ValueError(
-            f"{where}: expected examples with {features} features (as fitted), got input of "
-            f"shape {shape_str(x.shape)} ({flat.shape[1]} features per example)."
-        )
+        raise BadValue(f"expected examples with {features} features (as fitted), got input of "
+                       f"shape {shape_str(x.shape)} ({flat.shape[1]} features per example).")
     return flat
 
 
-def _eigh_cov(where: str, x, k, variance):
+def _eigh_cov(x, k, variance):
     """Mean, Uᵀ rows and eigenvalues (decreasing) of the biased covariance of (N, D) `x`,
     in float32 at least (LAPACK's eigh has no float16, and a variance beyond 65504 would
     be inf: the caller casts what it stores)."""
     n, d = x.shape
-    _not_empty(where, x, (0,))
+    _not_empty(x, (0,))
     x = at_least_float32(x)
     if k is not None and k > d:
-        raise ValueError(f"{where}: k={k} exceeds the number of features D={d}.")
+        raise BadValue(f"k={k} exceeds the number of features D={d}.")
     mean = jnp.mean(x, axis=0)
     xc = x - mean[None]
     cov = jnp.matmul(xc.T, xc, precision=_HIGHEST) / n
@@ -245,20 +256,18 @@ def _eigh_cov(where: str, x, k, variance):
     signs = jnp.sign(jnp.take_along_axis(comps, idx[:, None], axis=1))
     comps = comps * jnp.where(signs == 0, 1.0, signs).astype(comps.dtype)
     if variance is not None:
-        k = _k_for_variance(where, evals, variance)
+        k = _k_for_variance(evals, variance)
     if k is not None:
         evals, comps = evals[:k], comps[:k]
     return mean, comps, evals
 
 
-def _k_for_variance(where: str, evals, variance: float) -> int:
+def _k_for_variance(evals, variance: float) -> int:
     try:
         lam = np.asarray(evals, dtype=np.float64)
     except jax.errors.TracerArrayConversionError:
-        raise ValueError(
-            f"{where}: choosing k from a variance fraction needs concrete data; call fit "
-            "outside jax.jit, or pass k instead."
-        ) from None
+        raise BadValue("choosing k from a variance fraction needs concrete data; call fit "
+                       "outside jax.jit, or pass k instead.") from None
     total = lam.sum()
     if total <= 0:
         return 1
@@ -266,44 +275,45 @@ def _k_for_variance(where: str, evals, variance: float) -> int:
     return int(min(np.searchsorted(ratio, variance * (1 - 1e-7), side="left") + 1, lam.size))
 
 
-def _check_k_variance(where: str, k, variance):
+def _k_and_variance(k, variance):
+    """The number of components `k` (a positive int) or the `variance` fraction in (0, 1],
+    at most one of them."""
     if k is not None and variance is not None:
-        raise ValueError(f"{where}: give k or variance, not both (got k={k}, variance={variance}).")
-    if k is not None:
-        k = check_positive_int(where, "k", k)
-    if variance is not None:
-        variance = check_number(where, "variance", variance, low=0.0, high=1.0, low_open=True)
-    return k, variance
+        raise BadValue(f"give k or variance, not both (got k={k}, variance={variance}).")
+    return (None if k is None else positive_int("k", k),
+            None if variance is None else number("variance", variance, high=1.0, **POSITIVE))
 
 
 # ---------------------------------------------------------------------------
 # element-wise
 
 
+def _preprocessor(name: str, fit, transform, inverse) -> Preprocessor:
+    """The `Preprocessor` of these functions, whose errors name them
+    ("preprocessing.center.fit: ...")."""
+    where = f"preprocessing.{name}"
+    return Preprocessor(named(f"{where}.fit")(fit), named(f"{where}.transform")(transform),
+                        named(f"{where}.inverse")(inverse), name)
+
+
+@checked("preprocessing.center", axis=_axes)
 def center(axis=0) -> Preprocessor:
     """Mean subtraction: `z = x − μ`, `μ = mean(x, axis)`; inverse `x = z + μ`."""
-    where = "preprocessing.center"
-    axes = _check_axis(where, axis)
+    made_by = "preprocessing.center"
 
     def fit(x):
-        x = _finite(where + ".fit", _as_float(where + ".fit", x))
-        return CenterStats(_reduce(where + ".fit", x, axes, jnp.mean))
+        return CenterStats(_reduce(_finite(_as_float(x)), axis, jnp.mean))
 
     def transform(stats, x):
-        x = _as_float(where + ".transform", x)
-        _check_stats(where + ".transform", stats, CenterStats)
-        _check_stats_shape(where + ".transform", x, stats.mean)
-        return x - stats.mean[None]
+        return _matching(x, stats, CenterStats, made_by) - stats.mean[None]
 
     def inverse(stats, z):
-        z = _as_float(where + ".inverse", z)
-        _check_stats(where + ".inverse", stats, CenterStats)
-        _check_stats_shape(where + ".inverse", z, stats.mean)
-        return z + stats.mean[None]
+        return _matching(z, stats, CenterStats, made_by) + stats.mean[None]
 
-    return Preprocessor(fit, transform, inverse, "center")
+    return _preprocessor("center", fit, transform, inverse)
 
 
+@checked("preprocessing.standardize", eps=POSITIVE, axis=_axes)
 def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
     """Standardisation: `z = (x − μ) / s`, per feature (mean 0, std 1), with
     `s = σ` where `σ > eps` and `s = 1` elsewhere.
@@ -314,20 +324,18 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
     always-black border pixel of MNIST; scikit-learn's `StandardScaler` does the
     same). Inverse: `x = z · s + μ`.
     """
-    where = "preprocessing.standardize"
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    axes = _check_axis(where, axis)
+    made_by = "preprocessing.standardize"
 
     def fit(x):
-        x = _finite(where + ".fit", _as_float(where + ".fit", x))
+        x = _finite(_as_float(x))
         dtype = x.dtype
         x = at_least_float32(x)  # (x − μ)² of float16 data overflows beyond |x − μ| = 256
         # statistics of x − x[0]: exact zeros for a constant feature, so its σ is 0 (not
         # float32 rounding noise of the mean) and it maps to 0; also less cancellation
-        shift = jax.lax.stop_gradient(_reduce(where + ".fit", x, axes, _first))
+        shift = jax.lax.stop_gradient(_reduce(x, axis, _first))
         d = x - shift[None]
-        mean_d = _reduce(where + ".fit", d, axes, jnp.mean)
-        var = _reduce(where + ".fit", (d - mean_d[None]) ** 2, axes, jnp.mean)
+        mean_d = _reduce(d, axis, jnp.mean)
+        var = _reduce((d - mean_d[None]) ** 2, axis, jnp.mean)
         varies = var > eps * eps   # σ > eps (for eps < 1e-19, whose square is 0: σ > 0)
         # the inner where keeps the gradient finite at σ = 0 (√ has an infinite slope there)
         std = jnp.where(varies, jnp.sqrt(jnp.where(varies, var, 1.0)), 1.0)
@@ -336,20 +344,17 @@ def standardize(eps: float = 1e-8, axis=0) -> Preprocessor:
         return StandardizeStats((shift + mean_d).astype(dtype), std)
 
     def transform(stats, x):
-        x = _as_float(where + ".transform", x)
-        _check_stats(where + ".transform", stats, StandardizeStats)
-        _check_stats_shape(where + ".transform", x, stats.mean)
+        x = _matching(x, stats, StandardizeStats, made_by)
         return _in_float32(lambda x, m, s: (x - m[None]) / s[None], x, stats.mean, stats.std)
 
     def inverse(stats, z):
-        z = _as_float(where + ".inverse", z)
-        _check_stats(where + ".inverse", stats, StandardizeStats)
-        _check_stats_shape(where + ".inverse", z, stats.mean)
+        z = _matching(z, stats, StandardizeStats, made_by)
         return _in_float32(lambda z, m, s: z * s[None] + m[None], z, stats.mean, stats.std)
 
-    return Preprocessor(fit, transform, inverse, "standardize")
+    return _preprocessor("standardize", fit, transform, inverse)
 
 
+@checked("preprocessing.minmax", eps=POSITIVE, axis=_axes)
 def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
     """Scaling to [−1, 1]: `z = 2 (x − min) / r − 1`, per feature, with the range
     `r = max − min` where it exceeds `eps` and `r = 1` elsewhere.
@@ -359,14 +364,11 @@ def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
     by `1/eps` (scikit-learn's `MinMaxScaler` does the same). New data may fall
     outside [−1, 1]. Inverse: `x = (z + 1) / 2 · r + min`.
     """
-    where = "preprocessing.minmax"
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    axes = _check_axis(where, axis)
+    made_by = "preprocessing.minmax"
 
     def fit(x):
-        x = _finite(where + ".fit", _as_float(where + ".fit", x))
-        return MinMaxStats(_reduce(where + ".fit", x, axes, jnp.min),
-                           _reduce(where + ".fit", x, axes, jnp.max))
+        x = _finite(_as_float(x))
+        return MinMaxStats(_reduce(x, axis, jnp.min), _reduce(x, axis, jnp.max))
 
     def _range(lo, hi):
         return jnp.where(hi - lo > eps, hi - lo, 1.0)[None]
@@ -378,24 +380,21 @@ def minmax(eps: float = 1e-8, axis=0) -> Preprocessor:
         return (z + 1.0) * 0.5 * _range(lo, hi) + lo[None]
 
     def transform(stats, x):
-        x = _as_float(where + ".transform", x)
-        _check_stats(where + ".transform", stats, MinMaxStats)
-        _check_stats_shape(where + ".transform", x, stats.min)
+        x = _matching(x, stats, MinMaxStats, made_by)
         return _in_float32(_transform, x, stats.min, stats.max)
 
     def inverse(stats, z):
-        z = _as_float(where + ".inverse", z)
-        _check_stats(where + ".inverse", stats, MinMaxStats)
-        _check_stats_shape(where + ".inverse", z, stats.min)
+        z = _matching(z, stats, MinMaxStats, made_by)
         return _in_float32(_inverse, z, stats.min, stats.max)
 
-    return Preprocessor(fit, transform, inverse, "minmax")
+    return _preprocessor("minmax", fit, transform, inverse)
 
 
 # ---------------------------------------------------------------------------
 # PCA and whitening
 
 
+@named("preprocessing.pca")
 def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
     """Principal component analysis: `z = (x − μ) Uₖ`, inverse `x̂ = z Uₖᵀ + μ`.
 
@@ -409,35 +408,36 @@ def pca(k: int | None = None, variance: float | None = None) -> Preprocessor:
 
     `inverse` is exact when `k = D` and the best rank-k reconstruction otherwise.
     """
-    where = "preprocessing.pca"
-    k, variance = _check_k_variance(where, k, variance)
+    k, variance = _k_and_variance(k, variance)
+    made_by = "preprocessing.pca"
 
     def fit(x):
-        x = _finite(where + ".fit", _flatten(where + ".fit", x))
-        return PCAStats(*(a.astype(x.dtype) for a in _eigh_cov(where + ".fit", x, k, variance)))
+        x = _finite(_flatten(x))
+        return PCAStats(*(a.astype(x.dtype) for a in _eigh_cov(x, k, variance)))
 
     def transform(stats, x):
-        _check_stats(where + ".transform", stats, PCAStats)
-        x = _flatten(where + ".transform", x, stats.mean.shape[0])
+        x = _flatten(x, _stats(stats, PCAStats, made_by).mean.shape[0])
         return _in_float32(lambda x, m, u: jnp.matmul(x - m[None], u.T, precision=_HIGHEST),
                            x, stats.mean, stats.components)
 
     def inverse(stats, z):
-        _check_stats(where + ".inverse", stats, PCAStats)
-        z = _as_float(where + ".inverse", z)
+        _stats(stats, PCAStats, made_by)
+        z = _as_float(z)
         if z.ndim != 2 or z.shape[1] != stats.components.shape[0]:
-            raise ValueError(f"{where}.inverse: expected (N, {stats.components.shape[0]}) "
-                             f"component scores, got shape {shape_str(z.shape)}.")
+            raise BadValue(f"expected (N, {stats.components.shape[0]}) component scores, got "
+                           f"shape {shape_str(z.shape)}.")
         return _in_float32(lambda z, m, u: jnp.matmul(z, u, precision=_HIGHEST) + m[None],
                            z, stats.mean, stats.components)
 
-    return Preprocessor(fit, transform, inverse, "pca")
+    return _preprocessor("pca", fit, transform, inverse)
 
 
-def _whitening(where, name, k, variance, eps, zca: bool) -> Preprocessor:
+def _whitening(name, k, variance, eps, zca: bool) -> Preprocessor:
+    made_by = f"preprocessing.{name}"
+
     def fit(x):
-        x = _finite(where + ".fit", _flatten(where + ".fit", x))
-        mean, comps, evals = _eigh_cov(where + ".fit", x, k, variance)
+        x = _finite(_flatten(x))
+        mean, comps, evals = _eigh_cov(x, k, variance)
         scale = 1.0 / jnp.sqrt(evals + eps)           # (Λ + eps)^{-1/2}
         matrix = comps.T * scale[None]                # U (Λ + eps)^{-1/2}      (D, k)
         inverse_matrix = comps * (1.0 / scale)[:, None]  # (Λ + eps)^{1/2} Uᵀ   (k, D)
@@ -448,26 +448,26 @@ def _whitening(where, name, k, variance, eps, zca: bool) -> Preprocessor:
         return WhiteningStats(*(a.astype(x.dtype) for a in stats))
 
     def transform(stats, x):
-        _check_stats(where + ".transform", stats, WhiteningStats)
-        flat = _flatten(where + ".transform", x, stats.mean.shape[0])
+        flat = _flatten(x, _stats(stats, WhiteningStats, made_by).mean.shape[0])
         z = _in_float32(lambda x, m, w: jnp.matmul(x - m[None], w, precision=_HIGHEST),
                         flat, stats.mean, stats.matrix)
         return z.reshape(jnp.shape(x)) if zca else z
 
     def inverse(stats, z):
-        _check_stats(where + ".inverse", stats, WhiteningStats)
-        z = _as_float(where + ".inverse", z)
+        _stats(stats, WhiteningStats, made_by)
+        z = _as_float(z)
         flat = z.reshape(z.shape[0], -1)
         if flat.shape[1] != stats.inverse_matrix.shape[0]:
-            raise ValueError(f"{where}.inverse: expected (N, {stats.inverse_matrix.shape[0]}) "
-                             f"whitened data, got shape {shape_str(z.shape)}.")
+            raise BadValue(f"expected (N, {stats.inverse_matrix.shape[0]}) whitened data, got "
+                           f"shape {shape_str(z.shape)}.")
         x = _in_float32(lambda z, m, w: jnp.matmul(z, w, precision=_HIGHEST) + m[None],
                         flat, stats.mean, stats.inverse_matrix)
         return x.reshape(z.shape) if zca else x
 
-    return Preprocessor(fit, transform, inverse, name)
+    return _preprocessor(name, fit, transform, inverse)
 
 
+@named("preprocessing.pca_whitening")
 def pca_whitening(k: int | None = None, variance: float | None = None,
                   eps: float = 1e-5) -> Preprocessor:
     """PCA whitening: `z = (x − μ) Uₖ (Λₖ + eps)^{-1/2}` (decorrelated, unit variance).
@@ -476,12 +476,11 @@ def pca_whitening(k: int | None = None, variance: float | None = None,
     of tiny variance from being amplified into noise. Inverse:
     `x = z (Λₖ + eps)^{1/2} Uₖᵀ + μ` (exact for `k = D`). `k`/`variance` as in `pca`.
     """
-    where = "preprocessing.pca_whitening"
-    k, variance = _check_k_variance(where, k, variance)
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    return _whitening(where, "pca_whitening", k, variance, eps, zca=False)
+    k, variance = _k_and_variance(k, variance)
+    return _whitening("pca_whitening", k, variance, number("eps", eps, **POSITIVE), zca=False)
 
 
+@checked("preprocessing.zca_whitening", eps=POSITIVE)
 def zca_whitening(eps: float = 1e-5) -> Preprocessor:
     """ZCA whitening: `z = (x − μ) W` with the symmetric `W = U (Λ + eps)^{-1/2} Uᵀ`.
 
@@ -490,6 +489,4 @@ def zca_whitening(eps: float = 1e-5) -> Preprocessor:
     sense). Covariance of `z` ≈ I; output keeps the input's shape. Inverse:
     `x = z U (Λ + eps)^{1/2} Uᵀ + μ`.
     """
-    where = "preprocessing.zca_whitening"
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    return _whitening(where, "zca_whitening", None, None, eps, zca=True)
+    return _whitening("zca_whitening", None, None, eps, zca=True)

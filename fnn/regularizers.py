@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, describe_value
+from fnn._checks import NON_NEGATIVE, BadType, BadValue, checked, describe_value
 from fnn._util import at_least_float32
 
 __all__ = ["l1", "l2", "default_include", "EXCLUDED_KEYS"]
@@ -85,34 +85,29 @@ def _path_str(path) -> str:
     return "/".join(_key_str(k) for k in path)
 
 
-def _predicate(where: str, include) -> Callable[[str, Any], bool]:
+def _predicate(name: str, include) -> Callable[[str, Any], bool]:
+    """The predicate `include(path, leaf) -> bool` that `include` stands for."""
     if include is None:
         return default_include
     if isinstance(include, str):
         if include == "all":
             return lambda path, leaf: True
-        raise ValueError(
-            f"{where}: include must be None (weights only, the default), \"all\", or a "
-            f"predicate include(path, leaf) -> bool; got the string {include!r}."
-        )
+        raise BadValue(f"include must be None (weights only, the default), \"all\", or a "
+                       f"predicate include(path, leaf) -> bool; got the string {include!r}.")
     if not callable(include):
-        raise TypeError(
-            f"{where}: include must be None, \"all\", or a predicate "
-            f"include(path, leaf) -> bool; got {include!r}."
-        )
+        raise BadType(f"include must be None, \"all\", or a predicate include(path, leaf) -> "
+                      f"bool; got {include!r}.")
     try:
         inspect.signature(include).bind("0_Dense/w", None)
     except TypeError:
-        raise TypeError(
-            f"{where}: include must take two arguments, include(path, leaf) -> bool; "
-            f"got {include!r} with signature {inspect.signature(include)}."
-        ) from None
+        raise BadType(f"include must take two arguments, include(path, leaf) -> bool; got "
+                      f"{include!r} with signature {inspect.signature(include)}.") from None
     except ValueError:  # no signature to read (some builtins): just call it
         pass
     return include
 
 
-def _decide(where: str, pred, path: str, leaf) -> bool:
+def _decide(pred, path: str, leaf) -> bool:
     """`pred(path, leaf)` as a Python bool. A predicate that returns None (a forgotten
     `return`) would silently penalise nothing, and one that reads the leaf's values
     gives an array or a tracer: both are TypeErrors naming the path."""
@@ -121,21 +116,14 @@ def _decide(where: str, pred, path: str, leaf) -> bool:
     try:
         decision = pred(path, leaf)
     except jax.errors.ConcretizationTypeError:  # bool() of a traced value inside pred
-        raise TypeError(f"{where}: {rule}; for {path!r} it read the traced values.") from None
+        raise BadType(f"{rule}; for {path!r} it read the traced values.") from None
     if isinstance(decision, (bool, np.bool_)):
         return bool(decision)
-    raise TypeError(f"{where}: {rule}; for {path!r} it returned {describe_value(decision)}.")
+    raise BadType(f"{rule}; for {path!r} it returned {describe_value(decision)}.")
 
 
-def _check_weight(where: str, weight):
-    if isinstance(weight, jax.core.Tracer):
-        return weight  # a traced weight (under jit/vmap) cannot be checked; use as is
-    return check_number(where, "weight", weight, low=0.0)
-
-
-def _selected(where: str, params, include) -> list:
-    """The floating-point leaves of `params` that `include` selects."""
-    pred = _predicate(where, include)
+def _selected(params, pred) -> list:
+    """The floating-point leaves of `params` that the predicate `pred` selects."""
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     out = []
     for path, leaf in flat:
@@ -143,14 +131,12 @@ def _selected(where: str, params, include) -> list:
         dtype = _leaf_dtype(leaf)
         if dtype is None or jnp.issubdtype(dtype, jnp.complexfloating):
             kind = "complex" if dtype is not None else "non-numeric"
-            raise TypeError(
-                f"{where}: params must hold real-valued arrays, got a {kind} leaf at "
-                f"{path!r}: {describe_value(leaf)}."
-            )
+            raise BadType(f"params must hold real-valued arrays, got a {kind} leaf at "
+                          f"{path!r}: {describe_value(leaf)}.")
         if not jnp.issubdtype(dtype, jnp.floating):
             continue
         leaf = jnp.asarray(leaf)
-        if _decide(where, pred, path, leaf):
+        if _decide(pred, path, leaf):
             out.append(leaf)
     return out
 
@@ -170,6 +156,7 @@ def _total(weight, leaves, term):
     return jnp.asarray(weight, total.dtype) * total
 
 
+@checked("fnn.regularizers.l1", weight=NON_NEGATIVE, include=_predicate)
 def l1(params, weight, *, include=None):
     """L1 penalty (lasso): `weight · Σ_w Σ_i |w_i|` over the selected leaves.
 
@@ -185,11 +172,10 @@ def l1(params, weight, *, include=None):
     leaves (0 at w = 0) and 0 elsewhere. Keras's `regularizers.L1(l1=λ)` is the
     same penalty with weight λ.
     """
-    weight = _check_weight("fnn.regularizers.l1", weight)
-    leaves = _selected("fnn.regularizers.l1", params, include)
-    return _total(weight, leaves, lambda w: w * jnp.sign(w))
+    return _total(weight, _selected(params, include), lambda w: w * jnp.sign(w))
 
 
+@checked("fnn.regularizers.l2", weight=NON_NEGATIVE, include=_predicate)
 def l2(params, weight, *, include=None):
     """L2 penalty (ridge, weight decay): `weight · Σ_w Σ_i w_i²` over the selected leaves.
 
@@ -204,6 +190,4 @@ def l2(params, weight, *, include=None):
     only; `"all"`; or a predicate `include(path, leaf) -> bool`).
     **Returns:** a scalar.
     """
-    weight = _check_weight("fnn.regularizers.l2", weight)
-    leaves = _selected("fnn.regularizers.l2", params, include)
-    return _total(weight, leaves, jnp.square)
+    return _total(weight, _selected(params, include), jnp.square)

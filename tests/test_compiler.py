@@ -17,6 +17,7 @@ import pytest
 import fnn
 from fnn import compiler, ensemble, fused, losses, optim, train
 from fnn.layers import LSTM, BatchNorm, Conv2D, Dense, Flatten
+from fnn.train.evaluation import evaluation_program, prediction_program
 
 CPU = jax.default_backend() == "cpu"
 CE = losses.softmax_cross_entropy
@@ -86,10 +87,9 @@ def test_every_program_fnn_compiles_keeps_convolutions_off_ynnpack(key):
     programs = {
         "make_train_step": (train.make_train_step(CNN, CE, ADAM), (ts, x, y)),
         "make_fused_step": (fused.make_fused_step(raw, "unroll"), (ts, x[None], y[None])),
-        "data-parallel step": (fnn.distributed.make_train_step(CNN, CE, ADAM, mesh).jitted,
-                               (ts, x, y)),
-        "evaluate": (train._eval_fn(CNN, CE), (params, state, x, y, jnp.ones(4, bool))),
-        "predict": (train._predict_fn(CNN), (params, state, x)),
+        "data-parallel step": (fnn.distributed.data_parallel(raw, mesh).jitted, (ts, x, y)),
+        "evaluate": (evaluation_program(CNN, CE), (params, state, x, y, jnp.ones(4, bool))),
+        "predict": (prediction_program(CNN), (params, state, x)),
         "ensemble step": (ensemble.make_ensemble_step(CNN, CE, ADAM),
                           (jax.vmap(ADAM.init)(member_params), member_state, x, y)),
     }

@@ -1,5 +1,6 @@
 """Initialisers: empirical std of large draws against the definitions."""
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -110,9 +111,41 @@ def test_initializers_check_shape_and_dtype(name, key):
         fn(key, (2.0, 2))
     with pytest.raises(TypeError, match=rf"{where}: shape must be a tuple of ints .*got None"):
         fn(key, None)
-    with pytest.raises(TypeError, match=rf"{where}: dtype must be a floating-point dtype .*"
-                                        r"got int32"):
-        fn(key, (3, 3), jnp.int32)
+    with pytest.raises(TypeError, match=rf"{where}: dtype must be a .*dtype such as "
+                                        r"jnp.float32.*, got 'float33'"):
+        fn(key, (3, 3), "float33")
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_random_initializers_need_a_floating_dtype(name, key):
+    with pytest.raises(TypeError, match=rf"fnn\.initializers\.{name}: dtype must be a "
+                                        r"floating-point dtype .*got int32"):
+        RANDOM[name](key, (3, 3), jnp.int32)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.int8, jnp.bool_, jnp.float16,
+                                   jnp.bfloat16, jnp.complex64, "int32"])
+@pytest.mark.parametrize("name,ours,theirs", [
+    ("zeros", init.zeros, jax.nn.initializers.zeros),
+    ("ones", init.ones, jax.nn.initializers.ones),
+    ("constant", init.constant(3.0), jax.nn.initializers.constant(3.0)),
+    ("constant_fraction", init.constant(-2.5), jax.nn.initializers.constant(-2.5)),
+])
+def test_constant_initializers_take_any_dtype_as_jax_does(name, ours, theirs, dtype, key):
+    """Item 8 of issue 22: integer (and bool, complex) dtypes work as in jax.nn.initializers."""
+    got, want = ours(key, (2, 3), dtype), theirs(key, (2, 3), dtype)
+    assert got.dtype == want.dtype and got.shape == (2, 3)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_constant_in_integer_dtypes_by_hand():
+    np.testing.assert_array_equal(init.constant(-2.5)(None, (2,), jnp.int32), [-2, -2])
+    np.testing.assert_array_equal(init.constant(7)(None, 3, jnp.uint8), [7, 7, 7])
+    np.testing.assert_array_equal(init.ones(None, (2,), bool), [True, True])
+    assert init.zeros(None, (1, 2), jnp.int8).dtype == jnp.int8
+    with warnings.catch_warnings():  # int64 is JAX's integer type (int32 without x64), quietly
+        warnings.simplefilter("error")
+        assert init.ones(None, (2,), np.int64).dtype == jax.dtypes.canonicalize_dtype(np.int64)
 
 
 def test_constant_initializers_ignore_the_key():

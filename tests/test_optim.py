@@ -1,5 +1,6 @@
 """Tests for fnn.optim: update rules against float64 numpy references, wrappers,
 transformations (jit, vmap, chex variants), convergence, and error messages."""
+import _catalog
 import chex
 import jax
 import jax.numpy as jnp
@@ -165,7 +166,7 @@ def test_state_is_a_checkpointable_pytree():
     params, grads = make_problem()
     state, _ = run_updates(opt, params, grads[:2])
     assert type(state).__name__ == "AdamState" and state._fields == (
-        "step", "lr", "params", "m", "v")
+        "step", "lr", "lr_scale", "params", "m", "v")
     leaves, treedef = jax.tree.flatten(state)
     assert all(isinstance(x, jax.Array) for x in leaves)
     restored = jax.tree.unflatten(treedef, [np.asarray(x) for x in leaves])
@@ -278,7 +279,7 @@ def test_masked_freezes_leaves_bit_for_bit(factory):
         # a few float32 ulps: XLA may fuse Adam's shared bias correction differently
         # when the frozen leaf's update is dropped
         np.testing.assert_allclose(np.asarray(got["w"]), np.asarray(want["w"]), rtol=1e-6)
-    for field in state._fields[3:]:  # the frozen leaf's slots never moved from zeros
+    for field in state._fields[4:]:  # the frozen leaf's slots never moved from zeros
         np.testing.assert_array_equal(np.asarray(getattr(state, field)["b"]), 0.0)
     assert int(state.step) == N_STEPS
 
@@ -424,7 +425,7 @@ def test_converges(name, objective):
 # ---------------------------------------------------------------------------
 # bad input: every message names the function and the value given
 
-CONSTRUCTORS = ["sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
+CONSTRUCTORS = list(_catalog.CONSTRUCTORS)  # the suite's one list of optimizers
 
 
 @pytest.mark.parametrize("name", CONSTRUCTORS)
@@ -544,8 +545,8 @@ def test_current_lr_of_something_else():
 def test_public_face():
     assert fnn.optim is optim
     assert set(optim.__all__) == {
-        "Optimizer", "current_lr", "schedules", "sgd", "momentum", "adagrad", "adadelta",
-        "rmsprop", "adam", "adamw", "clip_by_global_norm", "clip_by_value", "masked"}
+        "Optimizer", "current_lr", "set_lr_scale", "schedules", "sgd", "momentum", "adagrad",
+        "adadelta", "rmsprop", "adam", "adamw", "clip_by_global_norm", "clip_by_value", "masked"}
     opt = optim.sgd(0.1)
     assert isinstance(opt, optim.Optimizer) and opt._fields == ("init", "update")
 
@@ -653,3 +654,118 @@ def test_adam_bias_corrections_are_traced_once_per_update(factory):
     state = opt.init(params)
     jaxpr = jax.make_jaxpr(opt.update)(state, params)
     assert sum(e.primitive.name == "expm1" for e in jaxpr.eqns) == 2  # b1 and b2
+
+
+# ---------------------------------------------------------------------------
+# the learning-rate scale in the state: set_lr_scale(s) equals an optimizer built with lr·s
+
+SCALE_CASES = [  # (constructor name, kwargs without the learning rate, learning rate)
+    ("sgd", {}, 0.1), ("momentum", dict(nesterov=True), 0.1), ("adam", {}, 0.01),
+    ("adamw", dict(weight_decay=0.1), 0.01), ("rmsprop", {}, 0.01), ("adagrad", {}, 0.1),
+    ("adadelta", {}, 1.0),
+]
+
+
+@pytest.mark.parametrize("name,hp,lr", SCALE_CASES, ids=[c[0] for c in SCALE_CASES])
+@pytest.mark.parametrize("scale", [0.5, 0.3])
+def test_lr_scale_equals_a_scaled_learning_rate(name, hp, lr, scale):
+    params, grads = make_problem()
+    opt = getattr(optim, name)(lr, **hp)
+    state, history = optim.set_lr_scale(opt.init(params), scale), []
+    for g in grads:
+        state, new_params = jax.jit(opt.update)(state, g)
+        history.append(new_params)
+    assert_matches_reference(history, np_reference(name, {"learning_rate": lr * scale, **hp},
+                                                   params, grads))
+    scaled = getattr(optim, name)(lr * scale, **hp)
+    _, want = run_updates(scaled, params, grads)
+    chex.assert_trees_all_close(history, want, rtol=1e-6, atol=1e-7)
+
+
+def test_lr_scale_is_one_at_init_and_one_changes_nothing():
+    opt = optim.adam(schedules.cosine_decay(0.1, 10))
+    params, grads = make_problem()
+    state = opt.init(params)
+    assert state.lr_scale.dtype == jnp.float32 and state.lr_scale.shape == ()
+    assert float(state.lr_scale) == 1.0
+    a, _ = jax.jit(opt.update)(state, grads[0])
+    b, _ = jax.jit(opt.update)(optim.set_lr_scale(state, 1.0), grads[0])
+    chex.assert_trees_all_equal(a, b)
+
+
+def test_lr_scale_with_a_schedule_and_current_lr():
+    sched = schedules.exponential_decay(0.1, 0.5, 1)
+    opt = optim.sgd(sched)
+    state = optim.set_lr_scale(opt.init({"w": jnp.zeros(2)}), 0.25)
+    for t in range(3):
+        state, params = jax.jit(opt.update)(state, {"w": jnp.ones(2)})
+        np.testing.assert_allclose(float(optim.current_lr(state)), 0.1 * 0.5**t * 0.25,
+                                   rtol=1e-6)
+    np.testing.assert_allclose(params["w"], -0.25 * 0.1 * (1 + 0.5 + 0.25), rtol=1e-6)
+    assert float(state.lr_scale) == 0.25  # the update keeps the scale
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda o: optim.masked(o, MASK),
+    lambda o: optim.clip_by_global_norm(o, 1e9),
+    lambda o: optim.clip_by_value(o, 1e9),
+    lambda o: optim.masked(optim.clip_by_global_norm(o, 1e9), MASK),
+], ids=["masked", "clip_norm", "clip_value", "masked_clip"])
+def test_lr_scale_through_wrappers_under_jit(wrap):
+    params, grads = make_problem()
+    opt, scaled = wrap(optim.adamw(0.05)), wrap(optim.adamw(0.025))
+    state = jax.jit(optim.set_lr_scale)(opt.init(params), 0.5)  # a traced scale
+    update = jax.jit(opt.update)
+    for g in grads:
+        state, got = update(state, g)
+    _, want = run_updates(scaled, params, grads)
+    chex.assert_trees_all_close(got, want[-1], rtol=1e-6, atol=1e-7)
+    assert float(state.lr_scale) == 0.5
+    np.testing.assert_allclose(float(optim.current_lr(state)), 0.025, rtol=1e-7)
+
+
+def test_lr_scale_survives_scan_and_can_change_inside_jit():
+    opt = optim.momentum(0.1)
+    params, grads = make_problem()
+    stacked = jax.tree.map(lambda *g: jnp.stack(g), *grads)
+
+    @jax.jit
+    def run(state):
+        def body(s, g):
+            s, _ = opt.update(s, g)
+            return optim.set_lr_scale(s, s.lr_scale * 0.5), s.lr
+        return jax.lax.scan(body, optim.set_lr_scale(state, 2.0), stacked)
+
+    state, lrs = run(opt.init(params))
+    np.testing.assert_allclose(lrs, [0.2, 0.1, 0.05, 0.025], rtol=1e-6)
+    assert float(state.lr_scale) == 2.0 * 0.5**N_STEPS
+    p = {k: np.asarray(x, np.float64) for k, x in params.items()}
+    v = {k: 0.0 for k in p}
+    for t, g in enumerate(grads):  # heavy-ball momentum in float64, rate 0.1 · 2 · 0.5^t
+        for k in p:
+            v[k] = 0.9 * v[k] + g[k]
+            p[k] = p[k] - 0.2 * 0.5**t * v[k]
+    chex.assert_trees_all_close(state.params, p, rtol=1e-5, atol=1e-6)
+
+
+def test_set_lr_scale_errors():
+    state = optim.sgd(0.1).init({"w": jnp.ones(2)})
+    with pytest.raises(TypeError, match=r"^set_lr_scale: expected the state of a fnn.optim "
+                                        r"optimizer.*got dict"):
+        optim.set_lr_scale({"lr": 0.1}, 0.5)
+    with pytest.raises(ValueError, match=r"^set_lr_scale: scale must be >= 0.0, got -1.0"):
+        optim.set_lr_scale(state, -1.0)
+    with pytest.raises(TypeError, match=r"^set_lr_scale: scale must be a number, got '2'"):
+        optim.set_lr_scale(state, "2")
+    with pytest.raises(ValueError, match=r"^set_lr_scale: scale must be a scalar, got shape "
+                                         r"\(2,\)"):
+        jax.jit(optim.set_lr_scale)(state, jnp.ones(2))
+
+
+def test_a_misspelt_keyword_gets_pythons_own_error():
+    """The hyperparameter tables (`fnn._checks.checked`) leave a call that does not fit the
+    signature to Python, whose message names the constructor."""
+    with pytest.raises(TypeError, match=r"adam\(\) got an unexpected keyword argument 'lr'"):
+        optim.adam(lr=0.1)
+    with pytest.raises(TypeError, match=r"masked\(\) missing 1 required positional argument"):
+        optim.masked(optim.sgd(0.1))

@@ -9,19 +9,21 @@
         state, params = opt.update(state, grads)
         return state
 
-Every state is a NamedTuple `(step, lr, params, *slots)`; `current_lr(state)`
-returns the learning rate of the latest update. See `fnn.optim.base` for the
+Every state is a NamedTuple `(step, lr, lr_scale, params, *slots)`; `current_lr(state)`
+returns the learning rate of the latest update, and `set_lr_scale(state, s)` scales
+the rate of the following updates (`lr = schedule(step) · s`). See `fnn.optim.base` for the
 layout and each constructor for its update rule and how it relates to PyTorch,
 Optax and Keras.
 """
 from fnn.optim import schedules
 from fnn.optim.adaptive import adadelta, adagrad, adam, adamw, rmsprop
-from fnn.optim.base import Optimizer, current_lr
+from fnn.optim.base import Optimizer, current_lr, set_lr_scale
+from fnn.optim.registry import REGISTRY as REGISTRY  # named optimizers (fnn train)
 from fnn.optim.sgd import momentum, sgd
 from fnn.optim.wrappers import clip_by_global_norm, clip_by_value, masked
 
 __all__ = [
-    "Optimizer", "current_lr", "schedules",
+    "Optimizer", "current_lr", "set_lr_scale", "schedules",
     "sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw",
     "clip_by_global_norm", "clip_by_value", "masked",
 ]

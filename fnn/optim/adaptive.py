@@ -11,22 +11,22 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.optim.base import Optimizer, build, check_hyper
-
-_UNIT = dict(low=0.0, high=1.0, high_open=True)  # [0, 1)
-_POSITIVE = dict(low=0.0, low_open=True)  # > 0
+from fnn._checks import NON_NEGATIVE, POSITIVE, UNIT, checked
+from fnn.optim.base import Optimizer, build
 
 
 class AdagradState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
     s: Any  # pytree like params: running sum of g², starts at initial_accumulator
 
 
 class AdadeltaState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
     s: Any  # pytree like params: moving average of g², starts at zeros
     u: Any  # pytree like params: moving average of squared steps d², starts at zeros
@@ -34,19 +34,22 @@ class AdadeltaState(NamedTuple):
 
 class RMSpropState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
     s: Any  # pytree like params: moving average of g², starts at zeros
 
 
 class AdamState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied (t of the last update)
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
     m: Any  # pytree like params: first moment (moving average of g), starts at zeros
     v: Any  # pytree like params: second moment (moving average of g²), starts at zeros
 
 
+@checked("adagrad", eps=POSITIVE, initial_accumulator=NON_NEGATIVE)
 def adagrad(learning_rate=0.01, eps: float = 1e-10, initial_accumulator: float = 0.0) -> Optimizer:
     """Adagrad (Duchi et al., 2011), PyTorch convention.
 
@@ -62,17 +65,15 @@ def adagrad(learning_rate=0.01, eps: float = 1e-10, initial_accumulator: float =
     inside the root, `g / √(s + eps)`, with `initial_accumulator_value=0.1` and
     `eps=1e-7`; Keras does the same (`g / √(s + eps)`, 0.1, 1e-7, lr 0.001).
     """
-    eps = check_hyper("adagrad", "eps", eps, **_POSITIVE)
-    init_s = check_hyper("adagrad", "initial_accumulator", initial_accumulator, low=0.0)
-
     def rule(t, lr, p, g, s):
         s = s + g * g
         return p - lr * g / (jnp.sqrt(s) + eps), s
 
     return build("adagrad", learning_rate, AdagradState,
-                 lambda p: (jnp.full_like(p, init_s),), rule)
+                 lambda p: (jnp.full_like(p, initial_accumulator),), rule)
 
 
+@checked("adadelta", rho=UNIT, eps=POSITIVE)
 def adadelta(learning_rate=1.0, rho: float = 0.9, eps: float = 1e-6) -> Optimizer:
     """Adadelta (Zeiler, 2012), PyTorch convention (eps inside both roots).
 
@@ -90,9 +91,6 @@ def adadelta(learning_rate=1.0, rho: float = 0.9, eps: float = 1e-6) -> Optimize
     Matches `torch.optim.Adadelta` and `optax.adadelta` (same defaults). Keras's
     `Adadelta` uses the same rule with `learning_rate=0.001, rho=0.95, epsilon=1e-7`.
     """
-    rho = check_hyper("adadelta", "rho", rho, **_UNIT)
-    eps = check_hyper("adadelta", "eps", eps, **_POSITIVE)
-
     def rule(t, lr, p, g, s, u):
         s = rho * s + (1 - rho) * g * g
         d = jnp.sqrt(u + eps) / jnp.sqrt(s + eps) * g
@@ -103,6 +101,7 @@ def adadelta(learning_rate=1.0, rho: float = 0.9, eps: float = 1e-6) -> Optimize
     return build("adadelta", learning_rate, AdadeltaState, zeros2, rule)
 
 
+@checked("rmsprop", decay=UNIT, eps=POSITIVE)
 def rmsprop(learning_rate=0.01, decay: float = 0.99, eps: float = 1e-8) -> Optimizer:
     """RMSprop (Tieleman & Hinton, 2012), PyTorch convention (eps outside the root).
 
@@ -121,9 +120,6 @@ def rmsprop(learning_rate=0.01, decay: float = 0.99, eps: float = 1e-8) -> Optim
     this rule). Keras's `RMSprop` also puts eps inside the root, with
     `learning_rate=0.001, rho=0.9, epsilon=1e-7`.
     """
-    decay = check_hyper("rmsprop", "decay", decay, **_UNIT)
-    eps = check_hyper("rmsprop", "eps", eps, **_POSITIVE)
-
     def rule(t, lr, p, g, s):
         s = decay * s + (1 - decay) * g * g
         return p - lr * g / (jnp.sqrt(s) + eps), s
@@ -158,15 +154,11 @@ def _adam_rule(b1, b2, eps, weight_decay):
     return rule
 
 
-def _adam_checks(where, b1, b2, eps):
-    return (check_hyper(where, "b1", b1, **_UNIT), check_hyper(where, "b2", b2, **_UNIT),
-            check_hyper(where, "eps", eps, **_POSITIVE))
-
-
 def _zeros2(p):
     return jnp.zeros_like(p), jnp.zeros_like(p)
 
 
+@checked("adam", b1=UNIT, b2=UNIT, eps=POSITIVE)
 def adam(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
     """Adam (Kingma & Ba, 2015), PyTorch convention.
 
@@ -189,11 +181,11 @@ def adam(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e
     AdamW: the penalty's gradient is rescaled by `1/√v̂`; use `adamw` for
     decoupled weight decay.
     """
-    b1, b2, eps = _adam_checks("adam", b1, b2, eps)
     return build("adam", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, None),
                  per_step=_adam_corrections(b1, b2))
 
 
+@checked("adamw", b1=UNIT, b2=UNIT, eps=POSITIVE, weight_decay=NON_NEGATIVE)
 def adamw(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
           weight_decay: float = 0.01) -> Optimizer:
     """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
@@ -217,7 +209,6 @@ def adamw(learning_rate=1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1
     and Keras's "epsilon hat" placement (see `adam`). Decay applies to every
     leaf, biases included; wrap with `masked` to exempt some.
     """
-    b1, b2, eps = _adam_checks("adamw", b1, b2, eps)
-    wd = check_hyper("adamw", "weight_decay", weight_decay, low=0.0)
-    return build("adamw", learning_rate, AdamState, _zeros2, _adam_rule(b1, b2, eps, wd),
+    return build("adamw", learning_rate, AdamState, _zeros2,
+                 _adam_rule(b1, b2, eps, weight_decay),
                  per_step=_adam_corrections(b1, b2))

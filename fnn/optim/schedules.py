@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import jax.numpy as jnp
 
-from fnn._checks import check_hyper, check_positive_int
+from fnn._checks import NON_NEGATIVE, POSITIVE, BadType, BadValue, checked, positive_int
 
 __all__ = ["constant", "step_decay", "exponential_decay", "inverse_time", "cosine_decay",
            "warmup_cosine"]
@@ -31,21 +31,18 @@ def _float_step(step):
     return _step(step).astype(jnp.result_type(float))
 
 
-def _lr(where: str, lr) -> float:
-    return check_hyper(where, "lr", lr, low=0.0)
-
-
 def _out(lr):
     """A rate in the default float dtype (float32; float64 under `jax_enable_x64`)."""
     return jnp.asarray(lr, jnp.result_type(float))
 
 
+@checked("constant", lr=NON_NEGATIVE)
 def constant(lr: float) -> Callable:
     """`lr` at every step."""
-    lr = _lr("constant", lr)
     return lambda step: _out(jnp.full(jnp.shape(step), lr))
 
 
+@checked("step_decay", lr=NON_NEGATIVE, decay_rate=POSITIVE, decay_steps=positive_int)
 def step_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     """Piecewise constant: `lr · decay_rate^⌊step / decay_steps⌋`.
 
@@ -55,18 +52,16 @@ def step_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     `decay_rate` must be > 0. A rate above 1 makes the rate grow (e.g. a step-wise
     warm-up); it is allowed, as by PyTorch's `StepLR` and optax.
     """
-    lr = _lr("step_decay", lr)
-    rate = check_hyper("step_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
-    n = check_positive_int("step_decay", "decay_steps", decay_steps)
-
     def schedule(step):
         step = _step(step)
-        k = step // n if jnp.issubdtype(step.dtype, jnp.integer) else jnp.floor(step / n)
-        return _out(lr * jnp.power(rate, k.astype(jnp.result_type(float))))
+        k = (step // decay_steps if jnp.issubdtype(step.dtype, jnp.integer)
+             else jnp.floor(step / decay_steps))
+        return _out(lr * jnp.power(decay_rate, k.astype(jnp.result_type(float))))
 
     return schedule
 
 
+@checked("exponential_decay", lr=NON_NEGATIVE, decay_rate=POSITIVE, decay_steps=positive_int)
 def exponential_decay(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     """Smooth decay: `lr · decay_rate^(step / decay_steps)`.
 
@@ -74,24 +69,17 @@ def exponential_decay(lr: float, decay_rate: float, decay_steps: int) -> Callabl
     `ExponentialDecay` without staircase (use `step_decay` for the staircase).
     `decay_rate` must be > 0; above 1 the rate grows, as optax allows.
     """
-    lr = _lr("exponential_decay", lr)
-    rate = check_hyper("exponential_decay", "decay_rate", decay_rate, low=0.0, low_open=True)
-    n = check_positive_int("exponential_decay", "decay_steps", decay_steps)
-
     def schedule(step):
-        return _out(lr * jnp.power(rate, _float_step(step) / n))
+        return _out(lr * jnp.power(decay_rate, _float_step(step) / decay_steps))
 
     return schedule
 
 
+@checked("inverse_time", lr=NON_NEGATIVE, decay_rate=NON_NEGATIVE, decay_steps=positive_int)
 def inverse_time(lr: float, decay_rate: float, decay_steps: int) -> Callable:
     """`lr / (1 + decay_rate · step / decay_steps)` (Keras's `InverseTimeDecay`)."""
-    lr = _lr("inverse_time", lr)
-    rate = check_hyper("inverse_time", "decay_rate", decay_rate, low=0.0)
-    n = check_positive_int("inverse_time", "decay_steps", decay_steps)
-
     def schedule(step):
-        return _out(lr / (1.0 + rate * _float_step(step) / n))
+        return _out(lr / (1.0 + decay_rate * _float_step(step) / decay_steps))
 
     return schedule
 
@@ -106,6 +94,8 @@ def _cosine(step, steps: int):
     return jnp.where(frac >= 1, 0.0, jnp.square(jnp.cos(0.5 * math.pi * frac)))
 
 
+@checked("cosine_decay", lr=NON_NEGATIVE, decay_steps=positive_int,
+         alpha={"low": 0.0, "high": 1.0})
 def cosine_decay(lr: float, decay_steps: int, alpha: float = 0.0) -> Callable:
     """Cosine annealing (Loshchilov & Hutter, 2017) to `alpha·lr`, then constant.
 
@@ -113,16 +103,22 @@ def cosine_decay(lr: float, decay_steps: int, alpha: float = 0.0) -> Callable:
 
     Same as `optax.cosine_decay_schedule(lr, decay_steps, alpha)`.
     """
-    lr = _lr("cosine_decay", lr)
-    n = check_positive_int("cosine_decay", "decay_steps", decay_steps)
-    alpha = check_hyper("cosine_decay", "alpha", alpha, low=0.0, high=1.0)
-
     def schedule(step):
-        return _out(lr * ((1.0 - alpha) * _cosine(_float_step(step), n) + alpha))
+        return _out(lr * ((1.0 - alpha) * _cosine(_float_step(step), decay_steps) + alpha))
 
     return schedule
 
 
+def _count(name: str, value) -> int:
+    """`value` as an int >= 0 (a number of steps that may be 0)."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise BadType(f"{name} must be an int >= 0, got {value!r}.")
+    if int(value) < 0:
+        raise BadValue(f"{name} must be an int >= 0, got {int(value)}.")
+    return int(value)
+
+
+@checked("warmup_cosine", peak_lr=NON_NEGATIVE, warmup_steps=_count, decay_steps=positive_int)
 def warmup_cosine(peak_lr: float, warmup_steps: int, decay_steps: int) -> Callable:
     """Linear warm-up from 0 to `peak_lr`, then cosine decay to 0.
 
@@ -139,26 +135,17 @@ def warmup_cosine(peak_lr: float, warmup_steps: int, decay_steps: int) -> Callab
     - `warmup_steps`: int >= 0 (0: no warm-up, a plain cosine decay).
     - `decay_steps`: int > `warmup_steps`.
     """
-    where = "warmup_cosine"
-    peak = check_hyper(where, "peak_lr", peak_lr, low=0.0)
-    if isinstance(warmup_steps, bool) or not hasattr(warmup_steps, "__index__"):
-        raise TypeError(f"{where}: warmup_steps must be an int >= 0, got {warmup_steps!r}.")
-    w = int(warmup_steps)
-    if w < 0:
-        raise ValueError(f"{where}: warmup_steps must be an int >= 0, got {w}.")
-    total = check_positive_int(where, "decay_steps", decay_steps)
-    if total <= w:
-        raise ValueError(
-            f"{where}: decay_steps counts all steps including warm-up, so it must exceed "
-            f"warmup_steps={w}; got decay_steps={total}."
-        )
+    w = warmup_steps
+    if decay_steps <= w:
+        raise BadValue(f"decay_steps counts all steps including warm-up, so it must exceed "
+                       f"warmup_steps={w}; got decay_steps={decay_steps}.")
 
     def schedule(step):
         step = _float_step(step)
-        cos = peak * _cosine(jnp.maximum(step - w, 0), total - w)
+        cos = peak_lr * _cosine(jnp.maximum(step - w, 0), decay_steps - w)
         if w == 0:
             return _out(cos)
-        warm = peak * step / w
+        warm = peak_lr * step / w
         return _out(jnp.where(step < w, warm, cos))
 
     return schedule

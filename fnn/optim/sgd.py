@@ -6,22 +6,26 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from fnn.optim.base import Optimizer, build, check_hyper
+from fnn._checks import UNIT, BadType, checked, named
+from fnn.optim.base import Optimizer, build
 
 
 class SGDState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
 
 
 class MomentumState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied
-    lr: jax.Array  # float32 scalar: learning rate of the latest update (step 0's before any)
+    lr: jax.Array  # float32 scalar: learning rate of the latest update, scale included
+    lr_scale: jax.Array  # float32 scalar: factor on the schedule's rate, 1.0 at init
     params: Any  # pytree: the current parameters
     v: Any  # pytree like params: velocity (momentum buffer), starts at zeros
 
 
+@named("sgd")
 def sgd(learning_rate) -> Optimizer:
     """Plain gradient descent: `p ← p − lr·g`.
 
@@ -41,6 +45,13 @@ def sgd(learning_rate) -> Optimizer:
                  lambda t, lr, p, g: (p - lr * g,))
 
 
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadType(f"{name} must be a bool, got {value!r}.")
+    return value
+
+
+@checked("momentum", beta=UNIT, nesterov=_bool)
 def momentum(learning_rate, beta: float = 0.9, nesterov: bool = False) -> Optimizer:
     """Gradient descent with heavy-ball or Nesterov momentum (PyTorch convention).
 
@@ -61,10 +72,6 @@ def momentum(learning_rate, beta: float = 0.9, nesterov: bool = False) -> Optimi
     learning rate inside the velocity, which gives the same trajectory for a
     constant learning rate but not under a schedule.
     """
-    beta = check_hyper("momentum", "beta", beta, low=0.0, high=1.0, high_open=True)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"momentum: nesterov must be a bool, got {nesterov!r}.")
-
     def rule(t, lr, p, g, v):
         v = beta * v + g
         return p - lr * (g + beta * v if nesterov else v), v

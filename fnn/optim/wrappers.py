@@ -11,15 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._checks import POSITIVE, BadType, checked, named
 from fnn._util import at_least_float32
-from fnn.optim.base import (
-    Optimizer,
-    check_hyper,
-    check_like_params,
-    check_optimizer,
-    make,
-    name_of,
-)
+from fnn.optim.base import Optimizer, an_optimizer, make, name_of, require_like_params
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -30,6 +24,7 @@ def global_norm(tree: Any) -> jax.Array:
     return jnp.sqrt(sum(squares, jnp.zeros((), jnp.float32)))   # float64 terms promote
 
 
+@checked("clip_by_global_norm", optimizer=an_optimizer, max_norm=POSITIVE)
 def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
     """Rescale the gradients so that their global L2 norm is at most `max_norm`.
 
@@ -46,20 +41,20 @@ def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
     - `optimizer`: the `Optimizer` to wrap; the state is its state.
     - `max_norm`: > 0.
     """
-    inner = check_optimizer("clip_by_global_norm", optimizer)
-    max_norm = check_hyper("clip_by_global_norm", "max_norm", max_norm, low=0.0, low_open=True)
-    name = f"clip_by_global_norm({name_of(inner)})"
+    name = f"clip_by_global_norm({name_of(optimizer)})"
 
+    @named(f"{name}.update")
     def update(state, grads):
-        check_like_params(f"{name}.update", state.params, grads)
+        require_like_params(state.params, grads)
         norm = global_norm(grads)
         scale = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1.0), 1.0)
         grads = jax.tree.map(lambda g: (g * scale.astype(g.dtype)).astype(g.dtype), grads)
-        return inner.update(state, grads)
+        return optimizer.update(state, grads)
 
-    return make(name, inner.init, update)
+    return make(name, optimizer.init, update)
 
 
+@checked("clip_by_value", optimizer=an_optimizer, limit=POSITIVE)
 def clip_by_value(optimizer: Optimizer, limit: float) -> Optimizer:
     """Clip every gradient element to `[−limit, limit]`, then apply `optimizer`.
 
@@ -70,18 +65,17 @@ def clip_by_value(optimizer: Optimizer, limit: float) -> Optimizer:
     - `optimizer`: the `Optimizer` to wrap; the state is its state.
     - `limit`: > 0.
     """
-    inner = check_optimizer("clip_by_value", optimizer)
-    limit = check_hyper("clip_by_value", "limit", limit, low=0.0, low_open=True)
-    name = f"clip_by_value({name_of(inner)})"
+    name = f"clip_by_value({name_of(optimizer)})"
 
+    @named(f"{name}.update")
     def update(state, grads):
-        check_like_params(f"{name}.update", state.params, grads)
-        return inner.update(state, jax.tree.map(lambda g: jnp.clip(g, -limit, limit), grads))
+        require_like_params(state.params, grads)
+        return optimizer.update(state, jax.tree.map(lambda g: jnp.clip(g, -limit, limit), grads))
 
-    return make(name, inner.init, update)
+    return make(name, optimizer.init, update)
 
 
-def _as_mask(where: str, mask: Any) -> Any:
+def _as_mask(name: str, mask: Any) -> Any:
     """A pytree of Python bools; any other leaf raises TypeError."""
     def leaf(path, x):
         if isinstance(x, (bool, np.bool_)):
@@ -89,14 +83,13 @@ def _as_mask(where: str, mask: Any) -> Any:
         if isinstance(x, (np.ndarray, jax.Array)) and x.shape == () and x.dtype == bool and (
                 not isinstance(x, jax.core.Tracer)):
             return bool(x)
-        raise TypeError(
-            f"{where}: mask leaves must be Python bools (True = train, False = freeze), "
-            f"got {x!r} at {jax.tree_util.keystr(path) or 'the root'}."
-        )
+        raise BadType(f"{name} leaves must be Python bools (True = train, False = freeze), "
+                      f"got {x!r} at {jax.tree_util.keystr(path) or 'the root'}.")
 
     return jax.tree_util.tree_map_with_path(leaf, mask)
 
 
+@checked("masked", optimizer=an_optimizer, mask=_as_mask)
 def masked(optimizer: Optimizer, mask: Any) -> Optimizer:
     """Train only the parameters where `mask` is True; freeze the others.
 
@@ -114,30 +107,28 @@ def masked(optimizer: Optimizer, mask: Any) -> Optimizer:
     mask them out of a second, decay-free optimizer, or build the mask with
     `jax.tree_util.tree_map_with_path`.
     """
-    inner = check_optimizer("masked", optimizer)
-    mask = _as_mask("masked", mask)
-    name = f"masked({name_of(inner)})"
+    name = f"masked({name_of(optimizer)})"
 
-    def check_mask(where, params):
-        check_like_params(where, params, mask, what="mask", check_shapes=False)
-
+    @named(f"{name}.init")
     def init(params):
-        check_mask(f"{name}.init", params)
-        return inner.init(params)
+        require_like_params(params, mask, what="mask", check_shapes=False)
+        return optimizer.init(params)
 
     def select(new, old):
         return jax.tree.map(lambda m, n, o: n if m else o, mask, new, old)
 
+    @named(f"{name}.update")
     def update(state, grads):
-        check_like_params(f"{name}.update", state.params, grads)
-        check_mask(f"{name}.update", state.params)
+        require_like_params(state.params, grads)
+        require_like_params(state.params, mask, what="mask", check_shapes=False)
         grads = jax.tree.map(lambda m, g: g if m else jnp.zeros_like(g), mask, grads)
-        new_state, _ = inner.update(state, grads)
+        new_state, _ = optimizer.update(state, grads)
         treedef = jax.tree.structure(state.params)
         fields = {
             f: select(getattr(new_state, f), getattr(state, f))
             for f in new_state._fields
-            if f not in ("step", "lr") and jax.tree.structure(getattr(state, f)) == treedef
+            if f not in ("step", "lr", "lr_scale")
+            and jax.tree.structure(getattr(state, f)) == treedef
         }
         new_state = new_state._replace(**fields)
         return new_state, new_state.params
