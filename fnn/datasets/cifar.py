@@ -18,6 +18,9 @@ import os
 
 import numpy as np
 
+from fnn._checks import checked
+from fnn.datasets._rules import a_folder, a_split
+
 __all__ = ["cifar10", "read_cifar_batch", "CIFAR10_CLASSES"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -59,16 +62,10 @@ def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images), labels
 
 
-def _folder(data_dir, split: str) -> str:
-    if data_dir is None:
-        root = os.environ.get("FNN_DATA_DIR")
-        if not root:
-            raise FileNotFoundError(f"cifar10: give data_dir or set FNN_DATA_DIR. {_HOW_TO_GET}")
-    elif isinstance(data_dir, (str, os.PathLike)):
-        root = os.fspath(data_dir)
-    else:
-        raise TypeError(f"cifar10: data_dir must be None or a folder path (a str or "
-                        f"os.PathLike), got {data_dir!r}.")
+def _folder(data_dir: str | None, split: str) -> str:
+    root = data_dir if data_dir is not None else os.environ.get("FNN_DATA_DIR")
+    if data_dir is None and not root:  # an explicit data_dir, even "", is searched
+        raise FileNotFoundError(f"cifar10: give data_dir or set FNN_DATA_DIR. {_HOW_TO_GET}")
     candidates = [root, os.path.join(root, "cifar-10-batches-bin"), os.path.join(root, "cifar10"),
                   os.path.join(root, "cifar10", "cifar-10-batches-bin")]
     for folder in candidates:
@@ -84,6 +81,7 @@ def _folder(data_dir, split: str) -> str:
     )
 
 
+@checked("cifar10", split=a_split, data_dir=a_folder)
 def cifar10(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 as `(x, y)`: float32 NHWC images `(N, 32, 32, 3)` in [0, 1], int32 labels.
 
@@ -93,8 +91,6 @@ def cifar10(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray
 
     Class names are in `CIFAR10_CLASSES`.
     """
-    if split not in _FILES:
-        raise ValueError(f"cifar10: split must be 'train' or 'test', got {split!r}.")
     folder = _folder(data_dir, split)
     parts = [read_cifar_batch(os.path.join(folder, name)) for name in _FILES[split]]
     images = np.concatenate([p[0] for p in parts])

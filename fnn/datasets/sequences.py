@@ -7,11 +7,31 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_array, check_key, check_number, check_positive_int, shape_str
+from fnn._checks import (
+    NON_NEGATIVE,
+    BadType,
+    BadValue,
+    checked,
+    named,
+    number,
+    positive_int,
+    require_array,
+    shape_str,
+)
+from fnn.datasets._rules import a_key
 
 __all__ = ["adding_problem", "sine_sequences", "image_rows"]
 
 
+def _length(name: str, value) -> int:
+    """A positive int >= 2 (room for the two marked steps)."""
+    value = positive_int(name, value)
+    if value < 2:
+        raise BadValue(f"{name} must be >= 2 (two marked steps), got {value}.")
+    return value
+
+
+@checked("adding_problem", key=a_key, n=positive_int, length=_length)
 def adding_problem(key, n: int, length: int):
     """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015).
 
@@ -29,11 +49,6 @@ def adding_problem(key, n: int, length: int):
     markers) and `y: (n, 1)` float32 (shaped like a `Dense(1)` output, so
     `mse(pred, y)` needs no reshaping).
     """
-    check_key("adding_problem", key)
-    n = check_positive_int("adding_problem", "n", n)
-    length = check_positive_int("adding_problem", "length", length)
-    if length < 2:
-        raise ValueError(f"adding_problem: length must be >= 2 (two marked steps), got {length}.")
     kv, k1, k2 = jax.random.split(key, 3)
     half = length // 2
     values = jax.random.uniform(kv, (n, length), jnp.float32)
@@ -47,6 +62,20 @@ def adding_problem(key, n: int, length: int):
     return x, y
 
 
+def _low_high(name: str, pair) -> tuple[float, float]:
+    """A pair `(low, high)` of finite numbers with `low <= high`."""
+    try:
+        low, high = (number(name, v) for v in pair)
+    except (TypeError, ValueError) as e:
+        bad = BadType if isinstance(e, TypeError) else BadValue
+        raise bad(f"{name} must be a pair (low, high) of numbers, got {pair!r}.") from None
+    if low > high:
+        raise BadValue(f"{name} must have low <= high, got {pair!r}.")
+    return low, high
+
+
+@checked("sine_sequences", key=a_key, n=positive_int, length=positive_int, noise=NON_NEGATIVE,
+         freq_range=_low_high, amplitude_range=_low_high)
 def sine_sequences(key, n: int, length: int, *, freq_range=(0.1, 0.5),
                    amplitude_range=(0.5, 1.5), noise: float = 0.0):
     """Sine waves with random frequency, amplitude and phase, for next-step prediction.
@@ -59,13 +88,7 @@ def sine_sequences(key, n: int, length: int, *, freq_range=(0.1, 0.5),
     `y: (n, length, 1)` (`s_1 .. s_length`), both float32: `y[:, t]` is what a
     `return_sequences=True` model should predict after reading `x[:, :t+1]`.
     """
-    where = "sine_sequences"
-    check_key(where, key)
-    n = check_positive_int(where, "n", n)
-    length = check_positive_int(where, "length", length)
-    noise = check_number(where, "noise", noise, low=0.0)
-    (w_lo, w_hi), (a_lo, a_hi) = _range(where, "freq_range", freq_range), _range(
-        where, "amplitude_range", amplitude_range)
+    (w_lo, w_hi), (a_lo, a_hi) = freq_range, amplitude_range
     kw, ka, kp, kn = jax.random.split(key, 4)
     omega = jax.random.uniform(kw, (n, 1), jnp.float32, w_lo, w_hi)
     amp = jax.random.uniform(ka, (n, 1), jnp.float32, a_lo, a_hi)
@@ -77,17 +100,7 @@ def sine_sequences(key, n: int, length: int, *, freq_range=(0.1, 0.5),
     return s[:, :-1, None], s[:, 1:, None]
 
 
-def _range(where, name, pair):
-    try:
-        lo, hi = (check_number(where, name, v) for v in pair)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where}: {name} must be a pair (low, high) of numbers, got {pair!r}.") \
-            from None
-    if lo > hi:
-        raise ValueError(f"{where}: {name} must have low <= high, got {pair!r}.")
-    return lo, hi
-
-
+@named("image_rows")
 def image_rows(images):
     """Read images row by row: an `H × W` image becomes `H` steps of `W` features.
 
@@ -96,11 +109,10 @@ def image_rows(images):
     the "sequential MNIST by rows" task). Works on numpy and jax arrays and
     keeps the dtype (scale integer pixels yourself).
     """
-    check_array("image_rows", images)
+    require_array(images)
     if images.ndim not in (3, 4):
-        raise ValueError(
-            f"image_rows: expected images (N, H, W) or (N, H, W, C), got shape "
-            f"{shape_str(images.shape)} (rank {images.ndim}).")
+        raise BadValue(f"expected images (N, H, W) or (N, H, W, C), got shape "
+                       f"{shape_str(images.shape)} (rank {images.ndim}).")
     n, h, w = images.shape[:3]
     c = images.shape[3] if images.ndim == 4 else 1
     return images.reshape(n, h, w * c)  # explicit sizes: -1 is ambiguous when N = 0

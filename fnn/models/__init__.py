@@ -4,6 +4,7 @@ from fnn.models.inception import inception_block, inception_net
 from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
 from fnn.models.recurrent import char_lstm, lstm_classifier, rnn_classifier
+from fnn.models.registry import REGISTRY as REGISTRY  # zoo models by name (fnn train)
 from fnn.models.resnet import resnet, resnet18
 
 __all__ = [

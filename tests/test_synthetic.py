@@ -1,4 +1,5 @@
-"""Generated 2-D data sets: shapes, dtypes, class balance, determinism and defining geometry."""
+"""fnn.datasets.synthetic: the generated 2-D sets (shapes, dtypes, class balance, determinism,
+defining geometry) and their errors."""
 import jax
 import numpy as np
 import pytest
