@@ -64,7 +64,8 @@ local = batch_size // n_proc                        # this process's share of it
 
 state = train.init_train_state(model, optimizer, jax.random.key(1), input_shape=(2,))
 state = distributed.replicate(mesh, state)          # a full copy on every device
-step = distributed.make_train_step(model, loss, optimizer, mesh)
+# the step fnn.train builds, made data-parallel (or: train.make_train_step(..., mesh=mesh))
+step = distributed.data_parallel(train.make_train_step(model, loss, optimizer, jit=False), mesh)
 
 key, done = jax.random.key(2), 0
 while done < steps:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_flag, check_key
+from fnn._checks import BadType, BadValue, flag, named, require_key
 
 __all__ = [
     "batches", "num_batches", "train_val_split", "epoch_batches", "padded_batches",
@@ -35,74 +35,65 @@ __all__ = [
 ]
 
 
-def _check_arrays(where: str, arrays) -> int:
-    """Validate a non-empty tuple of arrays with one common, non-zero first axis."""
+def num_examples(arrays, *, unpack_hint: bool = False) -> int:
+    """The common, non-zero first axis `N` of a non-empty tuple of arrays (`BadValue` /
+    `BadType` otherwise). `unpack_hint`: a tuple passed where arrays go gets the fix
+    `batches(key, *arrays, ...)`."""
     if not arrays:
-        raise ValueError(f"{where}: expected at least one array, got none.")
+        raise BadValue("expected at least one array, got none.")
     sizes = []
     for i, a in enumerate(arrays):
         shape = getattr(a, "shape", None)
         if shape is None:
-            hint = (f"; unpack a tuple of arrays: {where}(key, *arrays, ...)"
-                    if where == "batches" and isinstance(a, (tuple, list)) else "")
-            raise TypeError(
-                f"{where}: argument {i} must be an array (numpy or jax), got "
-                f"{type(a).__name__}{hint}."
-            )
+            hint = ("; unpack a tuple of arrays: batches(key, *arrays, ...)"
+                    if unpack_hint and isinstance(a, (tuple, list)) else "")
+            raise BadType(f"argument {i} must be an array (numpy or jax), got "
+                          f"{type(a).__name__}{hint}.")
         if len(shape) == 0:
-            raise ValueError(
-                f"{where}: argument {i} is a scalar; arrays must have a batch axis first."
-            )
+            raise BadValue(f"argument {i} is a scalar; arrays must have a batch axis first.")
         sizes.append(int(shape[0]))
     if len(set(sizes)) != 1:
-        raise ValueError(
-            f"{where}: all arrays must have the same first (batch) dimension, "
-            f"got first dimensions {sizes}."
-        )
+        raise BadValue(f"all arrays must have the same first (batch) dimension, "
+                       f"got first dimensions {sizes}.")
     if sizes[0] == 0:
-        raise ValueError(f"{where}: the arrays are empty (first dimension 0).")
+        raise BadValue("the arrays are empty (first dimension 0).")
     return sizes[0]
 
 
-def _check_batch_size(where: str, batch_size, n: int) -> int:
-    """`None` -> n; otherwise an int in [1, n]."""
+def batch_size_for(batch_size, n: int) -> int:
+    """A batch size for `n` examples: `None` -> n; otherwise an int in [1, n]."""
     if batch_size is None:
         return n
     if isinstance(batch_size, bool) or not hasattr(batch_size, "__index__"):
-        raise TypeError(
-            f"{where}: batch_size must be None (whole data set), 1 (SGD) or a positive int, "
-            f"got {batch_size!r}."
-        )
+        raise BadType(f"batch_size must be None (whole data set), 1 (SGD) or a positive int, "
+                      f"got {batch_size!r}.")
     batch_size = int(batch_size)
     if not 1 <= batch_size <= n:
-        raise ValueError(
-            f"{where}: batch_size must be in [1, {n}] for {n} examples, got {batch_size}; "
-            "use batch_size=None for the whole data set."
-        )
+        raise BadValue(f"batch_size must be in [1, {n}] for {n} examples, got {batch_size}; "
+                       "use batch_size=None for the whole data set.")
     return batch_size
 
 
-def _as_tuple(where: str, arrays) -> tuple:
+def _as_tuple(arrays) -> tuple:
     """`arrays` (a tuple or list of arrays) as a tuple. One bare array is refused: a tuple
     of its rows would be batched as if each row were a data set."""
     if hasattr(arrays, "shape") or not isinstance(arrays, (tuple, list)):
-        raise TypeError(
-            f"{where}: arrays must be a tuple of arrays such as (x, y), got "
-            f"{type(arrays).__name__}"
+        raise BadType(
+            f"arrays must be a tuple of arrays such as (x, y), got {type(arrays).__name__}"
             + (f" of shape {tuple(arrays.shape)}; for one array pass (x,)."
                if hasattr(arrays, "shape") else ".")
         )
     return tuple(arrays)
 
 
+@named("num_batches")
 def num_batches(n: int, batch_size: int | None, drop_last: bool = False) -> int:
     """Number of batches `batches` yields for `n` examples."""
     if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
-        raise ValueError(f"num_batches: n must be a positive int (the number of examples), "
-                         f"got {n!r}.")
+        raise BadValue(f"n must be a positive int (the number of examples), got {n!r}.")
     n = int(n)
-    batch_size = _check_batch_size("num_batches", batch_size, n)
-    drop_last = check_flag("num_batches", "drop_last", drop_last)
+    batch_size = batch_size_for(batch_size, n)
+    drop_last = flag("drop_last", drop_last)
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -110,6 +101,7 @@ def _permutation(key, n: int) -> np.ndarray:
     return np.asarray(jax.random.permutation(key, n))
 
 
+@named("batches")
 def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
             drop_last: bool = False) -> Iterator[tuple]:
     """Iterate over one epoch of `arrays` in batches; yields tuples of batches.
@@ -128,17 +120,14 @@ def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
     array type given (numpy in, numpy out). Arguments are validated on the call,
     not on the first `next`.
     """
-    n = _check_arrays("batches", arrays)
-    bs = _check_batch_size("batches", batch_size, n)
-    shuffle = check_flag("batches", "shuffle", shuffle)
-    drop_last = check_flag("batches", "drop_last", drop_last)
+    n = num_examples(arrays, unpack_hint=True)
+    bs = batch_size_for(batch_size, n)
+    shuffle, drop_last = flag("shuffle", shuffle), flag("drop_last", drop_last)
     if shuffle and key is None:
-        raise ValueError(
-            "batches: shuffle=True needs a key, e.g. batches(jax.random.key(0), x, y, "
-            "batch_size=32); pass shuffle=False for a fixed order."
-        )
+        raise BadValue("shuffle=True needs a key, e.g. batches(jax.random.key(0), x, y, "
+                       "batch_size=32); pass shuffle=False for a fixed order.")
     if shuffle:
-        check_key("batches", key)
+        require_key(key)
     order = _permutation(key, n) if shuffle else None
     stop = n - n % bs if drop_last else n
 
@@ -154,6 +143,7 @@ def batches(key, *arrays, batch_size: int | None, shuffle: bool = True,
     return generate()
 
 
+@named("train_val_split")
 def train_val_split(key, *arrays, val_fraction: float):
     """Shuffle and split arrays into a training and a validation part.
 
@@ -162,17 +152,15 @@ def train_val_split(key, *arrays, val_fraction: float):
     The validation part has `round(N * val_fraction)` examples (at least one, and
     at least one is left for training); the split depends only on `key`.
     """
-    n = _check_arrays("train_val_split", arrays)
+    n = num_examples(arrays)
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real):
-        raise TypeError(f"train_val_split: val_fraction must be a number, got {val_fraction!r}.")
+        raise BadType(f"val_fraction must be a number, got {val_fraction!r}.")
     if not 0.0 < float(val_fraction) < 1.0:
-        raise ValueError(
-            f"train_val_split: val_fraction must be in (0, 1), got {val_fraction}."
-        )
+        raise BadValue(f"val_fraction must be in (0, 1), got {val_fraction}.")
     if n < 2:
-        raise ValueError(f"train_val_split: need at least 2 examples to split, got {n}.")
+        raise BadValue(f"need at least 2 examples to split, got {n}.")
     n_val = min(max(int(round(n * float(val_fraction))), 1), n - 1)
-    check_key("train_val_split", key)
+    require_key(key)
     order = _permutation(key, n)
     val_idx, train_idx = order[:n_val], order[n_val:]
     return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
@@ -190,6 +178,7 @@ def _epoch_batches(key, arrays, batch_size):
     return tuple(jnp.take(a, idx, axis=0) for a in arrays)
 
 
+@named("epoch_batches")
 def epoch_batches(key, arrays, batch_size: int | None):
     """One shuffled epoch gathered on the device: arrays stacked `(num_batches, batch, ...)`.
 
@@ -200,14 +189,14 @@ def epoch_batches(key, arrays, batch_size: int | None):
     shape; it is a different tail each epoch, so no example is left out for good.
     Jitted: a small data set stays on the device for the whole run.
     """
-    arrays = _as_tuple("epoch_batches", arrays)
-    n = _check_arrays("epoch_batches", arrays)
-    bs = _check_batch_size("epoch_batches", batch_size, n)
+    arrays = _as_tuple(arrays)
+    bs = batch_size_for(batch_size, num_examples(arrays))
     if key is not None:
-        check_key("epoch_batches", key)
+        require_key(key)
     return _epoch_batches(key, tuple(jnp.asarray(a) for a in arrays), bs)
 
 
+@named("padded_batches")
 def padded_batches(arrays, batch_size: int | None):
     """Fixed-shape evaluation batches: `(stacked_arrays, mask)`.
 
@@ -217,15 +206,16 @@ def padded_batches(arrays, batch_size: int | None):
     `mask` is a bool `(num_batches, batch_size)` array that is True exactly on
     the `N` real examples, in data order. `batch_size=None` gives one batch of `N`.
     """
-    arrays = _as_tuple("padded_batches", arrays)
-    n = _check_arrays("padded_batches", arrays)
-    bs = _check_batch_size("padded_batches", batch_size, n)
+    arrays = _as_tuple(arrays)
+    n = num_examples(arrays)
+    bs = batch_size_for(batch_size, n)
     nb = -(-n // bs)
     idx = np.minimum(np.arange(nb * bs), n - 1).reshape(nb, bs)
     mask = (np.arange(nb * bs) < n).reshape(nb, bs)
     return tuple(jnp.take(jnp.asarray(a), idx, axis=0) for a in arrays), jnp.asarray(mask)
 
 
+@named("iter_padded_batches")
 def iter_padded_batches(arrays, batch_size: int | None):
     """Like `padded_batches`, one batch at a time: yields `(batch_tuple, mask)`.
 
@@ -233,9 +223,9 @@ def iter_padded_batches(arrays, batch_size: int | None):
     ragged batch is padded (repeating the last example). Used by
     `fnn.train.evaluate` and `predict`.
     """
-    arrays = _as_tuple("iter_padded_batches", arrays)
-    n = _check_arrays("iter_padded_batches", arrays)
-    bs = _check_batch_size("iter_padded_batches", batch_size, n)
+    arrays = _as_tuple(arrays)
+    n = num_examples(arrays)
+    bs = batch_size_for(batch_size, n)
 
     def generate():
         for start in range(0, n, bs):

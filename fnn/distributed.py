@@ -14,9 +14,11 @@ partitioner inserts the collectives. The pieces:
   `"model"` axis, large leaves (kernels: Dense `w` `(in, out)`, Conv2D `w`
   `(kh, kw, in, out)`, and the optimizer slots shaped like them) are split
   along their LAST (output) axis over `"model"`; everything else is replicated.
-- `make_train_step(model, loss, optimizer, mesh, regularizer=None)`: the
-  `fnn.train.make_train_step` step, jitted with
+- `data_parallel(step, mesh)`: a step function `step(train_state, x, y) ->
+  (train_state, metrics)` (e.g. `fnn.train.make_train_step(..., jit=False)`, or
+  `fnn.fused.fuse(step, form)` with `stacked=True`), jitted with
   `in_shardings=(state, P("data"), P("data"))` and `out_shardings=(state, P())`.
+  This module takes steps, never builds them: it does not import `fnn.train`.
 
 **Why the gradients come out right with no `psum`.** The loss is a mean over
 the GLOBAL batch. With the batch sharded along `"data"` and the params
@@ -32,7 +34,7 @@ device (`jax_threefry_partitionable`, on by default, makes random bits
 independent of the sharding).
 
 **Batch sizes.** A global batch must divide evenly over the `"data"` axis;
-otherwise `shard_batch`, the step and `fnn.train.fit(..., mesh=mesh)` raise
+otherwise `shard_batch`, a `data_parallel` step and `fnn.train.fit(..., mesh=mesh)` raise
 `ValueError` naming the batch size and the device count and suggesting the
 nearest multiples. (Padding silently would change the loss; dropping examples
 would change the data; so neither happens behind your back.)
@@ -41,11 +43,13 @@ would change the data; so neither happens behind your back.)
 
     mesh = fnn.distributed.make_mesh()                   # all devices on "data"
     ts = fnn.distributed.replicate(mesh, fnn.train.init_train_state(model, opt, key, shape))
-    step = fnn.distributed.make_train_step(model, loss, opt, mesh)
+    step = fnn.distributed.data_parallel(
+        fnn.train.make_train_step(model, loss, opt, jit=False), mesh)
     for xb, yb in fnn.data.batches(key, x, y, batch_size=256, drop_last=True):
         ts, metrics = step(ts, *fnn.distributed.shard_batch(mesh, xb, yb))
 
-or simply `fnn.train.fit(model, opt, loss, (x, y), ..., mesh=mesh)`.
+or `fnn.train.make_train_step(model, loss, opt, mesh=mesh)` (the same step), or
+simply `fnn.train.fit(model, opt, loss, (x, y), ..., mesh=mesh)`.
 
 **Multi-host recipe** (one process per host, each seeing its local devices;
 e.g. 4 hosts x 8 GPUs = 32 devices):
@@ -86,11 +90,12 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from fnn import compiler
+from fnn._checks import BadType, BadValue, labelled, named
 
 __all__ = [
     "DATA_AXIS", "MODEL_AXIS", "MIN_SHARD_SIZE", "make_mesh", "data_size",
-    "batch_sharding", "replicated_sharding", "shard_batch", "replicate",
-    "model_sharding", "shard_model", "make_train_step", "make_fused_train_step",
+    "batch_sharding", "replicated_sharding", "shard_batch", "shard_stacked", "replicate",
+    "model_sharding", "shard_model", "data_parallel",
 ]
 
 DATA_AXIS = "data"
@@ -102,6 +107,7 @@ MIN_SHARD_SIZE = 2**16  # elements; smaller leaves stay replicated on a "model" 
 # meshes and shardings
 
 
+@named("make_mesh")
 def make_mesh(devices=None, *, model_axis: int | None = None) -> Mesh:
     """A `Mesh` over `devices` (default: `jax.devices()`, all devices of all hosts).
 
@@ -118,86 +124,83 @@ def make_mesh(devices=None, *, model_axis: int | None = None) -> Mesh:
     """
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
-        raise ValueError("make_mesh: expected at least one device, got an empty sequence.")
+        raise BadValue("expected at least one device, got an empty sequence.")
     for d in devices:
         if not isinstance(d, jax.Device):
-            raise TypeError(
-                f"make_mesh: devices must be jax.Device objects (e.g. jax.devices()[:2]), "
-                f"got {d!r}."
-            )
+            raise BadType(f"devices must be jax.Device objects (e.g. jax.devices()[:2]), "
+                          f"got {d!r}.")
     if len(set(devices)) != len(devices):
-        raise ValueError(f"make_mesh: devices contain duplicates: {devices}.")
+        raise BadValue(f"devices contain duplicates: {devices}.")
     n = len(devices)
     if model_axis is None:
         return Mesh(np.array(devices, dtype=object), (DATA_AXIS,))
     if isinstance(model_axis, bool) or not isinstance(model_axis, (int, np.integer)) \
             or model_axis < 1:
-        raise ValueError(
-            f"make_mesh: model_axis must be None or a positive int (the size of the "
-            f"'model' axis), got {model_axis!r}."
-        )
+        raise BadValue(f"model_axis must be None or a positive int (the size of the 'model' "
+                       f"axis), got {model_axis!r}.")
     m = int(model_axis)
     if n % m:
-        raise ValueError(
-            f"make_mesh: model_axis={m} does not divide the {n} devices; use a divisor of {n}."
-        )
+        raise BadValue(f"model_axis={m} does not divide the {n} devices; use a divisor of {n}.")
     grid = np.array(devices, dtype=object).reshape(n // m, m)
     return Mesh(grid, (DATA_AXIS, MODEL_AXIS))
 
 
-def _check_mesh(where: str, mesh) -> Mesh:
+def mesh_of(mesh) -> Mesh:
+    """`mesh` if it is a `Mesh` with a `"data"` axis; `BadType`/`BadValue` otherwise (for
+    the public function that takes it to name)."""
     if not isinstance(mesh, Mesh):
-        raise TypeError(
-            f"{where}: expected a jax.sharding.Mesh (from fnn.distributed.make_mesh()), "
-            f"got {type(mesh).__name__}."
-        )
+        raise BadType(f"expected a jax.sharding.Mesh (from fnn.distributed.make_mesh()), "
+                      f"got {type(mesh).__name__}.")
     if DATA_AXIS not in mesh.axis_names:
-        raise ValueError(
-            f"{where}: the mesh needs an axis named {DATA_AXIS!r}, got axes "
-            f"{tuple(mesh.axis_names)}; build it with fnn.distributed.make_mesh()."
-        )
+        raise BadValue(f"the mesh needs an axis named {DATA_AXIS!r}, got axes "
+                       f"{tuple(mesh.axis_names)}; build it with fnn.distributed.make_mesh().")
     return mesh
 
 
+@named("data_size")
 def data_size(mesh: Mesh) -> int:
     """The number of devices along `"data"` (the number of batch shards)."""
-    return int(_check_mesh("data_size", mesh).shape[DATA_AXIS])
+    return int(mesh_of(mesh).shape[DATA_AXIS])
 
 
+@named("batch_sharding")
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """`NamedSharding(mesh, P("data"))`: the first (batch) axis split over `"data"`."""
-    return NamedSharding(_check_mesh("batch_sharding", mesh), P(DATA_AXIS))
+    return NamedSharding(mesh_of(mesh), P(DATA_AXIS))
 
 
+@named("replicated_sharding")
 def replicated_sharding(mesh: Mesh) -> NamedSharding:
     """`NamedSharding(mesh, P())`: a full copy on every device of the mesh."""
-    return NamedSharding(_check_mesh("replicated_sharding", mesh), P())
+    return NamedSharding(mesh_of(mesh), P())
 
 
-def _check_batch(where: str, mesh: Mesh, batch: int) -> None:
-    """Raise ValueError unless a GLOBAL batch of `batch` divides over the data axis."""
+def global_batch(mesh: Mesh, batch: int) -> int:
+    """`batch` if a GLOBAL batch of that many examples divides over the data axis;
+    `BadValue` naming the nearest multiples otherwise."""
     d = data_size(mesh)
     if batch % d:
         lower, upper = batch - batch % d, batch - batch % d + d
         hint = f"{lower} or {upper}" if lower else f"{upper}"
-        raise ValueError(
-            f"{where}: a global batch of {batch} examples does not divide evenly over the "
-            f"{d} devices of the mesh's {DATA_AXIS!r} axis; use a batch size that is a "
-            f"multiple of {d} (e.g. {hint})."
-        )
+        raise BadValue(f"a global batch of {batch} examples does not divide evenly over the "
+                       f"{d} devices of the mesh's {DATA_AXIS!r} axis; use a batch size that "
+                       f"is a multiple of {d} (e.g. {hint}).")
+    return batch
 
 
-def _batch_axis(where: str, a, i: int) -> int:
+def _batch_axis(a, i: int, axis: int = 0) -> int:
+    """The size of axis `axis` (the batch axis) of argument `i`."""
     shape = getattr(a, "shape", None)
     if shape is None:
-        raise TypeError(
-            f"{where}: argument {i} must be an array (numpy or jax), got {type(a).__name__}."
-        )
-    if len(shape) == 0:
-        raise ValueError(f"{where}: argument {i} is a scalar; batches need a batch axis first.")
-    return int(shape[0])
+        raise BadType(f"argument {i} must be an array (numpy or jax), got {type(a).__name__}.")
+    if len(shape) <= axis:
+        raise BadValue(f"argument {i} is a scalar; batches need a batch axis first."
+                       if len(shape) == 0 else
+                       f"argument {i} of shape {tuple(shape)} has no batch axis {axis}.")
+    return int(shape[axis])
 
 
+@named("shard_batch")
 def shard_batch(mesh: Mesh, *arrays) -> tuple:
     """Split `arrays` along their first (batch) axis over the mesh's `"data"` axis.
 
@@ -214,27 +217,24 @@ def shard_batch(mesh: Mesh, *arrays) -> tuple:
     Raises `ValueError` when the global batch size is not a multiple of the
     data-axis size, or when the arrays disagree on it.
     """
-    where = "shard_batch"
-    _check_mesh(where, mesh)
+    mesh_of(mesh)
     if not arrays:
-        raise ValueError(f"{where}: expected at least one array, got none.")
-    sizes = [_batch_axis(where, a, i) for i, a in enumerate(arrays)]
+        raise BadValue("expected at least one array, got none.")
+    sizes = [_batch_axis(a, i) for i, a in enumerate(arrays)]
     if len(set(sizes)) != 1:
-        raise ValueError(
-            f"{where}: all arrays must have the same first (batch) dimension, got {sizes}."
-        )
+        raise BadValue(f"all arrays must have the same first (batch) dimension, got {sizes}.")
     sharding = batch_sharding(mesh)
     procs = jax.process_count()
-    _check_batch(where, mesh, sizes[0] * procs)
+    global_batch(mesh, sizes[0] * procs)
     if procs == 1:
         return tuple(jax.device_put(a, sharding) for a in arrays)
     return tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a))
                  for a in arrays)
 
 
-def _shard_epoch(mesh: Mesh, arrays: tuple) -> tuple:
-    """Stacked epoch batches `(num_batches, batch, ...)` (`fnn.data.epoch_batches`)
-    split along the batch axis, `P(None, "data")`, so `xb[i]` is `P("data")`."""
+def shard_stacked(mesh: Mesh, arrays: tuple) -> tuple:
+    """Stacked batches `(num_batches, batch, ...)` (`fnn.data.epoch_batches`) split along
+    their batch axis, `P(None, "data")`, so that `xs[i]` is sharded as `P("data")`."""
     return jax.device_put(tuple(arrays), NamedSharding(mesh, P(None, DATA_AXIS)))
 
 
@@ -252,6 +252,7 @@ def _leaf_spec(mesh: Mesh, shape, min_size: int) -> P:
     return P(*([None] * (len(shape) - 1)), MODEL_AXIS)
 
 
+@named("model_sharding")
 def model_sharding(mesh: Mesh, tree, *, min_size: int = MIN_SHARD_SIZE):
     """A pytree of `NamedSharding`s for `tree` (params, optimizer state, `TrainState`).
 
@@ -265,7 +266,7 @@ def model_sharding(mesh: Mesh, tree, *, min_size: int = MIN_SHARD_SIZE):
     counters, keys) is replicated. The rule depends only on shapes, so params
     and their slots always agree.
     """
-    _check_mesh("model_sharding", mesh)
+    mesh_of(mesh)
     min_size = int(min_size)
     return jax.tree.map(
         lambda a: NamedSharding(mesh, _leaf_spec(mesh, np.shape(a), min_size)), tree)
@@ -280,14 +281,14 @@ def shard_model(mesh: Mesh, tree, *, min_size: int = MIN_SHARD_SIZE):
 # the step
 
 
-def make_train_step(model, loss: Callable, optimizer, mesh: Mesh,
-                    regularizer: Callable | None = None, *, accumulate: int = 1,
-                    check_finite: bool = False, min_shard_size: int = MIN_SHARD_SIZE):
-    """`fnn.train.make_train_step`'s step, data-parallel on `mesh`.
+@named("data_parallel")
+def data_parallel(step: Callable, mesh: Mesh, *, stacked: bool = False,
+                  min_shard_size: int = MIN_SHARD_SIZE):
+    """`step(train_state, x, y) -> (train_state, metrics)`, an UN-jitted step, jitted
+    data-parallel on `mesh`.
 
-    Returns `step(train_state, x, y) -> (train_state, metrics)`, the same
-    signature and the same result as the single-device step on the same global
-    batch (up to float32 rounding). It is `jax.jit` of the single-device step with
+    Returns a step of the same signature and the same result as `step` on the same
+    global batch (up to float32 rounding): `jax.jit(step)` with
 
     - `in_shardings`: `x`, `y` split along `"data"` (`P("data")`), the state
       replicated (`P()`);
@@ -296,6 +297,17 @@ def make_train_step(model, loss: Callable, optimizer, mesh: Mesh,
 
     The gradient all-reduce is inserted by XLA (see the module docstring): the
     loss is a mean over the global batch, so no `psum` is written anywhere.
+
+    **Arguments:**
+    - `step`: e.g. `fnn.train.make_train_step(model, loss, opt, jit=False)` (which
+      `fnn.train.make_train_step(..., mesh=mesh)` passes here), or any function of
+      that signature.
+    - `mesh`: from `make_mesh`.
+    - `stacked`: `step` takes `K` stacked global batches `xs: (K, batch, ...)`
+      (`fnn.fused.fuse(step, form)`, as `fit(..., steps_per_call=K)` runs them):
+      each batch is split along `"data"` (`P(None, "data")`, as `fit`'s epoch
+      batches are).
+    - `min_shard_size`: elements; see `model_sharding`.
 
     On a mesh with a `"model"` axis the state's layout depends on its leaf
     shapes (`model_sharding(mesh, ·, min_size=min_shard_size)`), which are
@@ -311,31 +323,25 @@ def make_train_step(model, loss: Callable, optimizer, mesh: Mesh,
     place it first. A global batch not divisible by the data-axis size raises
     `ValueError` before anything runs. `step.jitted` is the underlying
     `jax.jit` object (`step.jitted.lower(ts, x, y).as_text()` shows the collectives).
-
-    **Arguments:** as `fnn.train.make_train_step` (`accumulate`,
-    `check_finite`), plus `mesh` (from `make_mesh`) and `min_shard_size`
-    (elements; see `model_sharding`). With `accumulate > 1` every micro-batch
-    is a slice of the global batch; choose a batch that is a multiple of
-    `accumulate x data_size(mesh)` so each micro-batch is still spread over all devices.
+    With gradient accumulation every micro-batch is a slice of the global batch;
+    choose a batch that is a multiple of `accumulate x data_size(mesh)` so each
+    micro-batch is still spread over all devices.
     """
-    from fnn.train import make_train_step as single_device_step
-
-    where = "fnn.distributed.make_train_step"
-    _check_mesh(where, mesh)
-    step = single_device_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                              check_finite=check_finite, jit=False)
-    jitted = _jit_on_mesh(step, mesh, batch_sharding(mesh), min_shard_size)
+    mesh_of(mesh)
+    axis = 1 if stacked else 0
+    data = NamedSharding(mesh, P(None, DATA_AXIS) if stacked else P(DATA_AXIS))
+    jitted = _jit_on_mesh(step, mesh, data, min_shard_size)
 
     def sharded_step(train_state, x, y):
-        for name, a in (("x", x), ("y", y)):
-            _check_batch(f"{where} (batch {name})", mesh,
-                         _batch_axis(where, a, 1 if name == "x" else 2))
+        for i, (name, a) in enumerate((("x", x), ("y", y)), 1):
+            labelled(f"fnn.distributed.data_parallel (batch {name})", global_batch, mesh,
+                     labelled("fnn.distributed.data_parallel", _batch_axis, a, i, axis))
         return jitted(train_state, x, y)
 
     sharded_step.jitted = jitted
     sharded_step.mesh = mesh
     sharded_step.__doc__ = ("step(train_state, x, y) -> (train_state, metrics), data-parallel "
-                            "on a mesh; see fnn.distributed.make_train_step.")
+                            "on a mesh; see fnn.distributed.data_parallel.")
     return sharded_step
 
 
@@ -358,22 +364,3 @@ def _jit_on_mesh(step, mesh: Mesh, data: NamedSharding, min_shard_size: int):
 
     return compiler.jit(model_parallel_step, compiler.options(), in_shardings=(None, data, data),
                         out_shardings=(None, rep), donate_argnums=0)
-
-
-def make_fused_train_step(model, loss: Callable, optimizer, mesh: Mesh, form: str = "scan",
-                          regularizer: Callable | None = None, *, accumulate: int = 1,
-                          check_finite: bool = False, min_shard_size: int = MIN_SHARD_SIZE):
-    """`fnn.fused.make_fused_step` on a mesh: `fused(train_state, xs, ys)` runs the
-    `K = len(xs)` stacked global batches `xs: (K, batch, ...)` as one `form`
-    (`"scan"` or `"unroll"`), each batch split along `"data"` (`P(None, "data")`,
-    as `fit`'s epoch batches are), the state as in `make_train_step`. Metrics get
-    a leading axis `K`. The results equal `K` calls of `make_train_step`'s step
-    up to float rounding."""
-    from fnn import fused
-    from fnn.train import make_train_step as single_device_step
-
-    _check_mesh("fnn.distributed.make_fused_train_step", mesh)
-    step = single_device_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                              check_finite=check_finite, jit=False)
-    stacked = NamedSharding(mesh, P(None, DATA_AXIS))
-    return _jit_on_mesh(fused.fuse(step, form), mesh, stacked, min_shard_size)

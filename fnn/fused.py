@@ -1,8 +1,9 @@
 """K training steps in one compiled call: `make_fused_step` and the rule that picks its form.
 
 A jitted training step costs one dispatch from Python per step. Fusing
-`K` steps into one compiled call removes `K − 1` of them (measured, K = 4:
-MLP −12 %, LSTM −8 % per step). Two forms:
+`K` steps into one compiled call removes `K − 1` of them, which matters for
+small steps whose time is mostly dispatch (see benchmarks/RESULTS.md,
+"Measurements quoted from docstrings"). Two forms:
 
 - `"scan"`: `lax.scan` of the step over `K` stacked batches. Compile time does
   not grow with `K`.
@@ -11,14 +12,13 @@ MLP −12 %, LSTM −8 % per step). Two forms:
 
 **The convolution trap.** On XLA:CPU, a convolution's weight gradient inside a
 `lax.scan`/`while` body is compiled into a much slower loop than the same
-convolution at the top level (measured with `fnn.compiler.options()`: ResNet-20
-10 s per step with 2 scanned steps against 0.28 s single, LeNet-5 on `lax.conv`
-3.3× slower; ~80× for one convolution in isolation), and unrolling gains
-nothing over single steps there (benchmarks/RESULTS.md, item 3). `Conv2D` runs
-some passes on im2col + matmul instead (`fnn.layers._fast_conv.conv_plan`), but
-its weight gradients stay on XLA's kernel, so LeNet-5 scanned falls into the trap
-too (42.7 against 11.5 ms per step single); the im2col lowering counts as a
-convolution here all the same. So `choose_form` (`form="auto"`) keeps
+convolution at the top level, several times slower per step for a CNN and worse
+for one convolution in isolation, and unrolling gains nothing over single steps
+there (benchmarks/RESULTS.md, item 3, and "Measurements quoted from
+docstrings"). `Conv2D` runs some passes on im2col + matmul instead
+(`fnn.layers._fast_conv.conv_plan`), but its weight gradients stay on XLA's
+kernel, so LeNet-5 scanned falls into the trap too; the im2col lowering counts as
+a convolution here all the same. So `choose_form` (`form="auto"`) keeps
 single steps for a step that contains a convolution on the CPU backend, and
 scans otherwise. The rule looks at the traced step (its jaxpr), not at the model's
 class, so it also catches a convolution hidden in a user's own layer.
@@ -33,8 +33,8 @@ from collections.abc import Callable
 import jax
 
 from fnn import compiler
+from fnn._jaxpr import sub_jaxprs as _sub_jaxprs
 from fnn.layers import _fast_conv
-from fnn.summary import _sub_jaxprs
 
 __all__ = ["FORMS", "uses_convolution", "step_options", "choose_form", "fuse",
            "make_fused_step"]
@@ -75,9 +75,10 @@ def step_options(closed_jaxpr) -> dict | None:
 
     `compiler.options()` (convolutions and products off XLA:CPU's YNNPACK
     fusions) when the step has a convolution or a loop (`scan`/`while`: an
-    LSTM), where they measured 1.1–1.9× faster; XLA's defaults (None) for a step
-    of matrix products and element-wise work only (an MLP), whose products ran
-    4–6 % faster on YNNPACK in 400-round A/Bs (benchmarks/RESULTS.md, item 4.0).
+    LSTM), where they are faster; XLA's defaults (None) for a step of matrix
+    products and element-wise work only (an MLP), whose products run faster on
+    YNNPACK (benchmarks/RESULTS.md, item 4.0, and "Measurements quoted from
+    docstrings").
     """
     def heavy(eqn):
         return _is_convolution(eqn) or eqn.primitive.name in ("scan", "while")
@@ -102,8 +103,8 @@ def fuse(step: Callable, form: str = "scan") -> Callable:
     """`fused(train_state, xs, ys) -> (train_state, metrics)`, NOT jitted: `len(xs)`
     steps of `step` (an un-jitted step) as one `form` (`"scan"` or `"unroll"`).
 
-    For callers that jit it themselves (`fnn.distributed` adds shardings);
-    `make_fused_step` is this under `jax.jit`.
+    For callers that jit it themselves (`fnn.distributed.data_parallel(fused,
+    mesh, stacked=True)` adds shardings); `make_fused_step` is this under `jax.jit`.
     """
     if form not in ("scan", "unroll"):
         raise ValueError(
@@ -141,6 +142,6 @@ def make_fused_step(step: Callable, form: str = "scan"):
     `xs: (K, batch, ...)`, `ys: (K, batch, ...)`: the `K` batches, run in order.
     Every leaf of `metrics` gets a leading axis of size `K` (step `i`'s value at
     index `i`). `K` is read from `xs` at trace time; each new `K` compiles once.
-    On a mesh: `fnn.distributed.make_fused_train_step`.
+    On a mesh: `fnn.distributed.data_parallel(fuse(step, form), mesh, stacked=True)`.
     """
     return compiler.jit(fuse(step, form), compiler.options(), donate_argnums=0)

@@ -62,13 +62,13 @@ def _is_ckpt(path) -> bool:
     return bool(_CKPT.fullmatch(os.path.basename(os.fspath(path))))
 
 
-def _install(point: str, n: int, fraction: float) -> None:
+def install(point: str, n: int, fraction: float) -> None:
     hit = _counter(n)
 
     if point == "step":
-        import fnn.train as train
+        from fnn.train import loop
 
-        real_build = _need(train, "_train_step")
+        real_build = _need(loop, "compiled_step")
 
         def build(*args, **kwargs):
             step = real_build(*args, **kwargs)
@@ -80,7 +80,7 @@ def _install(point: str, n: int, fraction: float) -> None:
 
             return crashing_step
 
-        train._train_step = build
+        loop.compiled_step = build
 
     elif point == "write":
         import fnn.checkpoint as ckpt
@@ -134,7 +134,7 @@ def main() -> int:
     spec = os.environ.get("FNN_CRASH")
     if spec:
         point, n, *rest = spec.split(":")
-        _install(point, int(n), float(rest[0]) if rest else 0.5)
+        install(point, int(n), float(rest[0]) if rest else 0.5)
     import fnn.cli as cli
 
     if os.environ.get("FNN_HARNESS_NO_PLOT"):

@@ -45,7 +45,8 @@ class Setup:
         self.x, self.y = _data(shape)
         self.ts0 = train.init_train_state(model, optimizer, jax.random.key(0), shape)
         self.single = train.make_train_step(model, LOSS, optimizer)
-        self.parallel = distributed.make_train_step(model, LOSS, optimizer, mesh)
+        self.parallel = distributed.data_parallel(
+            train.make_train_step(model, LOSS, optimizer, jit=False), mesh)
         self.xs, self.ys = distributed.shard_batch(mesh, self.x, self.y)
 
     def fresh(self, parallel: bool):
@@ -211,7 +212,8 @@ def check_checkpoint_between_sharded_and_single():
 def check_model_axis_matches_single_device():
     s = cnn()
     mesh = distributed.make_mesh(model_axis=2)
-    step = distributed.make_train_step(s.model, LOSS, s.optimizer, mesh, min_shard_size=0)
+    step = distributed.data_parallel(train.make_train_step(s.model, LOSS, s.optimizer, jit=False),
+                                     mesh, min_shard_size=0)
     ts = distributed.shard_model(mesh, s.fresh(False), min_size=0)
     w = ts.opt_state.params["0_Conv2D"]["w"]
     assert w.sharding.spec == jax.sharding.PartitionSpec(None, None, None, "model")

@@ -126,7 +126,7 @@ def test_single_device_step_equals_make_train_step(key):
     copy = lambda t: jax.tree.map(jnp.copy, t)
     ref, m_ref = train.make_train_step(model, loss, opt)(copy(ts), x, y)
     mesh = distributed.make_mesh()
-    step = distributed.make_train_step(model, loss, opt, mesh)
+    step = distributed.data_parallel(train.make_train_step(model, loss, opt, jit=False), mesh)
     out, m = step(distributed.replicate(mesh, copy(ts)), *distributed.shard_batch(mesh, x, y))
     for a, b in zip(jax.tree.leaves((ref, m_ref)), jax.tree.leaves((out, m)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
@@ -139,3 +139,16 @@ def test_train_make_train_step_with_a_mesh_is_the_data_parallel_step():
     assert step.mesh is mesh and hasattr(step.jitted, "lower")
     with pytest.raises(ValueError, match="mesh= needs jit=True"):
         train.make_train_step(model, loss, opt, mesh=mesh, jit=False)
+
+
+def test_distributed_takes_steps_and_does_not_import_train():
+    """`fnn.distributed` jits a step it is given; only `fnn.train` imports the other way."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(distributed))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and m.startswith("fnn.train") for m in imported), imported
+    assert not any(isinstance(n, ast.ImportFrom) and n.module == "fnn" and
+                   any(a.name == "train" for a in n.names) for n in ast.walk(tree))

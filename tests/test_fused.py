@@ -12,6 +12,7 @@ import pytest
 
 import fnn
 from fnn import fused, losses, optim, train
+from fnn._jaxpr import sub_jaxprs
 from fnn.checkpoint import CheckpointManager
 from fnn.layers import LSTM, Conv2D, Dense, Dropout, Flatten
 
@@ -96,18 +97,16 @@ def test_gradient_accumulation_keeps_convolutions_out_of_loops(key):
     ts, (x, y) = _state(CNN, (5, 5, 1), key), _batch((5, 5, 1), n=8)
     jaxpr = jax.make_jaxpr(step)(ts, x, y).jaxpr
 
-    def loops(jaxpr):
-        out = []
+    def eqns(jaxpr):  # every equation, at any depth
         for eqn in jaxpr.eqns:
-            if eqn.primitive.name in ("scan", "while"):
-                out.append(eqn)
+            yield eqn
             for v in eqn.params.values():
-                for sub in fused._sub_jaxprs(v):
-                    out += loops(sub)
-        return out
+                for sub in sub_jaxprs(v):
+                    yield from eqns(sub)
 
-    assert not any(fused._has_primitive(e.params.get("jaxpr", e.params.get("body_jaxpr")).jaxpr,
-                                        "conv_general_dilated") for e in loops(jaxpr))
+    loops = [e for e in eqns(jaxpr) if e.primitive.name in ("scan", "while")]
+    assert not any(e.primitive.name == "conv_general_dilated" for loop in loops
+                   for sub in sub_jaxprs(list(loop.params.values())) for e in eqns(sub))
     assert fused.uses_convolution(step, ts, x, y)
 
 

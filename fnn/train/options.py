@@ -1,0 +1,166 @@
+"""`fit`'s arguments: the options object, the shorthands that stand for rules, and their
+checks (each message names `fit`, which raises them).
+
+`fit(model, optimizer, loss, train_data, *, epochs, batch_size, key, val_data,
+metrics, regularizer, rules, progress, options)` takes everything else as a rule
+(`fnn.train.rules`) or as a field of `FitOptions`; the keyword arguments of fnn 0.1
+stay as shorthands:
+
+| keyword | stands for |
+|---|---|
+| `early_stopping=EarlyStopping(...)` | the rule `EarlyStopping(...).as_rule()` |
+| `reduce_lr=reduce_on_plateau(...)` | the rule `reduce_on_plateau(...).as_rule()` |
+| `checkpoint_dir=d, keep_checkpoints=k` | the rule `checkpoint(d, keep=k)` |
+| `on_epoch_end=fn` | the rule `callback(fn)` |
+| `accumulate`, `check_finite`, `input_shape`, `eval_batch_size`, | the `FitOptions` |
+| `mesh`, `steps_per_call`, `fused_form` | field of that name |
+
+The rules run in this order: `rules` as given, then early stopping, the plateau,
+the checkpoint, the callback (so that the checkpoint saves the states the rules
+before it left, and the callback runs once the epoch is saved).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+from fnn import fused
+from fnn._checks import BadType, BadValue, positive_int
+from fnn.train.checkpointing import checkpoint
+from fnn.train.plateau import ReduceOnPlateau
+from fnn.train.rules import Rule, as_rule, callback, unique_names
+from fnn.train.stopping import EarlyStopping
+
+METRICS = ("loss", "accuracy")
+
+
+class FitOptions(NamedTuple):
+    """How `fit` runs its steps. Each field is also a keyword argument of `fit`.
+
+    - `accumulate`: gradient accumulation over this many micro-batches per step
+      (a divisor of the batch size; `make_train_step`).
+    - `check_finite`: check the data for NaN/Inf before training (naming the
+      first bad example) and every step's inputs, loss and gradients (naming
+      the first non-finite gradient leaf). Off by default: it adds a reduction
+      per gradient leaf to every step. Without it, a non-finite loss still stops
+      training.
+    - `input_shape`: the shape `model.init` gets (default: `x.shape[1:]`).
+    - `eval_batch_size`: batch size of the validation pass.
+    - `mesh`: a `jax.sharding.Mesh` from `fnn.distributed.make_mesh()`: train
+      data-parallel on its devices (each batch split along `"data"`, params and
+      optimizer state replicated, gradients all-reduced by XLA). The results equal
+      those without a mesh up to float32 rounding, and checkpoints are
+      interchangeable. `batch_size` is the global batch and must be a multiple of
+      the number of devices on `"data"`. Validation runs replicated on every device.
+    - `steps_per_call`: run this many training steps per compiled call
+      (`fnn.fused`), which saves a Python dispatch per step; an epoch's last
+      `steps % steps_per_call` steps run one by one. The results equal single
+      steps up to float rounding (data-parallel too with `mesh`).
+    - `fused_form`: `"auto"` (`fnn.fused.choose_form`: single steps when the step
+      contains a convolution on the CPU backend, `lax.scan` otherwise), `"scan"`,
+      `"unroll"` or `"single"`; recorded in the checkpoint config as `"fused_form"`.
+    """
+
+    accumulate: int = 1
+    check_finite: bool = False
+    input_shape: Any = None
+    eval_batch_size: int = 256
+    mesh: Any = None
+    steps_per_call: int = 1
+    fused_form: str = "auto"
+
+
+RULE_SHORTHANDS = ("reduce_lr", "keep_checkpoints", "on_epoch_end")
+
+
+def options_from(options, settings: dict) -> FitOptions:
+    """`options` (default `FitOptions()`) with the keyword shorthands, checked."""
+    if options is None:
+        options = FitOptions()
+    if not isinstance(options, FitOptions):
+        raise BadType(f"options must be None or a fnn.train.FitOptions, got "
+                      f"{type(options).__name__}.")
+    options = options._replace(**{k: v for k, v in settings.items() if k in FitOptions._fields})
+    options = options._replace(accumulate=positive_int("accumulate", options.accumulate),
+                               steps_per_call=positive_int("steps_per_call",
+                                                           options.steps_per_call))
+    if options.fused_form not in fused.FORMS:
+        raise BadValue(f"unknown fused_form {options.fused_form!r}; expected one of "
+                       f"{list(fused.FORMS)}.")
+    return options
+
+
+def rules_from(rules, early_stopping, checkpoint_dir, settings: dict) -> tuple[Rule, ...]:
+    """`rules` and the rules the keyword shorthands stand for, in the order they run."""
+    reduce_lr, on_epoch_end = settings.get("reduce_lr"), settings.get("on_epoch_end")
+    keep = settings.get("keep_checkpoints", 3)
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise BadType(f"on_epoch_end must be None or a callable on_epoch_end(epoch, logs), "
+                      f"got {on_epoch_end!r}.")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise BadType(f"early_stopping must be a fnn.train.EarlyStopping, got "
+                      f"{type(early_stopping).__name__}.")
+    if reduce_lr is not None and not isinstance(reduce_lr, ReduceOnPlateau):
+        raise BadType(f"reduce_lr must be a fnn.train.reduce_on_plateau(...) rule, got "
+                      f"{type(reduce_lr).__name__}.")
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise BadType(f"checkpoint_dir must be None or a folder path (a str or os.PathLike), "
+                      f"got {checkpoint_dir!r}.")
+    if keep is not None:      # None keeps them all (CheckpointManager's keep)
+        keep = positive_int("keep_checkpoints", keep)
+    if isinstance(rules, str) or hasattr(rules, "_fields"):   # one rule, not a list
+        raise BadType(f"rules must be a list of rules, got {type(rules).__name__}.")
+    listed = [*rules, early_stopping, reduce_lr,
+              None if checkpoint_dir is None else checkpoint(checkpoint_dir, keep),
+              None if on_epoch_end is None else callback(on_epoch_end)]
+    out = tuple(as_rule(r) for r in listed if r is not None)
+    unique_names(out)
+    return out
+
+
+def monitors_recorded(rules, metrics: tuple, val_data) -> None:
+    """Every rule's `monitor` is a metric this run records."""
+    for r in rules:
+        mon = r.monitor
+        if mon is None:
+            continue
+        if mon.startswith("val_") and val_data is None:
+            raise BadValue(f"{r.name} monitors {mon!r} but no val_data was given; pass "
+                           f"val_data=(x_val, y_val) or monitor='{mon[4:]}'.")
+        if mon.removeprefix("val_") not in METRICS:
+            raise BadValue(f"{r.name} monitors unknown metric {mon!r}; expected one of "
+                           "'loss', 'accuracy', 'val_loss', 'val_accuracy'.")
+        if mon.removeprefix("val_") not in metrics:
+            raise BadValue(f"{r.name} monitors {mon!r} but metrics={metrics} does not record it.")
+
+
+def metric_names(metrics) -> tuple[str, ...]:
+    metrics = (metrics,) if isinstance(metrics, str) else metrics
+    try:
+        metrics = tuple(metrics)
+    except TypeError:
+        raise BadType(f"metrics must be a metric name or a sequence of them from "
+                      f"{list(METRICS)}, got {metrics!r}.") from None
+    for m in metrics:
+        if m not in METRICS:
+            raise BadValue(f"unknown metric {m!r}; expected some of {list(METRICS)}.")
+    return metrics
+
+
+def data_pair(name: str, data):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise BadType(f"{name} must be a pair (x, y), got {type(data).__name__}."
+                      if name == "train_data" else f"{name} must be a pair (x, y) or None.")
+    return tuple(data)
+
+
+def saved_before(rules, states: dict) -> None:
+    """A checkpoint rule saves the states the rules before it left; a rule after it must
+    keep no state (its state would be saved before its update)."""
+    saver = next((r for r in rules if r.restore is not None), None)
+    if saver is None:
+        return
+    for r in rules[rules.index(saver) + 1:]:
+        if states[r.name] is not None:
+            raise BadValue(f"rule {r.name!r} keeps a state but comes after the rule "
+                           f"{saver.name!r}, which saves the run; list it before.")
