@@ -5,8 +5,8 @@ For each device count N the script starts a fresh process with
 (`mlp([512, 512, 10])` on 256 features, SGD with momentum, global batch 256)
 twice from the same state on the same batch: with the plain single-device step
 (`fnn.train.make_train_step`) and with the data-parallel step
-(`fnn.distributed.make_train_step` on `make_mesh()`, batch sharded over N
-devices), timing the two interleaved. It reports compile time, median ms/step
+(`fnn.train.make_train_step(..., mesh=mesh)`, i.e. `fnn.distributed.data_parallel`,
+on `make_mesh()`, batch sharded over N devices), timing the two interleaved. It reports compile time, median ms/step
 of both, their ratio (the overhead of sharding + all-reduce), the number of
 all-reduces in the compiled step, and the largest parameter difference after
 all steps. (Momentum SGD by default: Adam divides by `sqrt(v)`, which turns
@@ -63,7 +63,7 @@ def worker(args) -> dict:
 
     single, _ = compile_(train.make_train_step(model, loss, opt), ts0, x, y)
     ts_p = distributed.replicate(mesh, jax.tree.map(jnp.copy, ts0))
-    parallel = distributed.make_train_step(model, loss, opt, mesh).jitted
+    parallel = train.make_train_step(model, loss, opt, mesh=mesh).jitted
     parallel, compile_s = compile_(parallel, ts_p, xs, ys)
     ts_s = jax.tree.map(jnp.copy, ts0)
     for _ in range(args.warmup):
