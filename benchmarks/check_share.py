@@ -1,14 +1,25 @@
-"""Share of fnn/'s lines that are argument checks (a rough, reproducible measure)."""
+"""Share of fnn/'s lines that are argument checks (a rough, reproducible measure).
+
+    python benchmarks/check_share.py [ROOT]
+
+A line counts as a check line when it belongs to a `raise` statement, to the test of
+an `if` whose body only raises, to a statement that calls a function named
+`check_*`/`require_*`/`expect_*`/`raise_*`/`validate_*` (or `_check_*`, ...), or to
+the body of a function so named. The share is over the non-blank lines of ROOT
+(default `fnn`). Prints the 25 files with the most check lines, then the total.
+"""
 import ast, pathlib, sys, re
 
-CHECK_FN = re.compile(r"^_?(check|require|expect|raise|validate)_?")
+CHECK_FN = re.compile(r"^_?(check|require|expect|raise|validate)(_|$)")
+NOT_CHECKS = {"check_grads"}   # public functions whose name starts like a check but are not one
 
 def check_lines(src: str) -> set[int]:
     tree = ast.parse(src)
     lines: set[int] = set()
     def span(n): return range(n.lineno, n.end_lineno + 1)
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef,)) and CHECK_FN.match(node.name):
+        if isinstance(node, ast.FunctionDef) and CHECK_FN.match(node.name) \
+                and node.name not in NOT_CHECKS:
             lines.update(span(node))
         elif isinstance(node, ast.Raise):
             lines.update(span(node))

@@ -40,9 +40,9 @@ TRIVIAL = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast", "co
 
 def count_eqns(jaxpr) -> int:
     """Equations of a jaxpr, those of nested jaxprs (jit, scan, cond, custom rules) included."""
-    from fnn.summary import _sub_jaxprs  # the nested jaxprs of an equation's params
+    from fnn._jaxpr import sub_jaxprs  # the nested jaxprs of an equation's params
 
-    return sum(1 + sum(count_eqns(j) for v in eqn.params.values() for j in _sub_jaxprs(v))
+    return sum(1 + sum(count_eqns(j) for v in eqn.params.values() for j in sub_jaxprs(v))
                for eqn in jaxpr.eqns)
 
 

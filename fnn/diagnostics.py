@@ -22,10 +22,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import check_number, check_positive_int, describe_value, shape_str
+from fnn._checks import (
+    POSITIVE,
+    BadType,
+    BadValue,
+    checked,
+    describe_value,
+    named,
+    number,
+    positive_int,
+    shape_str,
+)
 from fnn.core import Layer
 from fnn.gradcheck import leaf_paths
-from fnn.intermediates import _check_trees, _require_serial, flatten, intermediates, layer_paths
+from fnn.intermediates import flatten, intermediates, layer_paths, require_serial, require_trees
 
 __all__ = [
     "dead_relu_fraction", "saturation_fraction", "activation_stats",
@@ -45,17 +55,17 @@ def _layer_name(path: str) -> str:
     return m.group(1) if m else last
 
 
-def _activation_batches(where, model, params, state, x, batch_size):
+def _activation_batches(model, params, state, x, batch_size):
     """Yield flat `{path: np.ndarray}` of every layer's output, batch by batch."""
     if not isinstance(model, Layer):
-        raise TypeError(f"{where}: model must be a fnn.Layer built with fnn.serial, got {model!r}.")
-    _require_serial(where, model)
-    _check_trees(where, params, state)
-    batch_size = check_positive_int(where, "batch_size", batch_size)
+        raise BadType(f"model must be a fnn.Layer built with fnn.serial, got {model!r}.")
+    require_serial(model)
+    require_trees(params, state)
+    batch_size = positive_int("batch_size", batch_size)
     n = int(jnp.shape(x)[0]) if jnp.ndim(x) else 0
     if n == 0:
-        raise ValueError(f"{where}: expected a non-empty batch x of shape (N, ...), got "
-                         f"shape {tuple(jnp.shape(x))}.")
+        raise BadValue(f"expected a non-empty batch x of shape (N, ...), got shape "
+                       f"{tuple(jnp.shape(x))}.")
     paths = layer_paths(model)  # jit returns dicts with sorted keys: keep the layer order
     fn = jax.jit(lambda p, s, xb: [flatten(intermediates(model, p, s, xb))[k] for k in paths])
     for start in range(0, n, batch_size):
@@ -63,27 +73,28 @@ def _activation_batches(where, model, params, state, x, batch_size):
         yield {k: np.asarray(v, np.float64) for k, v in zip(paths, acts, strict=True)}
 
 
-def _select(where, paths, layers, default_names, what):
+def _select(paths, layers, default_names, what):
+    """The layer paths to inspect: `layers` (checked against `paths`), or by default those
+    whose layer name is in `default_names` (`what` names them in the error)."""
     if layers is None:
         chosen = [p for p in paths if _layer_name(p) in default_names]
         if not chosen:
-            raise ValueError(
-                f"{where}: the model has no {what} layers (layer outputs: {paths}); "
-                f"pass layers=[...] with the paths to inspect."
-            )
+            raise BadValue(f"the model has no {what} layers (layer outputs: {paths}); "
+                           f"pass layers=[...] with the paths to inspect.")
         return chosen
     if isinstance(layers, str):
         layers = [layers]
     elif not (isinstance(layers, (list, tuple)) and all(isinstance(p, str) for p in layers)):
-        raise TypeError(f"{where}: layers must be a layer path or a list of them, such as "
-                        f"{paths[:2]}, got {layers!r}.")
+        raise BadType(f"layers must be a layer path or a list of them, such as {paths[:2]}, "
+                      f"got {layers!r}.")
     unknown = [p for p in layers if p not in paths]
     if unknown:
-        raise ValueError(f"{where}: unknown layer path(s) {unknown}; the model's layer "
-                         f"outputs are {paths}.")
+        raise BadValue(f"unknown layer path(s) {unknown}; the model's layer outputs are "
+                       f"{paths}.")
     return layers
 
 
+@checked("dead_relu_fraction", threshold=number)
 def dead_relu_fraction(model: Layer, params, state, x, *, layers=None,
                        batch_size: int = 1024, threshold: float = 0.0) -> dict[str, float]:
     """Fraction of ReLU units that are never active over the data set `x`.
@@ -99,18 +110,17 @@ def dead_relu_fraction(model: Layer, params, state, x, *, layers=None,
 
     **Returns:** `{path: fraction in [0, 1]}`.
     """
-    where = "dead_relu_fraction"
-    threshold = check_number(where, "threshold", threshold)
     active, chosen = None, None
-    for acts in _activation_batches(where, model, params, state, x, batch_size):
+    for acts in _activation_batches(model, params, state, x, batch_size):
         if chosen is None:
-            chosen = _select(where, list(acts), layers, ("relu",), "relu")
+            chosen = _select(list(acts), layers, ("relu",), "relu")
             active = {p: np.zeros(acts[p].shape[1:], bool) for p in chosen}
         for p in chosen:
             active[p] |= np.any(acts[p] > threshold, axis=0)
     return {p: float(1.0 - np.mean(active[p])) for p in chosen}
 
 
+@checked("saturation_fraction", tol=POSITIVE)
 def saturation_fraction(model: Layer, params, state, x, *, tol: float = 0.01, layers=None,
                         ranges: Mapping[str, tuple[float, float]] | None = None,
                         batch_size: int = 1024) -> dict[str, float]:
@@ -131,17 +141,15 @@ def saturation_fraction(model: Layer, params, state, x, *, tol: float = 0.01, la
 
     **Returns:** `{path: fraction of all (example, unit) activations}`.
     """
-    where = "saturation_fraction"
-    tol = check_number(where, "tol", tol, low=0.0, low_open=True)
-    ranges = _check_ranges(where, SATURATING if ranges is None else ranges)
+    ranges = _ranges(SATURATING if ranges is None else ranges)
     counts, total, chosen = {}, {}, None
-    for acts in _activation_batches(where, model, params, state, x, batch_size):
+    for acts in _activation_batches(model, params, state, x, batch_size):
         if chosen is None:
-            chosen = _select(where, list(acts), layers, tuple(ranges), "sigmoid/tanh")
+            chosen = _select(list(acts), layers, tuple(ranges), "sigmoid/tanh")
             for p in chosen:
                 if _layer_name(p) not in ranges:
-                    raise ValueError(f"{where}: layer {p!r} is not one of the activations in "
-                                     f"ranges {sorted(ranges)}; add its (low, high) range.")
+                    raise BadValue(f"layer {p!r} is not one of the activations in ranges "
+                                   f"{sorted(ranges)}; add its (low, high) range.")
             counts = {p: 0 for p in chosen}
             total = {p: 0 for p in chosen}
         for p in chosen:
@@ -152,11 +160,11 @@ def saturation_fraction(model: Layer, params, state, x, *, tol: float = 0.01, la
     return {p: counts[p] / total[p] for p in chosen}
 
 
-def _check_ranges(where: str, ranges) -> dict[str, tuple[float, float]]:
-    """`{name: (low, high)}` with finite `low < high`, else an error naming the entry."""
+def _ranges(ranges) -> dict[str, tuple[float, float]]:
+    """`{name: (low, high)}` with `low < high` as floats, else an error naming the entry."""
     if not isinstance(ranges, Mapping):
-        raise TypeError(f"{where}: ranges must be a dict {{layer name: (low, high)}}, such as "
-                        f"{SATURATING}, got {ranges!r}.")
+        raise BadType(f"ranges must be a dict {{layer name: (low, high)}}, such as "
+                      f"{SATURATING}, got {ranges!r}.")
     def is_number(v):
         return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
@@ -165,12 +173,13 @@ def _check_ranges(where: str, ranges) -> dict[str, tuple[float, float]]:
         # an infinite end is allowed: (-1, inf) looks at one end only (ELU)
         if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2
                 and all(map(is_number, bounds)) and float(bounds[0]) < float(bounds[1])):
-            raise ValueError(f"{where}: ranges[{name!r}] must be a pair of numbers (low, high) "
-                             f"with low < high, got {bounds!r}.")
+            raise BadValue(f"ranges[{name!r}] must be a pair of numbers (low, high) with "
+                           f"low < high, got {bounds!r}.")
         out[name] = (float(bounds[0]), float(bounds[1]))
     return out
 
 
+@named("activation_stats")
 def activation_stats(model: Layer, params, state, x, *, layers=None,
                      batch_size: int = 1024) -> dict[str, dict[str, float]]:
     """Mean, standard deviation, min, max and fraction of zeros of every layer's output.
@@ -185,11 +194,10 @@ def activation_stats(model: Layer, params, state, x, *, layers=None,
     combined over batches with Chan's pairwise update (no `E[x²] − E[x]²`
     cancellation).
     """
-    where = "activation_stats"
     acc, chosen = {}, None
-    for acts in _activation_batches(where, model, params, state, x, batch_size):
+    for acts in _activation_batches(model, params, state, x, batch_size):
         if chosen is None:
-            chosen = list(acts) if layers is None else _select(where, list(acts), layers, (), "")
+            chosen = list(acts) if layers is None else _select(list(acts), layers, (), "")
             acc = {p: [0, 0.0, 0.0, math.inf, -math.inf, 0] for p in chosen}
         for p in chosen:
             a = acts[p].ravel()
@@ -205,23 +213,23 @@ def activation_stats(model: Layer, params, state, x, *, layers=None,
                 "zero_fraction": v[5] / v[0]} for p, v in acc.items()}
 
 
-def _group_sq_norms(where: str, tree, by: str) -> dict[str, float]:
+def _group_sq_norms(tree, by: str) -> dict[str, float]:
+    """Σ leaf² per leaf path (`by="leaf"`) or per layer, the path up to its last "/"."""
     if by not in ("leaf", "layer"):
-        raise ValueError(f"{where}: by must be 'leaf' or 'layer', got {by!r}.")
+        raise BadValue(f"by must be 'leaf' or 'layer', got {by!r}.")
     out: dict[str, float] = {}
     for path, leaf in leaf_paths(tree):
         name = path if by == "leaf" else (path.rsplit("/", 1)[0] if "/" in path else path)
-        out[name] = out.get(name, 0.0) + float(np.sum(np.square(_as_float64(where, path, leaf))))
+        out[name] = out.get(name, 0.0) + float(np.sum(np.square(_as_float64(path, leaf))))
     return out
 
 
-def _as_float64(where: str, path: str, leaf) -> np.ndarray:
-    """A numeric leaf as a float64 array; anything else (a string, a PRNG key) a TypeError."""
+def _as_float64(path: str, leaf) -> np.ndarray:
+    """A numeric leaf as a float64 array; anything else (a string, a PRNG key) a `BadType`."""
     dtype = getattr(leaf, "dtype", None)
     if not (isinstance(leaf, (int, float)) or (dtype is not None and (
             jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)))):
-        raise TypeError(f"{where}: leaf {path!r} must be a numeric array, "
-                        f"got {describe_value(leaf)}.")
+        raise BadType(f"leaf {path!r} must be a numeric array, got {describe_value(leaf)}.")
     return np.asarray(leaf, np.float64)
 
 
@@ -230,6 +238,7 @@ def _params_of(tree):
     return tree.params if hasattr(tree, "params") and not isinstance(tree, Mapping) else tree
 
 
+@named("gradient_norms")
 def gradient_norms(grads, *, by: str = "leaf") -> dict[str, float]:
     """L2 norm of each gradient leaf (`by="leaf"`, keys like `"0_Dense/w"`) or of
     each layer's leaves together (`by="layer"`, keys like `"0_Dense"`).
@@ -237,9 +246,10 @@ def gradient_norms(grads, *, by: str = "leaf") -> dict[str, float]:
     Norms that shrink layer by layer towards the input signal vanishing
     gradients; a few orders of magnitude between layers is a red flag.
     """
-    return {k: math.sqrt(v) for k, v in _group_sq_norms("gradient_norms", grads, by).items()}
+    return {k: math.sqrt(v) for k, v in _group_sq_norms(grads, by).items()}
 
 
+@named("update_ratios")
 def update_ratios(params, new_params, *, by: str = "leaf") -> dict[str, float]:
     """The update-to-parameter ratio `‖p_new − p‖ / ‖p‖` per leaf (or per layer).
 
@@ -250,19 +260,18 @@ def update_ratios(params, new_params, *, by: str = "leaf") -> dict[str, float]:
     A leaf whose norm is 0 (a bias at its zero init) gives `inf`
     (`nan` when it did not move either).
     """
-    where = "update_ratios"
     old, new = _params_of(params), _params_of(new_params)
     if jax.tree.structure(old) != jax.tree.structure(new):
-        raise ValueError(f"{where}: params and new_params have different structures: "
-                         f"{jax.tree.structure(old)} vs {jax.tree.structure(new)}.")
+        raise BadValue(f"params and new_params have different structures: "
+                       f"{jax.tree.structure(old)} vs {jax.tree.structure(new)}.")
     for (path, a), (_, b) in zip(leaf_paths(old), leaf_paths(new), strict=True):
-        if np.shape(_as_float64(where, path, a)) != np.shape(_as_float64(where, path, b)):
-            raise ValueError(f"{where}: leaf {path!r} has shape {shape_str(np.shape(a))} in "
-                             f"params but {shape_str(np.shape(b))} in new_params.")
+        if np.shape(_as_float64(path, a)) != np.shape(_as_float64(path, b)):
+            raise BadValue(f"leaf {path!r} has shape {shape_str(np.shape(a))} in params but "
+                           f"{shape_str(np.shape(b))} in new_params.")
     delta = jax.tree.map(lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64),
                          old, new)
-    num = _group_sq_norms(where, delta, by)
-    den = _group_sq_norms(where, old, by)
+    num = _group_sq_norms(delta, by)
+    den = _group_sq_norms(old, by)
     out = {}
     for k in num:
         if den[k] > 0:
@@ -283,6 +292,7 @@ def _fmt(v, precision: int) -> str:
         return str(v)
 
 
+@named("format_table")
 def format_table(stats: Mapping, *, precision: int = 4, column: str = "value",
                  title: str | None = None) -> str:
     """A dict as an aligned text table, one row per key.
@@ -292,8 +302,8 @@ def format_table(stats: Mapping, *, precision: int = 4, column: str = "value",
     `precision` significant digits.
     """
     if not isinstance(stats, Mapping):
-        raise TypeError(f"format_table: expected a dict, got {type(stats).__name__}.")
-    precision = check_positive_int("format_table", "precision", precision)
+        raise BadType(f"expected a dict, got {type(stats).__name__}.")
+    precision = positive_int("precision", precision)
     rows = list(stats.items())
     nested = any(isinstance(v, Mapping) for _, v in rows)
     if nested:

@@ -25,25 +25,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler
-from fnn._checks import check_flag, check_input_shape, check_key, shape_str
+from fnn._checks import (
+    BadType,
+    BadValue,
+    checked,
+    example_shape,
+    flag,
+    named,
+    require_key,
+    shape_str,
+)
 from fnn.core import Layer
 
 __all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean", "member",
            "ensemble_size"]
 
 
+@named("ensemble_size")
 def ensemble_size(tree) -> int:
     """K, the leading (member) axis shared by every leaf of an ensemble pytree."""
-    k = _members("ensemble_size", "the tree", tree)
+    k = _members("the tree", tree)
     if k is None:
-        raise ValueError("ensemble_size: expected a stacked ensemble pytree, got one without "
-                         "leaves.")
+        raise BadValue("expected a stacked ensemble pytree, got one without leaves.")
     return k
 
 
-def _members(where: str, what: str, tree, k: int | None = None) -> int | None:
+def _members(what: str, tree, k: int | None = None) -> int | None:
     """K of the stacked pytree `tree` (`k`, or None, for one without leaves, such as the
-    empty state of a model without BatchNorm); a ValueError when its leaves do not share
+    empty state of a model without BatchNorm); a `BadValue` when its leaves do not share
     a leading axis (of size `k`, if given)."""
     leaves = jax.tree.leaves(tree)
     if not leaves:
@@ -52,22 +61,39 @@ def _members(where: str, what: str, tree, k: int | None = None) -> int | None:
     if len(sizes) != 1 or None in sizes or (k is not None and sizes != {k}):
         axis = "a leading member axis K" if k is None else f"the leading member axis K={k}"
         shapes = [shape_str(jnp.shape(a)) for a in leaves][:6]
-        raise ValueError(f"{where}: every leaf of {what} needs {axis}, got leaves of shapes "
-                         f"{shapes}.")
+        raise BadValue(f"every leaf of {what} needs {axis}, got leaves of shapes {shapes}.")
     return int(sizes.pop())
 
 
-def _check_model(where: str, model) -> None:
+def _model(name: str, model) -> Layer:
+    """`model` if it is a `fnn.Layer` (else `BadType`)."""
     if not isinstance(model, Layer):
-        raise TypeError(f"{where}: model must be a fnn.Layer, got {model!r}.")
+        raise BadType(f"{name} must be a fnn.Layer, got {model!r}.")
+    return model
 
 
-def _check_callable(where: str, name: str, fn, form: str, optional: bool = False) -> None:
-    if not (callable(fn) or (optional and fn is None)):
-        raise TypeError(f"{where}: {name} must be a function {form}"
-                        f"{' or None' if optional else ''}, got {fn!r}.")
+def _function(form: str, *, optional: bool = False):
+    """The rule (for `checked`) of an argument that is a function `form` (or None)."""
+    def rule(name: str, fn):
+        if not (callable(fn) or (optional and fn is None)):
+            raise BadType(f"{name} must be a function {form}{' or None' if optional else ''}, "
+                          f"got {fn!r}.")
+        return fn
+    return rule
 
 
+def _optimizer(name: str, optimizer):
+    """`optimizer` if it has `init` and `update` (else `BadType`)."""
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise BadType(f"{name} must be a fnn.optim.Optimizer (e.g. fnn.optim.adam(1e-3)), got "
+                      f"{optimizer!r}.")
+    return optimizer
+
+
+_TRANSFORM = _function("of the predictions", optional=True)
+
+
+@named("ensemble.member")
 def member(tree, i: int):
     """Member `i` of a stacked ensemble pytree (params, state or optimizer state);
     `-K <= i < K` (JAX would clamp an index out of range to the last member; a traced
@@ -76,11 +102,12 @@ def member(tree, i: int):
         return jax.tree.map(lambda a: a[i], tree)
     k = ensemble_size(tree)
     if isinstance(i, bool) or not hasattr(i, "__index__") or not -k <= int(i) < k:
-        raise ValueError(f"ensemble.member: i must be an int in [-{k}, {k}) for an ensemble "
-                         f"of K={k} members, got {i!r}.")
+        raise BadValue(f"i must be an int in [-{k}, {k}) for an ensemble of K={k} members, "
+                       f"got {i!r}.")
     return jax.tree.map(lambda a: a[int(i)], tree)
 
 
+@checked("init_ensemble", model=_model)
 def init_ensemble(model: Layer, keys, input_shape):
     """Initialise K models at once: `vmap(model.init)` over `keys` (K keys).
 
@@ -88,20 +115,22 @@ def init_ensemble(model: Layer, keys, input_shape):
     `(params, state)` whose leaves have a leading axis K; member `i` equals
     `model.init(keys[i], input_shape)`.
     """
-    _check_model("init_ensemble", model)
-    how = "init_ensemble: keys must be a batch of K keys, e.g. jax.random.split(key, K); got"
+    how = "keys must be a batch of K keys, e.g. jax.random.split(key, K); got"
     if not isinstance(keys, (jax.Array, np.ndarray)):
-        raise TypeError(f"{how} a value of type {type(keys).__name__}.")
+        raise BadType(f"{how} a value of type {type(keys).__name__}.")
     typed = jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
     raw = jax.random.key_data(keys) if typed else keys
     if raw.ndim != 2 or raw.shape[0] == 0:
-        raise ValueError(f"{how} an array of shape {shape_str(jnp.shape(keys))}.")
+        raise BadValue(f"{how} an array of shape {shape_str(jnp.shape(keys))}.")
     if not typed and raw.dtype != np.uint32:
-        raise TypeError(f"{how} an array of dtype {raw.dtype}.")
-    shape = check_input_shape("init_ensemble", input_shape, "(d1, ..., dk)")
+        raise BadType(f"{how} an array of dtype {raw.dtype}.")
+    shape = example_shape(input_shape, "(d1, ..., dk)")
     return jax.vmap(lambda k: model.init(k, shape))(keys)
 
 
+@checked("make_ensemble_step", model=_model, loss=_function("loss(pred, y) -> scalar"),
+         regularizer=_function("regularizer(params) -> scalar", optional=True),
+         shared_data=flag, jit=flag, optimizer=_optimizer)
 def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
                        regularizer: Callable | None = None, shared_data: bool = True,
                        jit: bool = True) -> Callable:
@@ -127,18 +156,6 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
     `jax.random.split(key, K)[i]`. `losses` is `(K,)`, each member's data loss
     (without the penalty).
     """
-    where = "make_ensemble_step"
-    _check_model(where, model)
-    _check_callable(where, "loss", loss, "loss(pred, y) -> scalar")
-    _check_callable(where, "regularizer", regularizer, "regularizer(params) -> scalar",
-                    optional=True)
-    shared_data = check_flag(where, "shared_data", shared_data)
-    jit = check_flag(where, "jit", jit)
-    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(
-            "make_ensemble_step: optimizer must be a fnn.optim.Optimizer "
-            f"(e.g. fnn.optim.adam(1e-3)), got {optimizer!r}."
-        )
     data_axis = None if shared_data else 0
 
     def member_step(opt_state, model_state, x, y, key):
@@ -157,45 +174,51 @@ def make_ensemble_step(model: Layer, loss: Callable, optimizer, *,
                       in_axes=(0, 0, data_axis, data_axis))
     with_key = jax.vmap(member_step, in_axes=(0, 0, data_axis, data_axis, 0))
 
-    def step(opt_state, model_state, x, y, key=None):
-        where = "ensemble step"
-        k = _members(where, "opt_state (made by jax.vmap(optimizer.init)(params))", opt_state)
-        _members(where, "model_state (from init_ensemble)", model_state, k)
+    @named("ensemble step")
+    def members(opt_state, model_state, x, y, key) -> int:
+        """K, after every argument is checked against it."""
+        k = _members("opt_state (made by jax.vmap(optimizer.init)(params))", opt_state)
+        _members("model_state (from init_ensemble)", model_state, k)
         if not shared_data:
-            _members(where, "x (with shared_data=False, x is (K, N, ...))", x, k)
-            _members(where, "y (with shared_data=False, y is (K, N, ...))", y, k)
+            _members("x (with shared_data=False, x is (K, N, ...))", x, k)
+            _members("y (with shared_data=False, y is (K, N, ...))", y, k)
+        if key is not None:
+            require_key(key)
+        return k
+
+    def step(opt_state, model_state, x, y, key=None):
+        k = members(opt_state, model_state, x, y, key)
         if key is None:
             return no_key(opt_state, model_state, x, y)
-        check_key(where, key)
         return with_key(opt_state, model_state, x, y, jax.random.split(key, k))
 
     return compiler.jit(step, compiler.options()) if jit else step
 
 
+@checked("predict_all", model=_model, transform=_TRANSFORM)
 def predict_all(model: Layer, params, state, x, *, transform: Callable | None = None):
     """Every member's prediction, `(K, N, ...)`: `model.apply(params_i, state_i, x)`
     with `train=False`, followed by `transform` (e.g. `fnn.softmax`) if given."""
-    return _predict_all("predict_all", model, params, state, x, transform)
+    return _predictions(model, params, state, x, transform)
 
 
-def _predict_all(where, model, params, state, x, transform):
-    _check_model(where, model)
-    _check_callable(where, "transform", transform, "of the predictions", optional=True)
-    k = _members(where, "params (from init_ensemble)", params)
-    if _members(where, "state (from init_ensemble)", state, k) is None:
-        raise ValueError(f"{where}: params and state have no leaves; pass the stacked "
-                         "(params, state) from init_ensemble.")
+@checked("predict_mean", model=_model, transform=_TRANSFORM)
+def predict_mean(model: Layer, params, state, x, *, transform: Callable | None = None):
+    """The ensemble's prediction: the mean over members of `predict_all`, `(N, ...)`.
+
+    For classifiers average probabilities, not logits: `transform=fnn.softmax`.
+    """
+    return jnp.mean(_predictions(model, params, state, x, transform), axis=0)
+
+
+def _predictions(model: Layer, params, state, x, transform):
+    k = _members("params (from init_ensemble)", params)
+    if _members("state (from init_ensemble)", state, k) is None:
+        raise BadValue("params and state have no leaves; pass the stacked (params, state) "
+                       "from init_ensemble.")
 
     def one(p, s):
         y, _ = model.apply(p, s, x)
         return y if transform is None else transform(y)
 
     return jax.vmap(one)(params, state)
-
-
-def predict_mean(model: Layer, params, state, x, *, transform: Callable | None = None):
-    """The ensemble's prediction: the mean over members of `predict_all`, `(N, ...)`.
-
-    For classifiers average probabilities, not logits: `transform=fnn.softmax`.
-    """
-    return jnp.mean(_predict_all("predict_mean", model, params, state, x, transform), axis=0)

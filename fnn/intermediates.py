@@ -11,61 +11,56 @@ from collections.abc import Mapping
 
 import jax
 
-from fnn._checks import check_key, check_train, describe_value
-from fnn.core import Layer, _accepted_keywords, _call, _check_extra, as_layer, children, combinator
+from fnn._checks import BadType, describe_value, labelled, named, require_key, train_flag
+from fnn.core import Layer, as_layer, call_child, require_known_keywords
 
-__all__ = ["intermediates", "flatten", "layer_paths"]
+__all__ = ["intermediates", "flatten", "layer_paths", "require_serial", "require_trees"]
 
 
 def _is_serial(layer: Layer) -> bool:
     """A `serial` model, also one renamed (the zoo's `ResNet20`, `BasicBlock`, ...)."""
-    return combinator(layer) == "serial"
+    return layer.combinator == "serial"
 
 
-def _require_serial(where: str, model: Layer) -> None:
+def require_serial(model: Layer) -> None:
+    """`BadType` unless `model` is a `serial` model (what the per-layer tools walk)."""
     if not _is_serial(model):
-        raise TypeError(
-            f"{where}: expected a model built with fnn.serial, got a {model.name!r} "
-            f"layer; wrap it: fnn.serial(layer), whose params are "
-            f"{{'0_{model.name}': params}}."
-        )
+        raise BadType(f"expected a model built with fnn.serial, got a {model.name!r} layer; "
+                      f"wrap it: fnn.serial(layer), whose params are "
+                      f"{{'0_{model.name}': params}}.")
 
 
-def _check_trees(where: str, params, state) -> None:
+def require_trees(params, state) -> None:
+    """`BadType` unless `params` and `state` are dicts (a `(params, state)` pair given as
+    params gets a hint)."""
     for what, tree in (("params", params), ("state", state)):
         if not isinstance(tree, Mapping):
             hint = (" — the (params, state) pair from init? Unpack it: "
                     "params, state = model.init(key, input_shape)"
                     if isinstance(tree, tuple) and len(tree) == 2 else "")
-            raise TypeError(f"{where}: {what} must be the dict model.init returns, got "
-                            f"{describe_value(tree)}{hint}.")
+            raise BadType(f"{what} must be the dict model.init returns, got "
+                          f"{describe_value(tree)}{hint}.")
 
 
 def _split(key, n: int):
     return [None] * n if key is None else list(jax.random.split(key, n))
 
 
-def _leaf_keywords(layer: Layer) -> list:
-    """The accepted extra keywords of every non-serial layer inside `layer`."""
-    if _is_serial(layer):
-        return [acc for _, child in children(layer) for acc in _leaf_keywords(child)]
-    return [_accepted_keywords(layer.apply)]
-
-
 def _walk(layer: Layer, params, state, x, key, train, extra):
     outs = {}
-    pairs = children(layer)
+    pairs = layer.children
     for i, ((name, child), k) in enumerate(zip(pairs, _split(key, len(pairs)), strict=True)):
         if _is_serial(child):
             sub, x = _walk(child, params.get(name, {}), state.get(name, {}), x, k, train, extra)
             outs[name] = sub
         else:
-            x, _ = _call("intermediates", name, f"layer {i}, {child.name}", child,
-                         _accepted_keywords(child.apply), params, state, x, k, train, extra)
+            x, _ = call_child(name, f"layer {i}, {child.name}", child, params, state, x, k,
+                              train, extra)
             outs[name] = x
     return outs, x
 
 
+@named("intermediates")
 def intermediates(model: Layer, params, state, x, *, key=None, train: bool = False,
                   **kwargs) -> dict:
     """The output of every layer of a `serial` model for the batch `x`.
@@ -88,17 +83,18 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool = Fal
     Flatten the result to `{"0_Dense": ..., "2_Serial/0_Dense": ...}` with
     `from fnn.intermediates import flatten` (`fnn.intermediates` itself is this function).
     """
-    model = as_layer(model, "intermediates")
-    _require_serial("intermediates", model)
-    _check_trees("intermediates", params, state)
+    model = as_layer(model)
+    require_serial(model)
+    require_trees(params, state)
     if key is not None:
-        check_key("intermediates", key)
-    train = check_train("intermediates", train)
-    _check_extra("intermediates", _leaf_keywords(model), kwargs)
+        require_key(key)
+    train = train_flag(train)
+    labelled("intermediates.apply", require_known_keywords, model.keywords, kwargs)
     outs, _ = _walk(model, params, state, x, key, train, kwargs)
     return outs
 
 
+@named("layer_paths")
 def layer_paths(model: Layer) -> list[str]:
     """The flat paths of `intermediates(model, ...)` in layer order, e.g.
     `["0_Dense", "1_relu", "2_Serial/0_Dense", ...]`.
@@ -106,12 +102,12 @@ def layer_paths(model: Layer) -> list[str]:
     Use it to restore the order after `jax.jit`: a jitted function returns its
     dicts with sorted keys (`"10_relu"` before `"1_relu"`).
     """
-    model = as_layer(model, "layer_paths")
-    _require_serial("layer_paths", model)
+    model = as_layer(model)
+    require_serial(model)
     paths: list[str] = []
 
     def walk(layer, prefix):
-        for name, child in children(layer):
+        for name, child in layer.children:
             if _is_serial(child):
                 walk(child, f"{prefix}{name}/")
             else:
@@ -121,12 +117,13 @@ def layer_paths(model: Layer) -> list[str]:
     return paths
 
 
+@named("flatten")
 def flatten(tree: dict, prefix: str = "") -> dict:
     """A nested intermediates dict as a flat one with "/"-joined keys, in layer order:
     `{"0_Serial": {"0_Dense": a}}` -> `{"0_Serial/0_Dense": a}`."""
     if not isinstance(tree, dict):
-        raise TypeError(f"flatten: expected the dict fnn.intermediates returns, got a "
-                        f"{type(tree).__name__}.")
+        raise BadType(f"expected the dict fnn.intermediates returns, got a "
+                      f"{type(tree).__name__}.")
     flat = {}
     for name, value in tree.items():
         path = f"{prefix}{name}"

@@ -1,6 +1,6 @@
 """`summary(model, input_shape)`: per-layer output shapes, parameters, MACs and FLOPs.
 
-Nothing here is a hand-kept table: the walk follows `fnn.core.children`
+Nothing here is a hand-kept table: the walk follows each layer's `children`
 (recursing into `serial`, `concat` and `residual`), parameter counts are the
 sizes of the parameter arrays `init` would create (traced abstractly with
 `jax.eval_shape`, so even ResNet-18 costs no memory), and multiply-accumulates
@@ -27,8 +27,9 @@ from typing import NamedTuple
 import jax
 from jax.extend import core as jcore
 
-from fnn._checks import as_dtype, check_input_shape, shape_str
-from fnn.core import Layer, as_layer, children, combinator, input_dtype, output_struct
+from fnn._checks import BadValue, example_shape, named, shape_str, to_dtype
+from fnn._jaxpr import sub_jaxprs
+from fnn.core import Layer, as_layer, output_struct
 
 
 class Row(NamedTuple):
@@ -117,16 +118,6 @@ def _eqn_macs(eqn) -> int:
     return 0
 
 
-def _sub_jaxprs(value):
-    if isinstance(value, jcore.ClosedJaxpr):
-        return [value.jaxpr]
-    if isinstance(value, jcore.Jaxpr):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [j for v in value for j in _sub_jaxprs(v)]
-    return []
-
-
 def _count(jaxpr, product_inputs=frozenset()):
     """(macs, bias_adds, indices of outvars that are matrix-product results)."""
     macs = adds = 0
@@ -148,7 +139,7 @@ def _count(jaxpr, product_inputs=frozenset()):
         if prim in _SHAPE_ONLY and any(is_product(v) for v in eqn.invars):
             products.update(eqn.outvars)
             continue
-        subs = [(name, j) for name, val in eqn.params.items() for j in _sub_jaxprs(val)]
+        subs = [(name, j) for name, val in eqn.params.items() for j in sub_jaxprs(val)]
         if not subs:
             continue
         inner = frozenset(i for i, v in enumerate(eqn.invars) if is_product(v))
@@ -193,14 +184,14 @@ def _n_params(tree) -> int:
 
 
 def _walk(layer, path, params, state, x, rows):
-    kind = combinator(layer)
+    kind = layer.combinator
     if kind is None:
         out = output_struct(layer, x.shape[1:], x.dtype, params, state)
         macs, adds = count_macs(layer, params, state, x)
         rows.append(Row(path or layer.name, layer.name, tuple(out.shape[1:]),
                         _n_params(params), macs, 2 * macs + adds))
         return out
-    for key, child in children(layer):
+    for key, child in layer.children:
         sub = f"{path}/{key}" if path else key
         p, s = params.get(key, {}), state.get(key, {})
         y = _walk(child, sub, p, s, x, rows)
@@ -211,6 +202,7 @@ def _walk(layer, path, params, state, x, rows):
     return output_struct(layer, x.shape[1:], x.dtype, params, state)
 
 
+@named("summary")
 def summary(model, input_shape, dtype=None) -> Summary:
     """Per-layer output shapes, parameter counts, MACs and FLOPs of `model`.
 
@@ -228,18 +220,17 @@ def summary(model, input_shape, dtype=None) -> Summary:
     >>> fnn.summary(fnn.layers.Conv2D(100, 3, padding="SAME"), (32, 32, 3)).total_macs
     2764800
     """
-    model = as_layer(model, "summary")
-    input_shape = check_input_shape("summary", input_shape, "(d1, ..., dk)")
-    dtype = input_dtype(model) if dtype is None else as_dtype("summary", dtype)
+    model = as_layer(model)
+    input_shape = example_shape(input_shape, "(d1, ..., dk)")
+    dtype = model.input_dtype if dtype is None else to_dtype(dtype)
     try:
         params, state = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), input_shape))
     except ValueError as err:
         if len(input_shape) < 2 or input_shape[0] != 1:
             raise
-        raise ValueError(  # the usual slip: a batch axis in front
-            f"summary: {err} Is the leading 1 of input_shape {shape_str(input_shape)} a batch "
-            f"axis? Pass the shape of ONE example, e.g. {shape_str(input_shape[1:])}."
-        ) from err
+        raise BadValue(  # the usual slip: a batch axis in front
+            f"{err} Is the leading 1 of input_shape {shape_str(input_shape)} a batch axis? "
+            f"Pass the shape of ONE example, e.g. {shape_str(input_shape[1:])}.") from err
     out = output_struct(model, input_shape, dtype, params, state)
     rows: list[Row] = []
     _walk(model, "", params, state, jax.ShapeDtypeStruct((1, *input_shape), dtype), rows)

@@ -104,7 +104,9 @@ def test_unknown_keyword_is_not_swallowed(key):
         model.apply(params, state, jnp.ones((1, 3)), lenghts=jnp.ones(1))
 
 
-def test_serial_forwards_extra_keywords_to_children_that_take_them(key):
+def test_serial_forwards_extra_keywords_to_children_that_declare_them(key):
+    """A user layer whose apply takes a keyword declares it in `keywords`; serial then
+    passes it on (and only to that child). Undeclared, it is refused, not guessed."""
     seen = {}
 
     def init(key, shape):
@@ -112,12 +114,21 @@ def test_serial_forwards_extra_keywords_to_children_that_take_them(key):
 
     def apply(params, state, x, *, key=None, train=False, lengths=None):
         seen["lengths"] = lengths
-        return x, state
+        return x * 2.0, state
 
-    model = fnn.serial(Dense(2), fnn.Layer(init, apply, "Probe"))
+    probe = fnn.Layer(init, apply, "Probe", keywords=frozenset({"lengths"}))
+    model = fnn.serial(Dense(2), probe)
+    assert model.keywords == frozenset({"lengths"})
     params, state = model.init(key, (3,))
-    model.apply(params, state, jnp.ones((1, 3)), lengths=jnp.array([1]))
+    x = jnp.ones((1, 3))
+    y, _ = model.apply(params, state, x, lengths=jnp.array([1]))
     np.testing.assert_array_equal(seen["lengths"], [1])
+    w, b = (np.asarray(params["0_Dense"][k], np.float64) for k in ("w", "b"))
+    np.testing.assert_allclose(y, 2.0 * (np.asarray(x, np.float64) @ w + b), rtol=1e-6)
+    undeclared = fnn.serial(Dense(2), fnn.Layer(init, apply, "Probe"))
+    with pytest.raises(TypeError, match=r"serial\.apply: got unexpected keyword argument\(s\) "
+                                        r"\['lengths'\]; its layers accept only key and train"):
+        undeclared.apply(params, state, x, lengths=jnp.array([1]))
 
 
 @pytest.mark.parametrize("block", ["residual", "concat", "serial"])
@@ -357,3 +368,122 @@ def test_residual_never_broadcasts():
     with pytest.raises(ValueError, match=r"residual\.apply: block output \(2, 3\) and shortcut "
                                          r"output \(2, 1\) differ for input \(2, 3\)"):
         sliced.apply({}, {}, jnp.ones((2, 3)))
+
+
+# ---------------------------------------------------------------------------
+# the Layer protocol: explicit fields, read by combinators and tools
+
+
+def _doubling_layer(name="Double", **fields):
+    """A user layer written against the three-field protocol: `y = 2 x`, no params."""
+    def init(key, input_shape):
+        del key, input_shape
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        return 2.0 * x, state
+
+    return fnn.Layer(init, apply, name, **fields)
+
+
+def test_a_three_field_user_layer_keeps_working(key):
+    """`Layer(init, apply, name)` as users wrote it for 0.1: a leaf on float input taking
+    no extra keyword, composed, summarised, walked and memoised like any layer."""
+    double = _doubling_layer()
+    assert (double.children, double.keywords, double.combinator) == ((), frozenset(), None)
+    assert double.input_dtype == jnp.float32
+    model = fnn.serial(Dense(2), double)
+    params, state = model.init(key, (3,))
+    x = jnp.arange(6.0).reshape(2, 3)
+    y, _ = model.apply(params, state, x)
+    w, b = (np.asarray(params["0_Dense"][k], np.float64) for k in ("w", "b"))
+    want = 2.0 * (np.asarray(x, np.float64) @ w + b)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+    acts = fnn.intermediates(model, params, state, x)
+    np.testing.assert_allclose(acts["1_Double"], want, rtol=1e-6)
+    rows = fnn.summary(model, (3,)).rows
+    assert [(r.path, r.output_shape, r.params) for r in rows] == [
+        ("0_Dense", (2,), 8), ("1_Double", (2,), 0)]
+    assert fnn.output_shape(double, (4, 5)) == (4, 5)
+    same = fnn.Layer(double.init, double.apply, "Double")        # hashable: a memo key
+    assert same == double and hash(same) == hash(double) and len({model, model}) == 1
+
+
+def test_a_renamed_combinator_is_still_walked(key):
+    """`_replace(name=...)` keeps the children, keywords and kind, so `summary` and
+    `intermediates` still see inside (the zoo names its blocks so); a Layer rebuilt from
+    `init` and `apply` alone is a leaf, one row and one output."""
+    block = fnn.serial(Dense(3), fnn.relu)._replace(name="Block")
+    assert (block.combinator, [k for k, _ in block.children]) == ("serial", ["0_Dense", "1_relu"])
+    model = fnn.serial(block, Dense(2))
+    params, state = model.init(key, (4,))
+    assert set(params) == {"0_Block", "1_Dense"}
+    x = jax.random.normal(key, (5, 4))
+    acts = fnn.intermediates(model, params, state, x)
+    p0, p1 = (jax.tree.map(lambda a: np.asarray(a, np.float64), params[k])
+              for k in ("0_Block", "1_Dense"))
+    h = np.asarray(x, np.float64) @ p0["0_Dense"]["w"] + p0["0_Dense"]["b"]
+    np.testing.assert_allclose(acts["0_Block"]["0_Dense"], h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["0_Block"]["1_relu"], np.maximum(h, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["1_Dense"], np.maximum(h, 0) @ p1["w"] + p1["b"], rtol=1e-5,
+                               atol=1e-6)
+    walked = fnn.summary(model, (4,))
+    assert [r.path for r in walked.rows] == ["0_Block/0_Dense", "0_Block/1_relu", "1_Dense"]
+    opaque = fnn.Layer(block.init, block.apply, "Block")
+    flat = fnn.summary(fnn.serial(opaque, Dense(2)), (4,))
+    assert [(r.path, r.params, r.macs) for r in flat.rows] == [("0_Block", 15, 12),
+                                                                ("1_Dense", 8, 6)]
+    assert walked.total_macs == flat.total_macs == 4 * 3 + 3 * 2
+
+
+def test_input_dtype_is_a_field_combinators_read(key):
+    """A user layer on integer input says so in `input_dtype`; `serial` probes the next
+    layer's shape with it, and passes it on as its own."""
+    def init(key, input_shape):
+        del key
+        return {}, {}
+
+    def apply(params, state, x, *, key=None, train=False):
+        del params, key, train
+        assert jnp.issubdtype(x.dtype, jnp.integer), x.dtype   # probed with ints
+        return jax.nn.one_hot(x, 3), state
+
+    one_hot = fnn.Layer(init, apply, "OneHot", input_dtype=jnp.int32)
+    model = fnn.serial(one_hot, Flatten(), Dense(2))
+    assert model.input_dtype == jnp.int32
+    params, state = model.init(key, (4,))
+    assert params["2_Dense"]["w"].shape == (12, 2)
+    assert fnn.output_shape(model, (4,)) == (2,)
+
+
+def test_fields_of_the_combinators():
+    lstm = LSTM(3)
+    assert lstm.keywords == frozenset({"lengths"})
+    for wrap, kind in ((fnn.serial, "serial"), (fnn.concat, "concat"), (fnn.residual, "residual")):
+        layer = wrap(lstm) if kind != "residual" else wrap(lstm, fnn.identity)
+        assert layer.combinator == kind and layer.keywords == frozenset({"lengths"})
+        assert [child for _, child in layer.children][0] is lstm
+    assert fnn.serial(Dense(2), jnp.tanh).keywords == frozenset()
+    assert fnn.serial(_doubling_layer(keywords=None), Dense(2)).keywords is None
+    emb = fnn.layers.Embedding(5, 2)
+    assert fnn.concat(emb, emb).input_dtype == jnp.int32
+    model = fnn.serial(Dense(2), fnn.relu)
+    assert "children=['0_Dense', '1_relu']" in repr(model) and "name='Serial'" in repr(model)
+
+
+def test_combinators_read_fields_not_signatures():
+    """No `inspect`, no `__qualname__`, no function attributes in the core: the protocol
+    is the Layer's fields."""
+    import ast
+    import pathlib
+
+    source = pathlib.Path(fnn.core.__file__).read_text()
+    tree = ast.parse(source)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "inspect" not in imported
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not attributes & {"__qualname__", "signature", "__signature__", "accepted_keywords"}
+    assert "getattr(layer" not in source and ".apply.children" not in source

@@ -51,7 +51,7 @@ def test_gradient_counts_occurrences():
 
 def test_marks_integer_input_for_serial_shape_probing(key):
     layer = Embedding(11, 4)
-    assert layer.init.input_dtype == jnp.int32
+    assert layer.input_dtype == jnp.int32
     model = fnn.serial(Embedding(11, 4), LSTM(5))
     params, _ = model.init(key, (6,))
     assert set(params) == {"0_Embedding", "1_LSTM"}

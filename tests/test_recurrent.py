@@ -324,6 +324,21 @@ def test_bidirectional_merge_modes(key):
                                 atol=1e-6)
     with pytest.raises(ValueError, match=r"Bidirectional: unknown merge 'max'"):
         Bidirectional(SimpleRNN(4), merge="max")
+    with pytest.raises(TypeError, match=r"^Bidirectional: expected a fnn\.Layer or a callable "
+                                        r"f\(x\) -> y, got <function LSTM .*Did you forget"):
+        Bidirectional(LSTM)             # the error names the function given the class
+
+
+def test_recurrent_layers_declare_lengths_and_bidirectional_passes_it_on(key):
+    assert LSTM(3).keywords == GRU(3).keywords == frozenset({"lengths"})
+    assert Bidirectional(SimpleRNN(3)).keywords == frozenset({"lengths"})
+    model = fnn.serial(Bidirectional(LSTM(3, return_sequences=True)), LSTM(2))
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 6, 4)), jnp.float32)
+    params, state = model.init(key, (6, 4))
+    lengths = jnp.array([6, 3])
+    y, _ = model.apply(params, state, x, lengths=lengths)
+    alone, _ = model.apply(params, state, x[1:, :3])      # the padded sequence on its own
+    np.testing.assert_allclose(y[1], alone[0], rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------
@@ -680,7 +695,7 @@ def test_simple_rnn_cell_takes_an_activation_by_name():
 def test_cell_checks_add_nothing_to_the_traced_step():
     """Same equations as the unchecked step the layers scan."""
     checked = jax.make_jaxpr(lambda c, x: lstm_cell(_LSTM_P, c, x))(LSTMCarry.zeros(2, 5), _X)
-    raw = jax.make_jaxpr(lambda c, x: fnn.layers.recurrent._lstm_step(
+    raw = jax.make_jaxpr(lambda c, x: fnn.layers.cells.lstm_step(
         _LSTM_P["w_h"], c, x @ _LSTM_P["w_x"] + _LSTM_P["b"].reshape(1, -1)))(
             LSTMCarry.zeros(2, 5), _X)
     assert len(checked.eqns) == len(raw.eqns)

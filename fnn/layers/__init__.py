@@ -1,22 +1,14 @@
 """Layer constructors; each returns a `fnn.Layer` (see API.md §1 for layouts)."""
 from fnn.layers.activation import PReLU
+from fnn.layers.bidirectional import Bidirectional
+from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rnn_cell
 from fnn.layers.conv import Conv2D, conv_output_size
 from fnn.layers.dense import Dense, Flatten, Maxout
 from fnn.layers.dropout import Dropout
 from fnn.layers.embedding import Embedding
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
-from fnn.layers.recurrent import (
-    GRU,
-    LSTM,
-    Bidirectional,
-    LSTMCarry,
-    RNNCarry,
-    SimpleRNN,
-    gru_cell,
-    lstm_cell,
-    simple_rnn_cell,
-)
+from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = [
     "Conv2D", "conv_output_size", "MaxPool", "AvgPool", "GlobalAvgPool", "Dropout",

@@ -25,21 +25,10 @@ tangents, so `grad` runs exactly the chosen passes, and forward mode (`jvp`,
 `jacfwd`), `vmap` and higher derivatives keep working. A tangent that is zero
 (the input of a first layer) is skipped, not computed.
 
-Measured on 2 AMD EPYC cores, XLA:CPU, jax 0.10.2, `fnn.compiler.options()`
-(ms per pass, lax / im2col; benchmarks/RESULTS.md, item 4):
-
-| convolution | forward | weight gradient | input gradient |
-|---|---|---|---|
-| LeNet C1 28²×1→6, 5×5 padded, N 128 | 9.3 / 3.2 | 1.9 / 3.7 | 14.3 / 3.3 |
-| LeNet C3 14²×6→16, 5×5 unpadded | 1.7 / 2.5 | 1.3 / 2.8 | 5.1 / 2.5 |
-| LeNet C5 5²×16→120, 5×5 unpadded | 0.50 / 0.47 | 0.49 / 0.46 | 4.5 / 0.45 |
-| ResNet 32²×3→16, 3×3 padded, N 64 | 4.1 / 2.1 | 2.1 / 2.5 | 5.6 / 2.3 |
-| ResNet 8²×64→64, 3×3 padded | 2.8 / 4.9 | 3.3 / 6.0 | 2.7 / 5.2 |
-
-LeNet-5's training step (in one process): 11.5 ms with `conv_plan`, 13.0 with
-im2col for every pass, 23.4 with lax for every pass; the previous rule (im2col
-for every pass, patches in one concatenation) took 17.9 ms where this one took
-12.0. GPUs and TPUs: always `lax`.
+The rule `conv_plan` follows was measured per pass and per training step on
+XLA:CPU (the table and timings are in benchmarks/RESULTS.md, item 4, and
+"Measurements quoted from docstrings"): im2col where it won, `lax` elsewhere.
+GPUs and TPUs: always `lax`.
 """
 from __future__ import annotations
 
@@ -49,6 +38,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
+
+from fnn._checks import BadValue, named
 
 __all__ = ["ConvPlan", "LAX", "conv2d", "conv2d_im2col", "conv_plan", "explicit_padding"]
 
@@ -96,13 +87,13 @@ def _patches(x, kernel, strides, pads, dilation):
     return rows.reshape(n, ho, wo, kh * kw * c)
 
 
-def _check(where, x, w):
+def _require_conv_shapes(x, w) -> None:
     if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise ValueError(
-            f"{where}: expected x (N, H, W, C) and w (kh, kw, C, O) with the same C, "
-            f"got shapes {tuple(x.shape)} and {tuple(w.shape)}.")
+        raise BadValue(f"expected x (N, H, W, C) and w (kh, kw, C, O) with the same C, "
+                       f"got shapes {tuple(x.shape)} and {tuple(w.shape)}.")
 
 
+@named("conv2d_im2col")
 def conv2d_im2col(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1)):
     """NHWC × HWIO convolution as im2col + one matmul, every pass (see the module docstring).
 
@@ -112,7 +103,7 @@ def conv2d_im2col(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1)):
     dimension numbers `("NHWC", "HWIO", "NHWC")` up to float32 rounding (the
     sums run in a different order), values and gradients alike.
     """
-    _check("conv2d_im2col", x, w)
+    _require_conv_shapes(x, w)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
     return _im2col_conv(x, w, strides, pads, dilation)
@@ -159,6 +150,7 @@ def _planned_conv_jvp(strides, pads, dilation, plan, primals, tangents):
     return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
 
 
+@named("conv2d")
 def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPlan | None = None):
     """NHWC × HWIO convolution, each pass on the lowering `plan` names.
 
@@ -167,12 +159,12 @@ def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPla
     **Returns:** `(N, H', W', O)`, equal to `jax.lax.conv_general_dilated` up to
     float32 rounding, values and derivatives of every order alike.
     """
-    _check("conv2d", x, w)
+    _require_conv_shapes(x, w)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
     plan = conv_plan(x.shape, w.shape, strides, pads, dilation) if plan is None else plan
     if not isinstance(plan, ConvPlan) or not set(plan) <= set(LOWERINGS):
-        raise ValueError(f"conv2d: plan must be a ConvPlan of {LOWERINGS}, got {plan!r}.")
+        raise BadValue(f"plan must be a ConvPlan of {LOWERINGS}, got {plan!r}.")
     if plan == LAX:
         return _lax_conv(x, w, strides, pads, dilation)
     if plan == IM2COL:
@@ -187,14 +179,14 @@ def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1)) -> ConvPlan:
     - the kernel covers the (unpadded) input, a 1×1 output: im2col for every pass
       (it is one matrix product; LeNet-5's C5);
     - forward: im2col for one input channel and kernels up to 7×7 (the first layer
-      on grayscale images: 2-3.4× faster), XLA's kernel otherwise;
+      on grayscale images), XLA's kernel otherwise;
     - input gradient: im2col for those and for unpadded kernels of 5×5 and up
-      (LeNet-5's C3), XLA's kernel otherwise (ResNet's 3×3: 2-6× faster);
+      (LeNet-5's C3), XLA's kernel otherwise (ResNet's 3×3);
     - weight gradient: XLA's kernel.
     Everything else, and every pass on a GPU or TPU: `LAX`. (Three channels with a
-    3×3 kernel, ResNet-20's first layer, also ran its forward pass 2× faster on
-    im2col, but the training step did not change measurably, 256 vs 253 ms, and
-    compiled about 0.5 s longer, so it stays on XLA's kernel.)
+    3×3 kernel, ResNet-20's first layer, stay on XLA's kernel: im2col's faster
+    forward pass did not make the training step measurably faster and compiled
+    longer.) The timings behind each choice: benchmarks/RESULTS.md, item 4.
     """
     if (jax.default_backend() != "cpu" or tuple(strides) != (1, 1)
             or tuple(dilation) != (1, 1)):

@@ -22,15 +22,21 @@ import jax.numpy as jnp
 
 from fnn import initializers
 from fnn._checks import (
-    check_array,
-    check_flag,
-    check_floating,
-    check_input_shape,
-    check_key,
-    check_key_and_train,
-    check_params,
-    check_positive_int,
-    pair,
+    BadValue,
+    checked,
+    example_shape,
+    flag,
+    int_pair,
+    is_int,
+    labelled,
+    lookup,
+    named,
+    positive_int,
+    require_array,
+    require_floating,
+    require_key,
+    require_key_and_train,
+    require_params,
     shape_str,
 )
 from fnn.core import Layer
@@ -40,40 +46,37 @@ from fnn.layers import _fast_conv
 IMAGE_LAYOUT = "(H, W, C) for one image"
 
 _PADDING_FORMS = '"SAME", "VALID", an int p (p on every side), or ((top, bottom), (left, right))'
+# One axis: the forms Conv2D takes per axis (not its pair of pairs).
+_AXIS_PADDING_FORMS = '"SAME", "VALID", an int p (p on both sides) or a pair (before, after)'
 
 
-def _is_int(v) -> bool:
-    return hasattr(v, "__index__") and not isinstance(v, bool)
-
-
-def normalize_padding(where: str, padding):
-    """`padding` -> "SAME" | "VALID" | ((top, bottom), (left, right)); ValueError otherwise."""
+def padding_form(name: str, padding):
+    """`padding` -> "SAME" | "VALID" | ((top, bottom), (left, right)); else `BadValue`."""
     if isinstance(padding, str):
         up = padding.upper()
         if up in ("SAME", "VALID"):
             return up
-        raise ValueError(f"{where}: unknown padding {padding!r}; expected {_PADDING_FORMS}.")
-    if _is_int(padding):
+        raise BadValue(f"unknown {name} {padding!r}; expected {_PADDING_FORMS}.")
+    if is_int(padding):
         p = int(padding)
         if p < 0:
-            raise ValueError(f"{where}: padding must be >= 0, got {p}.")
+            raise BadValue(f"{name} must be >= 0, got {p}.")
         return ((p, p), (p, p))
     if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-        isinstance(q, (tuple, list)) and len(q) == 2 and all(_is_int(v) for v in q)
-        for q in padding
+        isinstance(q, (tuple, list)) and len(q) == 2 and all(map(is_int, q)) for q in padding
     ):
         pads = tuple((int(lo), int(hi)) for lo, hi in padding)
         if any(v < 0 for q in pads for v in q):
-            raise ValueError(f"{where}: padding must be >= 0, got {pads}.")
+            raise BadValue(f"{name} must be >= 0, got {pads}.")
         return pads
-    raise ValueError(f"{where}: invalid padding {padding!r}; expected {_PADDING_FORMS}.")
+    raise BadValue(f"invalid {name} {padding!r}; expected {_PADDING_FORMS}.")
 
 
-def positive_pair(where: str, name: str, value) -> tuple[int, int]:
+def positive_pair(name: str, value) -> tuple[int, int]:
     """An int or a pair of ints, each >= 1 (kernel sizes, strides, dilations)."""
-    pr = pair(where, name, value)
+    pr = int_pair(name, value)
     if min(pr) < 1:
-        raise ValueError(f"{where}: {name} must be positive, got {value!r}.")
+        raise BadValue(f"{name} must be positive, got {value!r}.")
     return pr
 
 
@@ -87,6 +90,24 @@ def _padded_output(size: int, kernel: int, stride: int, pad, dilation: int = 1):
     return (padded - k_eff) // stride + 1, padded, k_eff
 
 
+def _axis_padding(padding):
+    """One axis's `padding` (`conv_output_size`) as "SAME", "VALID" or `(before, after)`."""
+    if isinstance(padding, str) and padding.upper() in ("SAME", "VALID"):
+        return padding.upper()
+    if isinstance(padding, str):
+        raise BadValue(f"unknown padding {padding!r}; expected {_AXIS_PADDING_FORMS}.")
+    if is_int(padding):
+        return padding_form("padding", padding)[0]
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(map(is_int, padding)):
+        pad = (int(padding[0]), int(padding[1]))
+        if min(pad) < 0:
+            raise BadValue(f"padding must be >= 0, got {pad}.")
+        return pad
+    raise BadValue(f"invalid padding {padding!r}; expected {_AXIS_PADDING_FORMS}.")
+
+
+@checked("conv_output_size", size=positive_int, kernel=positive_int, stride=positive_int,
+         dilation=positive_int)
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *,
                      dilation: int = 1) -> int:
     """Output length of a convolution or pooling window along one spatial axis.
@@ -100,70 +121,45 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding="VALID", *
 
     Raises `ValueError` when the (dilated) kernel is larger than the padded input.
     """
-    where = "conv_output_size"
-    size = check_positive_int(where, "size", size)
-    kernel = check_positive_int(where, "kernel", kernel)
-    stride = check_positive_int(where, "stride", stride)
-    dilation = check_positive_int(where, "dilation", dilation)
-    # One axis: the forms Conv2D takes per axis (not its pair of pairs).
-    forms = '"SAME", "VALID", an int p (p on both sides) or a pair (before, after)'
-    if isinstance(padding, str):
-        if padding.upper() not in ("SAME", "VALID"):
-            raise ValueError(f"{where}: unknown padding {padding!r}; expected {forms}.")
-        pad = padding.upper()
-    elif _is_int(padding):
-        pad = normalize_padding(where, padding)[0]
-    elif isinstance(padding, (tuple, list)) and len(padding) == 2 and all(map(_is_int, padding)):
-        pad = (int(padding[0]), int(padding[1]))
-        if min(pad) < 0:
-            raise ValueError(f"{where}: padding must be >= 0, got {pad}.")
-    else:
-        raise ValueError(f"{where}: invalid padding {padding!r}; expected {forms}.")
-    out, padded, k_eff = _padded_output(size, kernel, stride, pad, dilation)
+    out, padded, k_eff = _padded_output(size, kernel, stride, _axis_padding(padding), dilation)
     if out < 1:
-        raise ValueError(
-            f"{where}: kernel {k_eff} (dilation {dilation}) is larger than the padded "
-            f"input {padded} (size {size}, padding {padding!r})."
-        )
+        raise BadValue(f"kernel {k_eff} (dilation {dilation}) is larger than the padded "
+                       f"input {padded} (size {size}, padding {padding!r}).")
     return out
 
 
-def check_image_batch(where: str, x) -> None:
-    """Raise unless `x` is a floating-point batch of images `(N, H, W, C)`."""
-    check_array(where, x)
+def require_image_batch(x) -> None:
+    """`BadValue`/`BadType` unless `x` is a floating-point batch of images `(N, H, W, C)`."""
+    require_array(x)
     if x.ndim != 4:
         hint = " Add a batch axis with x[None] for one image." if x.ndim == 3 else ""
-        raise ValueError(
-            f"{where}: expected a rank-4 input (N, H, W, C), got shape "
-            f"{shape_str(x.shape)} (rank {x.ndim}).{hint}"
-        )
-    check_floating(where, x)
+        raise BadValue(f"expected a rank-4 input (N, H, W, C), got shape {shape_str(x.shape)} "
+                       f"(rank {x.ndim}).{hint}")
+    require_floating(x)
 
 
-def check_window_fits(where: str, spatial, window, stride, padding, dilation=(1, 1),
-                      *, x_shape, kernel_shape, what="kernel") -> tuple[int, int]:
-    """Output (H', W') of a window op on `spatial` (H, W); ValueError naming both shapes."""
+def window_output(spatial, window, stride, padding, dilation=(1, 1), *, x_shape,
+                  kernel_shape, what="kernel") -> tuple[int, int]:
+    """Output (H', W') of a window op on `spatial` (H, W); `BadValue` naming both shapes."""
     if not all(spatial):   # an empty H or W: no padding or kernel size can help
-        raise ValueError(
-            f"{where}: the input {shape_str(x_shape)} has an empty spatial axis (H or W is 0); "
-            "a window needs at least one row and one column."
-        )
+        raise BadValue(f"the input {shape_str(x_shape)} has an empty spatial axis (H or W is "
+                       "0); a window needs at least one row and one column.")
     per_axis = padding if not isinstance(padding, str) else (padding, padding)
     outs = [_padded_output(int(n), k, s, p, d)
-            for n, k, s, d, p in zip(spatial, window, stride, dilation, per_axis,
-                                         strict=True)]
+            for n, k, s, d, p in zip(spatial, window, stride, dilation, per_axis, strict=True)]
     if any(out < 1 for out, _, _ in outs):
         eff = tuple(k for _, _, k in outs)
         padded = tuple(p for _, p, _ in outs)
-        raise ValueError(
-            f"{where}: the {what} {shape_str(kernel_shape)} (effective spatial size "
-            f"{shape_str(eff)}) is larger than the input {shape_str(x_shape)} after "
-            f"padding={padding!r} (padded spatial size {shape_str(padded)}); use a smaller "
-            'kernel, more padding or padding="SAME".'
-        )
+        raise BadValue(
+            f"the {what} {shape_str(kernel_shape)} (effective spatial size {shape_str(eff)}) "
+            f"is larger than the input {shape_str(x_shape)} after padding={padding!r} (padded "
+            f"spatial size {shape_str(padded)}); use a smaller kernel, more padding or "
+            'padding="SAME".')
     return tuple(out for out, _, _ in outs)
 
 
+@checked("Conv2D", features=positive_int, kernel_size=positive_pair, stride=positive_pair,
+         dilation=positive_pair, padding=padding_form, use_bias=flag)
 def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
            use_bias: bool = True, w_init=initializers.lecun_normal,
            b_init=initializers.zeros) -> Layer:
@@ -173,10 +169,10 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     where `x̃` is the padded input. Runs on `jax.lax.conv_general_dilated` with
     dimension numbers `("NHWC", "HWIO", "NHWC")`, except on CPU where
     `fnn.layers._fast_conv.conv_plan` puts a pass (forward, input gradient or
-    weight gradient) on im2col + one matrix product because that measured faster:
-    one-channel first layers, unpadded 5×5 kernels' input gradients
-    (LeNet-5's training step is 2× faster than on XLA's kernel alone); both
-    agree up to float32 rounding.
+    weight gradient) on im2col + one matrix product where that measured faster
+    (one-channel first layers, unpadded 5×5 kernels' input gradients; see
+    benchmarks/RESULTS.md, "Measurements quoted from docstrings"); both agree up to
+    float32 rounding.
 
     **Arguments:**
     - `features`: number of output channels (kernels).
@@ -192,49 +188,42 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     **Shapes:** `(N, H, W, in) -> (N, H', W', features)` with
     `H' = conv_output_size(H, kh, s_h, padding, dilation=d_h)`, likewise `W'`.
     """
-    where = "Conv2D"
-    features = check_positive_int(where, "features", features)
-    kernel = positive_pair(where, "kernel_size", kernel_size)
-    strides = positive_pair(where, "stride", stride)
-    dilations = positive_pair(where, "dilation", dilation)
-    pad = normalize_padding(where, padding)
-    use_bias = check_flag(where, "use_bias", use_bias)
-    try:
-        w_init, b_init = initializers.get(w_init), initializers.get(b_init)
-    except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
-
+    kernel, strides, dilations, pad = kernel_size, stride, dilation, padding
+    w_init, b_init = lookup(initializers.get, w_init), lookup(initializers.get, b_init)
     param_shapes = {"w": (*kernel, "in", features), "b": (features,)}
     if not use_bias:
         del param_shapes["b"]
 
+    @named("Conv2D")
     def init(key, input_shape):
-        input_shape = check_input_shape(where, input_shape, IMAGE_LAYOUT, rank=3)
+        input_shape = example_shape(input_shape, IMAGE_LAYOUT, rank=3)
         cin = input_shape[-1]
-        check_window_fits(where, input_shape[:2], kernel, strides, pad, dilations,
-                          x_shape=input_shape, kernel_shape=(*kernel, cin, features))
-        check_key(f"{where}.init", key)
+        window_output(input_shape[:2], kernel, strides, pad, dilations, x_shape=input_shape,
+                      kernel_shape=(*kernel, cin, features))
+        labelled("Conv2D.init", require_key, key)
         kw, kb = jax.random.split(key)
         params = {"w": w_init(kw, (*kernel, cin, features))}
         if use_bias:
             params["b"] = b_init(kb, (features,))
         return params, {}
 
-    def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train(where, key, train)
-        check_params(where, params, param_shapes)
+    @named("Conv2D")
+    def check(params, x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_params(params, param_shapes, "Conv2D")
         w = params["w"]
-        check_image_batch(where, x)
+        require_image_batch(x)
         if x.shape[-1] != w.shape[2]:
-            raise ValueError(
-                f"{where}: the kernel of shape {shape_str(w.shape)} (kh, kw, in, out) expects "
-                f"{w.shape[2]} input channels, got input of shape {shape_str(x.shape)} with "
-                f"{x.shape[-1]}."
-            )
-        check_window_fits(where, x.shape[1:3], kernel, strides, pad, dilations,
-                          x_shape=x.shape, kernel_shape=w.shape)
-        dtype = jnp.result_type(x, w)
-        x, w = x.astype(dtype), w.astype(dtype)
+            raise BadValue(f"the kernel of shape {shape_str(w.shape)} (kh, kw, in, out) expects "
+                           f"{w.shape[2]} input channels, got input of shape "
+                           f"{shape_str(x.shape)} with {x.shape[-1]}.")
+        window_output(x.shape[1:3], kernel, strides, pad, dilations, x_shape=x.shape,
+                      kernel_shape=w.shape)
+
+    def apply(params, state, x, *, key=None, train=False):
+        check(params, x, key, train)
+        dtype = jnp.result_type(x, params["w"])
+        x, w = x.astype(dtype), params["w"].astype(dtype)
         y = _fast_conv.conv2d(x, w, strides, pad, dilations)
         if use_bias:
             y = y + params["b"].astype(dtype).reshape(1, 1, 1, -1)

@@ -2,39 +2,54 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from fnn import initializers
 from fnn._checks import (
-    check_axis_size,
-    check_flag,
-    check_floating,
-    check_input_shape,
-    check_key,
-    check_key_and_train,
-    check_min_rank,
-    check_params,
-    check_positive_int,
+    checked,
+    example_shape,
+    flag,
+    labelled,
+    lookup,
+    named,
+    positive_int,
+    require_features,
+    require_key,
+    require_key_and_train,
+    require_min_rank,
+    require_params,
 )
 from fnn._util import along_last
 from fnn.core import Layer
 
-
-def _weight_init(where, w_init, b_init):
-    try:
-        return initializers.get(w_init), initializers.get(b_init)
-    except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
+_IN_FEATURES = "(..., in_features)"
 
 
-def _check_features_input(where, x, in_features):
-    check_min_rank(where, x, 2, f"(N, ..., {in_features})")
-    check_floating(where, x)
-    check_axis_size(where, x, -1, in_features, "input features (last axis)")
+def _affine_checks(name: str, param_shapes: dict) -> tuple[Callable, Callable]:
+    """`(in_features(key, input_shape), check(params, x, key, train))` of a layer named
+    `name` computing `x @ w + b`: a shape `(..., in)` and a key at init; at apply, key and
+    train, params of `param_shapes` and a floating input `(N, ..., in)`, `in` from `w`."""
+
+    @named(name)
+    def in_features(key, input_shape) -> int:
+        shape = example_shape(input_shape, _IN_FEATURES, min_rank=1)
+        labelled(f"{name}.init", require_key, key)
+        return shape[-1]
+
+    @named(name)
+    def check(params, x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_params(params, param_shapes, name)
+        size = params["w"].shape[0]
+        require_features(x, size, f"(N, ..., {size})", "input features (last axis)")
+
+    return in_features, check
 
 
+@checked("Dense", features=positive_int, use_bias=flag)
 def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_normal,
           b_init=initializers.zeros) -> Layer:
     """Fully connected layer: `y = x @ w + b` on the last axis.
@@ -47,27 +62,21 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
     **Params:** `w: (in, features)`, `b: (features,)`.
     **Shapes:** `(N, ..., in) -> (N, ..., features)`.
     """
-    features = check_positive_int("Dense", "features", features)
-    use_bias = check_flag("Dense", "use_bias", use_bias)
-    w_init, b_init = _weight_init("Dense", w_init, b_init)
-
-    param_shapes = {"w": ("in", features), "b": (features,)}
-    if not use_bias:
-        del param_shapes["b"]
+    w_init, b_init = lookup(initializers.get, w_init), lookup(initializers.get, b_init)
+    param_shapes = {"w": ("in", features), "b": (features,)} if use_bias else {
+        "w": ("in", features)}
+    in_features, check = _affine_checks("Dense", param_shapes)
 
     def init(key, input_shape):
-        input_shape = check_input_shape("Dense", input_shape, "(..., in_features)", min_rank=1)
-        check_key("Dense.init", key)
+        n_in = in_features(key, input_shape)
         kw, kb = jax.random.split(key)
-        params = {"w": w_init(kw, (input_shape[-1], features))}
+        params = {"w": w_init(kw, (n_in, features))}
         if use_bias:
             params["b"] = b_init(kb, (features,))
         return params, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train("Dense", key, train)
-        check_params("Dense", params, param_shapes)
-        _check_features_input("Dense", x, params["w"].shape[0])
+        check(params, x, key, train)
         y = x @ params["w"]
         if use_bias:
             y = y + along_last(params["b"], y.ndim)
@@ -76,6 +85,7 @@ def Dense(features: int, *, use_bias: bool = True, w_init=initializers.lecun_nor
     return Layer(init, apply, "Dense")
 
 
+@checked("Maxout", features=positive_int, pieces=positive_int)
 def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
            b_init=initializers.zeros) -> Layer:
     """Maxout unit (Goodfellow et al. 2013): the max over `pieces` affine maps.
@@ -86,22 +96,17 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
     **Params:** `w: (in, features*pieces)`, `b: (features*pieces,)`.
     **Shapes:** `(N, ..., in) -> (N, ..., features)`.
     """
-    features = check_positive_int("Maxout", "features", features)
-    pieces = check_positive_int("Maxout", "pieces", pieces)
-    w_init, b_init = _weight_init("Maxout", w_init, b_init)
+    w_init, b_init = lookup(initializers.get, w_init), lookup(initializers.get, b_init)
+    width = features * pieces
+    in_features, check = _affine_checks("Maxout", {"w": ("in", width), "b": (width,)})
 
     def init(key, input_shape):
-        input_shape = check_input_shape("Maxout", input_shape, "(..., in_features)", min_rank=1)
-        check_key("Maxout.init", key)
-        width = features * pieces
+        n_in = in_features(key, input_shape)
         kw, kb = jax.random.split(key)
-        return {"w": w_init(kw, (input_shape[-1], width)), "b": b_init(kb, (width,))}, {}
+        return {"w": w_init(kw, (n_in, width)), "b": b_init(kb, (width,))}, {}
 
     def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train("Maxout", key, train)
-        width = features * pieces
-        check_params("Maxout", params, {"w": ("in", width), "b": (width,)})
-        _check_features_input("Maxout", x, params["w"].shape[0])
+        check(params, x, key, train)
         z = x @ params["w"]
         z = z + along_last(params["b"], z.ndim)
         return jnp.max(z.reshape(*z.shape[:-1], features, pieces), axis=-1), state
@@ -112,15 +117,20 @@ def Maxout(features: int, pieces: int = 2, *, w_init=initializers.lecun_normal,
 def Flatten() -> Layer:
     """Flatten all axes but the batch axis: `(N, d1, d2, ...) -> (N, d1·d2·...)`."""
 
+    @named("Flatten")
     def init(key, input_shape):
         del key
-        check_input_shape("Flatten", input_shape, "(d1, d2, ...)")
+        example_shape(input_shape, "(d1, d2, ...)")
         return {}, {}
+
+    @named("Flatten")
+    def check(x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_min_rank(x, 1, "(N, ...)")
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        check_key_and_train("Flatten", key, train)
-        check_min_rank("Flatten", x, 1, "(N, ...)")
+        check(x, key, train)
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), state
 
     return Layer(init, apply, "Flatten")

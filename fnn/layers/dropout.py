@@ -4,10 +4,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import check_floating, check_input_shape, check_key, check_number, check_train
+from fnn._checks import (
+    UNIT,
+    BadValue,
+    checked,
+    example_shape,
+    named,
+    require_floating,
+    require_key,
+    train_flag,
+)
 from fnn.core import Layer
 
 
+@checked("Dropout", rate=UNIT)
 def Dropout(rate: float) -> Layer:
     """Inverted dropout: zero each unit with probability `rate` while training.
 
@@ -22,28 +32,32 @@ def Dropout(rate: float) -> Layer:
 
     **Params:** none. **Shapes:** unchanged.
     """
-    rate = check_number("Dropout", "rate", rate, low=0.0, high=1.0, high_open=True)
 
+    @named("Dropout")
     def init(key, input_shape):
         del key
-        check_input_shape("Dropout", input_shape, "(...)")
+        example_shape(input_shape, "(...)")
         return {}, {}
+
+    @named("Dropout")
+    def drops(x, key, train) -> bool:
+        """Whether this call drops units; the key is checked even when it is not used."""
+        require_floating(x)
+        drop = train_flag(train) and rate != 0.0
+        if drop and key is None:
+            raise BadValue(f"train=True with rate={rate} needs a PRNG key, got key=None; call "
+                           "apply(params, state, x, key=jax.random.key(0), train=True) with a "
+                           "fresh key each step.")
+        if key is not None:
+            require_key(key)
+        return drop
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        check_floating("Dropout", x)
+        drop = drops(x, key, train)
         x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
-        if not check_train("Dropout", train) or rate == 0.0:
-            if key is not None:   # given but not needed: still checked
-                check_key("Dropout", key)
+        if not drop:
             return x, state
-        if key is None:
-            raise ValueError(
-                f"Dropout: train=True with rate={rate} needs a PRNG key, got key=None; call "
-                "apply(params, state, x, key=jax.random.key(0), train=True) with a fresh key "
-                "each step."
-            )
-        check_key("Dropout", key)
         keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state
 

@@ -6,13 +6,19 @@ import numpy as np
 
 from fnn import initializers
 from fnn._checks import (
-    check_input_shape,
-    check_key,
-    check_key_and_train,
-    check_min_rank,
-    check_params,
-    check_positive_int,
+    BadType,
+    BadValue,
+    checked,
     concrete_range,
+    example_shape,
+    labelled,
+    lookup,
+    named,
+    positive_int,
+    require_key,
+    require_key_and_train,
+    require_min_rank,
+    require_params,
     shape_str,
 )
 from fnn._util import at_least_int32
@@ -21,6 +27,7 @@ from fnn.core import Layer
 __all__ = ["Embedding"]
 
 
+@checked("Embedding", vocab_size=positive_int, features=positive_int)
 def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(1.0)) -> Layer:
     """Map integer ids to learned vectors: `y[..., :] = table[x[...]]`.
 
@@ -39,49 +46,38 @@ def Embedding(vocab_size: int, features: int, *, table_init=initializers.normal(
     A non-integer input raises `TypeError`. Out-of-range ids raise `ValueError`
     when the input is concrete; under `jit` they cannot be checked and give rows
     of NaN (so the mistake shows instead of silently reading a wrong row).
-    `init` is marked `input_dtype = int32`, so `fnn.serial` and `fnn.output_shape`
-    probe shapes with integer input.
+    Its `input_dtype` field is int32, so `fnn.serial` and `fnn.output_shape` probe
+    shapes with integer input.
     """
-    vocab_size = check_positive_int("Embedding", "vocab_size", vocab_size)
-    features = check_positive_int("Embedding", "features", features)
-    try:
-        table_init = initializers.get(table_init)
-    except ValueError as e:
-        raise ValueError(f"Embedding: {e}") from None
+    table_init = lookup(initializers.get, table_init)
 
+    @named("Embedding")
     def init(key, input_shape):
-        check_input_shape("Embedding", input_shape, "(...) of integer ids")
-        check_key("Embedding.init", key)
+        example_shape(input_shape, "(...) of integer ids")
+        labelled("Embedding.init", require_key, key)
         return {"table": table_init(key, (vocab_size, features))}, {}
 
-    init.input_dtype = jnp.int32
+    @named("Embedding")
+    def check(params, x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_params(params, {"table": (vocab_size, features)}, "Embedding")
+        require_min_rank(x, 1, "(N, ...) of integer ids")
+        if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
+            raise BadType(f"expected integer ids, got dtype {jnp.result_type(x)} (input shape "
+                          f"{shape_str(np.shape(x))}). Convert with x.astype(jnp.int32); to "
+                          "feed real-valued features use Dense instead.")
+        bounds = concrete_range(x)
+        if bounds is not None and (bounds[0] < 0 or bounds[1] >= vocab_size):
+            raise BadValue(f"ids must be in [0, {vocab_size - 1}] (vocab_size {vocab_size}), "
+                           f"got ids from {bounds[0]} to {bounds[1]}.")
 
     def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train("Embedding", key, train)
-        check_params("Embedding", params, {"table": (vocab_size, features)})
-        check_min_rank("Embedding", x, 1, "(N, ...) of integer ids")
-        if not jnp.issubdtype(jnp.result_type(x), jnp.integer):
-            raise TypeError(
-                f"Embedding: expected integer ids, got dtype {jnp.result_type(x)} "
-                f"(input shape {shape_str(np.shape(x))}). Convert with x.astype(jnp.int32); "
-                "to feed real-valued features use Dense instead."
-            )
-        table = params["table"]
-        vocab = table.shape[0]
-        bounds = concrete_range(x)
-        if bounds is not None:
-            lo, hi = bounds
-            if lo < 0 or hi >= vocab:
-                raise ValueError(
-                    f"Embedding: ids must be in [0, {vocab - 1}] (vocab_size {vocab}), "
-                    f"got ids from {lo} to {hi}."
-                )
-        x = jnp.asarray(x)
-        # widened first: `vocab` (the NaN row's index) may not fit a narrow dtype, and a
-        # wrapped one (in int8, 300 -> 44 and 128 -> -128, which `take` reads as row 0)
+        check(params, x, key, train)
+        # widened first: `vocab_size` (the NaN row's index) may not fit a narrow dtype, and
+        # a wrapped one (in int8, 300 -> 44 and 128 -> -128, which `take` reads as row 0)
         # would silently return a real row
-        x = at_least_int32(x)
-        ids = jnp.where((x >= 0) & (x < vocab), x, vocab)  # out of range -> a NaN row
-        return jnp.take(table, ids, axis=0, mode="fill", fill_value=jnp.nan), state
+        x = at_least_int32(jnp.asarray(x))
+        ids = jnp.where((x >= 0) & (x < vocab_size), x, vocab_size)  # out of range: a NaN row
+        return jnp.take(params["table"], ids, axis=0, mode="fill", fill_value=jnp.nan), state
 
-    return Layer(init, apply, "Embedding")
+    return Layer(init, apply, "Embedding", input_dtype=jnp.int32)

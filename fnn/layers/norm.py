@@ -7,21 +7,27 @@ import jax
 import jax.numpy as jnp
 
 from fnn._checks import (
-    check_axis_size,
-    check_floating,
-    check_input_shape,
-    check_key,
-    check_key_and_train,
-    check_min_rank,
-    check_number,
-    check_params,
-    check_train,
+    POSITIVE,
+    BadValue,
+    checked,
+    example_shape,
+    integer,
+    named,
+    require_axis_size,
+    require_features,
+    require_floating,
+    require_key,
+    require_key_and_train,
+    require_min_rank,
+    require_params,
     shape_str,
+    train_flag,
 )
 from fnn._util import along_last, at_least_float32
 from fnn.core import Layer
 
 
+@checked("LayerNorm", eps=POSITIVE)
 def LayerNorm(*, eps: float = 1e-5) -> Layer:
     """Layer normalisation (Ba et al. 2016) over the last axis.
 
@@ -34,19 +40,21 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
 
     **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros). **Shapes:** unchanged.
     """
-    eps = check_number("LayerNorm", "eps", eps, low=0.0, low_open=True)
 
+    @named("LayerNorm")
     def init(key, input_shape):
         del key
-        c = check_input_shape("LayerNorm", input_shape, "(..., C)", min_rank=1)[-1]
+        c = example_shape(input_shape, "(..., C)", min_rank=1)[-1]
         return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}, {}
 
+    @named("LayerNorm")
+    def check(params, x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_params(params, {"scale": ("C",), "bias": ("C",)}, "LayerNorm")
+        require_features(x, params["scale"].shape[0], "(N, ..., C)", "features (last axis)")
+
     def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train("LayerNorm", key, train)
-        check_params("LayerNorm", params, {"scale": ("C",), "bias": ("C",)})
-        check_min_rank("LayerNorm", x, 2, "(N, ..., C)")
-        check_floating("LayerNorm", x)
-        check_axis_size("LayerNorm", x, -1, params["scale"].shape[0], "features (last axis)")
+        check(params, x, key, train)
         x = jnp.asarray(x)
         scale, bias = params["scale"], params["bias"]
         # Statistics in at least float32: in float16 the squares of deviations
@@ -61,6 +69,7 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
     return Layer(init, apply, "LayerNorm")
 
 
+@checked("BatchNorm", decay={"low": 0.0, "high": 1.0}, eps=POSITIVE, axis=integer)
 def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer:
     """Batch normalisation (Ioffe & Szegedy 2015) with running statistics in `state`.
 
@@ -89,51 +98,50 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
     **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros).
     **State:** `mean: (C,)` (zeros), `var: (C,)` (ones). **Shapes:** unchanged.
     """
-    where = "BatchNorm"
-    decay = check_number(where, "decay", decay, low=0.0, high=1.0)
-    eps = check_number(where, "eps", eps, low=0.0, low_open=True)
-    if isinstance(axis, bool) or not hasattr(axis, "__index__"):
-        raise TypeError(f"{where}: axis must be an int, got {axis!r}.")
-    axis = int(axis)
 
     def channel_axis(rank: int, shape: str) -> int:
         ax = axis + rank if axis < 0 else axis
         if not 1 <= ax < rank:
-            raise ValueError(
-                f"{where}: axis={axis} must name a non-batch axis of the batched input "
-                f"(rank {rank}, shape {shape}); the default -1 is the channel axis."
-            )
+            raise BadValue(f"axis={axis} must name a non-batch axis of the batched input "
+                           f"(rank {rank}, shape {shape}); the default -1 is the channel axis.")
         return ax
 
+    @named("BatchNorm")
     def init(key, input_shape):
         del key
-        input_shape = check_input_shape(where, input_shape, "(..., C)", min_rank=1)
+        input_shape = example_shape(input_shape, "(..., C)", min_rank=1)
         batched = "(" + ", ".join(["N", *map(str, input_shape)]) + ")"
         c = input_shape[channel_axis(len(input_shape) + 1, batched) - 1]
         params = {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}
         return params, {"mean": jnp.zeros((c,), jnp.float32), "var": jnp.ones((c,), jnp.float32)}
 
-    def apply(params, state, x, *, key=None, train=False):
-        if key is not None:   # unused, but a wrong one is still a mistake
-            check_key(where, key)
-        train = check_train(where, train)
-        c = check_params(where, params, {"scale": ("C",), "bias": ("C",)})["C"]
-        check_params(where, state, {"mean": (c,), "var": (c,)}, what="state")
-        check_min_rank(where, x, 2, "(N, ..., C)")
-        check_floating(where, x)
-        x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
+    @named("BatchNorm")
+    def check(params, state, x, key, train) -> tuple[bool, int]:
+        """`(train, channel axis)`; the key, unused, is still checked (a wrong one is a
+        mistake)."""
+        if key is not None:
+            require_key(key)
+        train = train_flag(train)
+        c = require_params(params, {"scale": ("C",), "bias": ("C",)}, "BatchNorm")["C"]
+        require_params(state, {"mean": (c,), "var": (c,)}, "BatchNorm", what="state")
+        require_min_rank(x, 2, "(N, ..., C)")
+        require_floating(x)
         ax = channel_axis(x.ndim, shape_str(x.shape))
-        check_axis_size(where, x, ax, c, f"channels on axis {axis}")
+        require_axis_size(x, ax, c, f"channels on axis {axis}")
+        if train and math.prod(n for i, n in enumerate(x.shape) if i != ax) < 2:
+            raise BadValue("train=True needs more than one value per channel to estimate a "
+                           f"variance, got input of shape {shape_str(x.shape)}; use a batch of "
+                           "2 or more, or train=False.")
+        return train, ax
+
+    def apply(params, state, x, *, key=None, train=False):
+        train, ax = check(params, state, x, key, train)
+        x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
+        c = x.shape[ax]
         reduce = tuple(i for i in range(x.ndim) if i != ax)
         bshape = tuple(c if i == ax else 1 for i in range(x.ndim))
         if train:
             m = math.prod(x.shape[i] for i in reduce)
-            if m < 2:
-                raise ValueError(
-                    f"{where}: train=True needs more than one value per channel to estimate "
-                    f"a variance, got input of shape {shape_str(x.shape)}; use a batch of 2 or "
-                    "more, or train=False."
-                )
             mean = jnp.mean(x, axis=reduce, keepdims=True)
             var = jnp.mean(jnp.square(x - mean), axis=reduce, keepdims=True)
             batch_mean, batch_var = mean.reshape(c), var.reshape(c)

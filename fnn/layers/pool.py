@@ -11,20 +11,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn._checks import (
-    check_array,
-    check_floating,
-    check_input_shape,
-    check_key_and_train,
+    BadValue,
+    example_shape,
+    named,
+    require_array,
+    require_floating,
+    require_key_and_train,
     shape_str,
 )
 from fnn._util import at_least_float32
 from fnn.core import Layer
 from fnn.layers.conv import (
     IMAGE_LAYOUT,
-    check_image_batch,
-    check_window_fits,
-    normalize_padding,
+    padding_form,
     positive_pair,
+    require_image_batch,
+    window_output,
 )
 
 
@@ -34,8 +36,8 @@ def _explicit_pads(spatial, window, strides, pad):
     return pad
 
 
-def _check_pads_inside_window(where: str, pad, window, padding, window_arg, fill: str):
-    """Every explicit pad must be smaller than the window along its axis.
+def _require_pads_inside_window(pad, window, padding, window_arg, fill: str) -> None:
+    """Every explicit pad must be smaller than the window along its axis (else `BadValue`).
 
     A pad `p >= k` on one side lets a window cover padding only (its output would
     be `fill`). Conversely, with every pad `< k` no window can: the first window
@@ -48,38 +50,44 @@ def _check_pads_inside_window(where: str, pad, window, padding, window_arg, fill
         return
     for axis, (lo, hi), k in zip(("H", "W"), pad, window, strict=True):
         if max(lo, hi) >= k:
-            raise ValueError(
-                f"{where}: padding {padding!r} must be smaller than the window {window_arg!r} "
-                f"on every side (got a pad of {max(lo, hi)} on the {axis} axis, where the window "
-                f"is {k}); a window made only of padding would give {fill}. Use a pad of at "
-                f"most {k - 1}, or padding=\"SAME\"."
-            )
+            raise BadValue(
+                f"padding {padding!r} must be smaller than the window {window_arg!r} on every "
+                f"side (got a pad of {max(lo, hi)} on the {axis} axis, where the window is {k}); "
+                f"a window made only of padding would give {fill}. Use a pad of at most "
+                f"{k - 1}, or padding=\"SAME\".")
 
 
-def _pool(where: str, window, stride, padding, reduce, fill: str):
+def _pool(name: str, window, stride, padding, reduce, fill: str) -> Layer:
+    """The pooling layer `name`: `reduce` over each window; `fill` is what a window of
+    padding only would give (the reason explicit pads must be smaller than the window)."""
     window_arg = window
-    window = positive_pair(where, "window", window)
-    strides = window if stride is None else positive_pair(where, "stride", stride)
-    pad = normalize_padding(where, padding)
-    _check_pads_inside_window(where, pad, window, padding, window_arg, fill)
+    window = positive_pair("window", window)
+    strides = window if stride is None else positive_pair("stride", stride)
+    pad = padding_form("padding", padding)
+    _require_pads_inside_window(pad, window, padding, window_arg, fill)
 
+    @named(name)
     def init(key, input_shape):
         del key
-        input_shape = check_input_shape(where, input_shape, IMAGE_LAYOUT, rank=3)
-        check_window_fits(where, input_shape[:2], window, strides, pad,
-                          x_shape=input_shape, kernel_shape=window, what="window")
+        input_shape = example_shape(input_shape, IMAGE_LAYOUT, rank=3)
+        window_output(input_shape[:2], window, strides, pad, x_shape=input_shape,
+                      kernel_shape=window, what="window")
         return {}, {}
+
+    @named(name)
+    def check(x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_image_batch(x)
+        window_output(x.shape[1:3], window, strides, pad, x_shape=x.shape, kernel_shape=window,
+                      what="window")
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        check_key_and_train(where, key, train)
-        check_image_batch(where, x)
-        check_window_fits(where, x.shape[1:3], window, strides, pad,
-                          x_shape=x.shape, kernel_shape=window, what="window")
+        check(x, key, train)
         pads = ((0, 0), *_explicit_pads(x.shape[1:3], window, strides, pad), (0, 0))
         return reduce(x, (1, *window, 1), (1, *strides, 1), pads), state
 
-    return Layer(init, apply, where)
+    return Layer(init, apply, name)
 
 
 # The init values are concrete numpy scalars so that `reduce_window` recognises the
@@ -104,6 +112,7 @@ def _avg(x, dims, strides, pads):
     return (total / count).astype(x.dtype)
 
 
+@named("MaxPool")
 def MaxPool(window, stride=None, padding="VALID") -> Layer:
     """Max pooling: the maximum over each `window` of every channel.
 
@@ -120,6 +129,7 @@ def MaxPool(window, stride=None, padding="VALID") -> Layer:
     return _pool("MaxPool", window, stride, padding, _max, "-inf")
 
 
+@named("AvgPool")
 def AvgPool(window, stride=None, padding="VALID") -> Layer:
     """Average pooling: the mean over each `window` of every channel.
 
@@ -141,30 +151,31 @@ def GlobalAvgPool() -> Layer:
     the batch axis and the channel (last) axis, e.g. `(N, T, C) -> (N, C)`.
     """
 
-    def check_not_empty(spatial, what):
+    def require_positions(spatial, what) -> None:
         if not all(spatial):   # the mean of no positions would be NaN
-            raise ValueError(
-                f"GlobalAvgPool: {what} has an empty spatial axis (a size 0 between the "
-                "batch and channel axes); the mean over no positions is undefined."
-            )
+            raise BadValue(f"{what} has an empty spatial axis (a size 0 between the batch and "
+                           "channel axes); the mean over no positions is undefined.")
 
+    @named("GlobalAvgPool")
     def init(key, input_shape):
         del key
-        shape = check_input_shape("GlobalAvgPool", input_shape, "(H, W, C)", min_rank=2)
-        check_not_empty(shape[:-1], f"input_shape {shape_str(shape)}")
+        shape = example_shape(input_shape, "(H, W, C)", min_rank=2)
+        require_positions(shape[:-1], f"input_shape {shape_str(shape)}")
         return {}, {}
+
+    @named("GlobalAvgPool")
+    def check(x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_array(x)
+        if x.ndim < 3:
+            raise BadValue(f"expected an input (N, H, W, C), got shape {shape_str(x.shape)} "
+                           f"(rank {x.ndim}).")
+        require_floating(x)
+        require_positions(x.shape[1:-1], f"the input of shape {shape_str(x.shape)}")
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        check_key_and_train("GlobalAvgPool", key, train)
-        check_array("GlobalAvgPool", x)
-        if x.ndim < 3:
-            raise ValueError(
-                f"GlobalAvgPool: expected an input (N, H, W, C), got shape "
-                f"{shape_str(x.shape)} (rank {x.ndim})."
-            )
-        check_floating("GlobalAvgPool", x)
-        check_not_empty(x.shape[1:-1], f"the input of shape {shape_str(x.shape)}")
+        check(x, key, train)
         return jnp.mean(x, axis=tuple(range(1, x.ndim - 1))), state
 
     return Layer(init, apply, "GlobalAvgPool")

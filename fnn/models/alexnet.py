@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from fnn import activations
 from fnn._checks import (
-    check_flag,
-    check_input_shape,
-    check_number,
-    check_positive_int,
+    UNIT,
+    BadValue,
+    example_shape,
+    flag,
+    labelled,
+    named,
+    number,
+    positive_int,
     shape_str,
 )
 from fnn.core import Layer, serial
@@ -16,6 +20,7 @@ from fnn.layers.dropout import Dropout
 from fnn.layers.pool import MaxPool
 
 
+@named("alexnet")
 def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int | None = None,
             dropout: float = 0.5) -> Layer:
     """AlexNet: five convolutions, three max-pools, three dense layers, ReLU, dropout.
@@ -48,12 +53,10 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
     - `dropout`: drop probability before each hidden dense layer (0.5 as in the
       paper; training then needs `apply(..., key=key, train=True)`).
     """
-    num_classes = check_positive_int("alexnet", "num_classes", num_classes)
-    small_input = check_flag("alexnet", "small_input", small_input)
-    if hidden is None:
-        hidden = 1024 if small_input else 4096
-    hidden = check_positive_int("alexnet", "hidden", hidden)
-    dropout = check_number("alexnet", "dropout", dropout, low=0.0, high=1.0, high_open=True)
+    num_classes = positive_int("num_classes", num_classes)
+    small_input = flag("small_input", small_input)
+    hidden = positive_int("hidden", (1024 if small_input else 4096) if hidden is None else hidden)
+    dropout = number("dropout", dropout, **UNIT)
     relu = activations.relu
     if small_input:
         features = [
@@ -79,22 +82,21 @@ def alexnet(num_classes: int = 1000, *, small_input: bool = False, hidden: int |
     ]
     model = serial(*features, *classifier)
 
+    @named("alexnet")
     def init(key, input_shape):
-        shape = check_input_shape("alexnet.init", input_shape, "(H, W, C)")
+        shape = labelled("alexnet.init", example_shape, input_shape, "(H, W, C)")
         if len(shape) == 3 and small_input and min(shape[:2]) < _MIN_SMALL_SIZE:
-            raise ValueError(
-                f"alexnet: the small-input layout needs images of at least {_MIN_SMALL_SIZE}×"
-                f"{_MIN_SMALL_SIZE} (it halves them three times), got {shape_str(shape)}."
-            )
+            raise BadValue(f"the small-input layout needs images of at least {_MIN_SMALL_SIZE}×"
+                           f"{_MIN_SMALL_SIZE} (it halves them three times), got "
+                           f"{shape_str(shape)}.")
         if len(shape) == 3 and not small_input and min(shape[:2]) < _MIN_IMAGENET_SIZE:
-            raise ValueError(
-                f"alexnet: the ImageNet layout needs images of at least {_MIN_IMAGENET_SIZE}×"
+            raise BadValue(
+                f"the ImageNet layout needs images of at least {_MIN_IMAGENET_SIZE}×"
                 f"{_MIN_IMAGENET_SIZE} (it is made for 224×224), got {shape_str(shape)}; for "
-                "small images such as CIFAR-10's 32×32 use alexnet(..., small_input=True)."
-            )
+                "small images such as CIFAR-10's 32×32 use alexnet(..., small_input=True).")
         return model.init(key, shape)
 
-    return Layer(init, model.apply, "AlexNet")
+    return model._replace(init=init, name="AlexNet")
 
 
 # The smallest side the ImageNet layout maps to a non-empty 1×1 map before its last

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fnn import activations
-from fnn._checks import check_number, check_positive_int
+from fnn._checks import UNIT, checked, positive_int
 from fnn.core import Layer, concat, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
@@ -10,6 +10,8 @@ from fnn.layers.dropout import Dropout
 from fnn.layers.pool import GlobalAvgPool, MaxPool
 
 
+@checked("inception_block", c1=positive_int, c3_reduce=positive_int, c3=positive_int,
+         c5_reduce=positive_int, c5=positive_int, pool_proj=positive_int)
 def inception_block(c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int,
                     pool_proj: int) -> Layer:
     """The Inception module: four branches on the same input, concatenated on channels.
@@ -26,10 +28,6 @@ def inception_block(c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int,
     reads from the input). **Shapes:** `(N, H, W, C) -> (N, H, W, c1+c3+c5+pool_proj)`.
     Built with `fnn.concat`; params keyed `"0_Serial"` … `"3_Serial"`.
     """
-    names = ("c1", "c3_reduce", "c3", "c5_reduce", "c5", "pool_proj")
-    c1, c3_reduce, c3, c5_reduce, c5, pool_proj = (
-        check_positive_int("inception_block", n, v)
-        for n, v in zip(names, (c1, c3_reduce, c3, c5_reduce, c5, pool_proj), strict=True))
     relu = activations.relu
     block = concat(
         serial(Conv2D(c1, 1), relu),
@@ -38,9 +36,10 @@ def inception_block(c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int,
         serial(MaxPool(3, stride=1, padding="SAME"), Conv2D(pool_proj, 1), relu),
         axis=-1,
     )
-    return Layer(block.init, block.apply, "Inception")
+    return block._replace(name="Inception")
 
 
+@checked("inception_net", num_classes=positive_int, dropout=UNIT)
 def inception_net(num_classes: int = 10, *, dropout: float = 0.4) -> Layer:
     """A small GoogLeNet-style network for 32×32 images (any size works).
 
@@ -57,9 +56,6 @@ def inception_net(num_classes: int = 10, *, dropout: float = 0.4) -> Layer:
     classifiers (233,594 parameters with 10 classes). With `dropout > 0`,
     training needs `apply(..., key=key, train=True)`.
     """
-    num_classes = check_positive_int("inception_net", "num_classes", num_classes)
-    dropout = check_number("inception_net", "dropout", dropout, low=0.0, high=1.0,
-                           high_open=True)
     model = serial(
         Conv2D(64, 3, padding="SAME"), activations.relu,
         inception_block(32, 48, 64, 8, 16, 16),
@@ -70,4 +66,4 @@ def inception_net(num_classes: int = 10, *, dropout: float = 0.4) -> Layer:
         Dropout(dropout),
         Dense(num_classes),
     )
-    return Layer(model.init, model.apply, "InceptionNet")
+    return model._replace(name="InceptionNet")

@@ -5,10 +5,14 @@ from collections.abc import Callable
 
 from fnn import activations
 from fnn._checks import (
-    check_array,
-    check_input_shape,
-    check_key_and_train,
-    check_positive_int,
+    BadValue,
+    checked,
+    example_shape,
+    lookup,
+    named,
+    positive_int,
+    require_array,
+    require_key_and_train,
     shape_str,
 )
 from fnn.core import Layer, serial
@@ -23,23 +27,28 @@ def _conv_padded_to(size: int, features: int, kernel: int) -> Layer:
 
     The padding is the convolution's own `padding` argument, chosen from the
     input's shape at trace time, not a separate `jnp.pad`: on XLA:CPU a pad
-    before a VALID convolution measured ~10 % slower per LeNet-5 training step.
+    before a VALID convolution measured slower per LeNet-5 training step (see
+    benchmarks/RESULTS.md, "Measurements quoted from docstrings").
     Params are those of the `Conv2D`.
     """
     valid = Conv2D(features, kernel, padding="VALID")
 
+    @named("lenet5")
     def init(key, input_shape):
-        h, w, c = check_input_shape("lenet5", input_shape,
-                                    "(H, W, C), e.g. (28, 28, 1) or (32, 32, 1)", rank=3)
+        h, w, c = example_shape(input_shape, "(H, W, C), e.g. (28, 28, 1) or (32, 32, 1)",
+                                rank=3)
         return valid.init(key, (max(h, size), max(w, size), c))
 
-    def apply(params, state, x, *, key=None, train=False):
-        check_key_and_train("lenet5", key, train)
-        check_array("lenet5", x)
+    @named("lenet5")
+    def check(x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_array(x)
         if x.ndim != 4:
-            raise ValueError(
-                f"lenet5: expected a rank-4 input (N, H, W, C), got shape {shape_str(x.shape)}."
-            )
+            raise BadValue(f"expected a rank-4 input (N, H, W, C), got shape "
+                           f"{shape_str(x.shape)}.")
+
+    def apply(params, state, x, *, key=None, train=False):
+        check(x, key, train)
         ph, pw = max(size - x.shape[1], 0), max(size - x.shape[2], 0)
         conv = valid if ph == pw == 0 else Conv2D(
             features, kernel, padding=((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
@@ -48,6 +57,7 @@ def _conv_padded_to(size: int, features: int, kernel: int) -> Layer:
     return Layer(init, apply, "Conv2D")
 
 
+@checked("lenet5", num_classes=positive_int)
 def lenet5(num_classes: int = 10, *, activation: str | Callable = activations.tanh) -> Layer:
     """LeNet-5 for 32×32×1 images, and for 28×28×1 (MNIST) padded to 32×32.
 
@@ -74,11 +84,7 @@ def lenet5(num_classes: int = 10, *, activation: str | Callable = activations.ta
     **Arguments:** `num_classes`; `activation` (default tanh, as in the paper;
     `fnn.relu` is a common modern choice).
     """
-    num_classes = check_positive_int("lenet5", "num_classes", num_classes)
-    try:
-        act = activations.get(activation)
-    except ValueError as e:
-        raise ValueError(f"lenet5: {e}") from None
+    act = lookup(activations.get, activation)
     model = serial(
         _conv_padded_to(32, 6, 5), act,
         AvgPool(2),
@@ -89,4 +95,4 @@ def lenet5(num_classes: int = 10, *, activation: str | Callable = activations.ta
         Dense(84), act,
         Dense(num_classes),
     )
-    return Layer(model.init, model.apply, "LeNet5")
+    return model._replace(name="LeNet5")

@@ -4,24 +4,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from fnn import activations, initializers
-from fnn._checks import check_positive_int, describe_value
+from fnn._checks import BadType, BadValue, describe_value, lookup, named, positive_int
 from fnn.core import Layer, serial
 from fnn.layers.dense import Dense
 
 
 def _layer_sizes(features) -> list[int]:
-    """`features` as a non-empty list of positive ints; errors name `mlp` and the entry."""
+    """`features` as a non-empty list of positive ints; errors name the entry."""
     if isinstance(features, (str, bytes)) or not isinstance(features, Iterable) or (
             getattr(features, "ndim", 1) == 0):
-        raise TypeError(
-            f"mlp: features must be a list of layer sizes, e.g. mlp([100, 3]), got "
-            f"{describe_value(features)}.")
-    sizes = [check_positive_int("mlp", f"features[{i}]", f) for i, f in enumerate(features)]
+        raise BadType(f"features must be a list of layer sizes, e.g. mlp([100, 3]), got "
+                      f"{describe_value(features)}.")
+    sizes = [positive_int(f"features[{i}]", f) for i, f in enumerate(features)]
     if not sizes:
-        raise ValueError("mlp: expected a non-empty list of layer sizes, e.g. mlp([100, 3]).")
+        raise BadValue("expected a non-empty list of layer sizes, e.g. mlp([100, 3]).")
     return sizes
 
 
+@named("mlp")
 def mlp(features: Sequence[int], activation: str | Callable = activations.relu, *,
         w_init=initializers.lecun_normal, b_init=initializers.zeros) -> Layer:
     """A stack of Dense layers with `activation` between them and none after the last.
@@ -33,11 +33,8 @@ def mlp(features: Sequence[int], activation: str | Callable = activations.relu, 
     Bad arguments raise errors naming `mlp` (and the entry, e.g. `features[1]`).
     """
     sizes = _layer_sizes(features)
-    try:
-        act = activations.get(activation)
-        w_init, b_init = initializers.get(w_init), initializers.get(b_init)
-    except ValueError as e:
-        raise ValueError(f"mlp: {e}") from None
+    act = lookup(activations.get, activation)
+    w_init, b_init = lookup(initializers.get, w_init), lookup(initializers.get, b_init)
     layers = []
     for i, f in enumerate(sizes):
         if i:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnn import activations, initializers
-from fnn._checks import check_key_and_train, check_positive_int, shape_str
+from fnn._checks import BadValue, checked, named, positive_int, require_key_and_train, shape_str
 from fnn.core import Layer, residual, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
@@ -12,8 +12,20 @@ from fnn.layers.norm import BatchNorm
 from fnn.layers.pool import GlobalAvgPool, MaxPool
 
 
-def _named(layer: Layer, name: str) -> Layer:
-    return Layer(layer.init, layer.apply, name)
+def _shortcut(name: str, value) -> str:
+    """The shortcut option, "A" or "B" (else `BadValue`)."""
+    if value not in ("A", "B"):
+        raise BadValue(f'{name} must be "A" or "B", got {value!r}.')
+    return value
+
+
+def _depth(name: str, value) -> int:
+    """A CIFAR ResNet depth, `6n + 2` with `n >= 1` (else `BadType`/`BadValue`)."""
+    depth = positive_int(name, value)
+    if depth < 8 or (depth - 2) % 6:
+        raise BadValue(f"{name} must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), "
+                       f"got {depth}.")
+    return depth
 
 
 def _conv(features, kernel, stride=1):
@@ -25,18 +37,18 @@ def _conv(features, kernel, stride=1):
 def _subsample_and_pad(features: int, stride: int) -> Layer:
     """Option-A shortcut: `x[:, ::s, ::s, :]`, then zero channels up to `features`."""
 
+    @named("resnet shortcut")
     def init(key, input_shape):
         del key
         if input_shape[-1] > features:
-            raise ValueError(
-                f"resnet shortcut: cannot pad {shape_str(input_shape)} down to {features} "
-                "channels."
-            )
+            raise BadValue(f"cannot pad {shape_str(input_shape)} down to {features} channels.")
         return {}, {}
+
+    check = named("resnet shortcut")(require_key_and_train)
 
     def apply(params, state, x, *, key=None, train=False):
         del params
-        check_key_and_train("resnet shortcut", key, train)
+        check(key, train)
         y = x[:, ::stride, ::stride, :]
         extra = features - x.shape[-1]
         pads = ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2))
@@ -45,6 +57,7 @@ def _subsample_and_pad(features: int, stride: int) -> Layer:
     return Layer(init, apply, "PadShortcut")
 
 
+@checked("basic_block", features=positive_int, stride=positive_int, shortcut=_shortcut)
 def basic_block(features: int, stride: int = 1, *, in_features: int | None = None,
                 shortcut: str = "B") -> Layer:
     """`relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut(x))`, the ResNet basic block.
@@ -55,10 +68,6 @@ def basic_block(features: int, stride: int = 1, *, in_features: int | None = Non
     torchvision), or option A, subsampling plus zero channels (no parameters; the
     paper's CIFAR networks). Otherwise it is the identity.
     """
-    features = check_positive_int("basic_block", "features", features)
-    stride = check_positive_int("basic_block", "stride", stride)
-    if shortcut not in ("A", "B"):
-        raise ValueError(f'basic_block: shortcut must be "A" or "B", got {shortcut!r}.')
     relu = activations.relu
     block = serial(_conv(features, 3, stride), BatchNorm(), relu,
                    _conv(features, 3), BatchNorm())
@@ -68,10 +77,11 @@ def basic_block(features: int, stride: int = 1, *, in_features: int | None = Non
     elif shortcut == "A":
         short = _subsample_and_pad(features, stride)
     else:
-        short = _named(serial(_conv(features, 1, stride), BatchNorm()), "Projection")
-    return _named(serial(residual(block, short), relu), "BasicBlock")
+        short = serial(_conv(features, 1, stride), BatchNorm())._replace(name="Projection")
+    return serial(residual(block, short), relu)._replace(name="BasicBlock")
 
 
+@checked("resnet", depth=_depth, num_classes=positive_int, shortcut=_shortcut)
 def resnet(depth: int = 20, num_classes: int = 10, *, shortcut: str = "A") -> Layer:
     """CIFAR ResNet with `depth = 6n + 2` layers (He et al. 2016, §4.2), for 32×32×3.
 
@@ -92,15 +102,6 @@ def resnet(depth: int = 20, num_classes: int = 10, *, shortcut: str = "A") -> La
     statistics are state): ResNet-20: 269,722 with option A (the paper's
     "0.27M"), 272,474 with option B; ResNet-8: 75,290 with option A, 78,042 with B.
     """
-    depth = check_positive_int("resnet", "depth", depth)
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            f"resnet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), "
-            f"got {depth}."
-        )
-    num_classes = check_positive_int("resnet", "num_classes", num_classes)
-    if shortcut not in ("A", "B"):
-        raise ValueError(f'resnet: shortcut must be "A" or "B", got {shortcut!r}.')
     n = (depth - 2) // 6
     layers = [_conv(16, 3), BatchNorm(), activations.relu]
     in_features = 16
@@ -111,9 +112,10 @@ def resnet(depth: int = 20, num_classes: int = 10, *, shortcut: str = "A") -> La
                                       shortcut=shortcut))
             in_features = features
     layers += [GlobalAvgPool(), Dense(num_classes)]
-    return _named(serial(*layers), f"ResNet{depth}")
+    return serial(*layers)._replace(name=f"ResNet{depth}")
 
 
+@checked("resnet18", num_classes=positive_int)
 def resnet18(num_classes: int = 1000) -> Layer:
     """ResNet-18 in the ImageNet layout (He et al. 2016; torchvision's `resnet18`).
 
@@ -130,7 +132,6 @@ def resnet18(num_classes: int = 1000) -> Layer:
     stride-2 convolution + BatchNorm (option B). 11,689,512 parameters with
     1000 classes, as torchvision. Padding is PyTorch's symmetric `(k − 1)/2`.
     """
-    num_classes = check_positive_int("resnet18", "num_classes", num_classes)
     layers = [_conv(64, 7, 2), BatchNorm(), activations.relu, MaxPool(3, 2, padding=1)]
     in_features = 64
     for features in (64, 128, 256, 512):
@@ -139,4 +140,4 @@ def resnet18(num_classes: int = 1000) -> Layer:
             layers.append(basic_block(features, stride, in_features=in_features, shortcut="B"))
             in_features = features
     layers += [GlobalAvgPool(), Dense(num_classes)]
-    return _named(serial(*layers), "ResNet18")
+    return serial(*layers)._replace(name="ResNet18")
