@@ -44,8 +44,9 @@ LAYERS = {
     "serial": (lambda: fnn.serial(L.Dense(3), fnn.relu, L.Dense(2)), (4,)),
 }
 
-CONSTRUCTORS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
-WRAPPERS = ("clip_by_global_norm", "clip_by_value", "masked")
+CONSTRUCTORS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam",
+                "radam", "adamax", "lion")
+WRAPPERS = ("clip_by_global_norm", "clip_by_value", "masked", "partition", "ema")
 
 _lr = st.floats(1e-3, 0.1)
 _unit = st.floats(0.0, 0.95)
@@ -71,4 +72,16 @@ OPTIMIZERS = {
                                                    st.floats(0.5, 1.0), st.integers(1, 10))),
     "masked(momentum)": st.builds(lambda lr: optim.masked(optim.momentum(lr),
                                                           {"w": True, "b": False}), _lr),
+    "rmsprop_momentum": st.builds(optim.rmsprop, st.floats(1e-3, 1e-2), momentum=_unit,
+                                  centered=st.booleans()),
+    "adam_amsgrad": st.builds(optim.adam, _lr, b2=st.floats(0.5, 0.999), amsgrad=st.just(True)),
+    "nadam": st.builds(optim.nadam, _lr, b1=_unit, b2=st.floats(0.5, 0.999), eps=_eps,
+                       momentum_decay=st.floats(0.0, 0.01)),
+    "radam": st.builds(optim.radam, _lr, b1=_unit, b2=st.floats(0.5, 0.999), eps=_eps),
+    "adamax": st.builds(optim.adamax, _lr, b1=_unit, b2=st.floats(0.5, 0.999), eps=_eps),
+    "lion": st.builds(optim.lion, st.floats(1e-4, 1e-2), b1=_unit, b2=st.floats(0.5, 0.99)),
+    "partition(adam, sgd)": st.builds(lambda a, b: optim.partition(
+        {"x": optim.adam(a), "y": optim.sgd(b)}, {"w": "x", "b": "y"}), _lr, _lr),
+    "ema(momentum)": st.builds(lambda lr, d: optim.ema(optim.momentum(lr), d), _lr,
+                               st.floats(0.0, 0.999)),
 }

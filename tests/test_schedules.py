@@ -17,6 +17,22 @@ def cosine(step, n):
     return 0.5 * (1 + math.cos(math.pi * min(step, n) / n))
 
 
+def one_cycle(step, peak, total, pct=0.3, div=25.0, final_div=1e4):
+    """torch's OneCycleLR (cos, two phases) in float64, held at the end after the cycle."""
+    r0 = peak / div
+    e1, e2 = pct * total - 1, total - 1
+    anneal = lambda a, b, x: b + (a - b) / 2 * (math.cos(math.pi * min(x, 1.0)) + 1)
+    return anneal(r0, peak, step / e1) if step <= e1 else anneal(peak, r0 / final_div,
+                                                                  (step - e1) / (e2 - e1))
+
+
+def restarts(step, lr, t0, mult, low):
+    t_i = t0
+    while step >= t_i:   # SGDR's periods t0, t0·mult, t0·mult², ...
+        step, t_i = step - t_i, t_i * mult
+    return low + (lr - low) * 0.5 * (1 + math.cos(math.pi * step / t_i))
+
+
 CLOSED_FORMS = {  # id: (schedule, float64 closed form)
     "constant": (schedules.constant(0.3), lambda s: 0.3),
     "step_decay": (schedules.step_decay(0.1, 0.5, 10), lambda s: 0.1 * 0.5 ** (s // 10)),
@@ -30,6 +46,19 @@ CLOSED_FORMS = {  # id: (schedule, float64 closed form)
                       lambda s: 0.2 * s / 5 if s < 5 else 0.2 * cosine(s - 5, 20)),
     "warmup_cosine_no_warmup": (schedules.warmup_cosine(0.2, 0, 20),
                                 lambda s: 0.2 * cosine(s, 20)),
+    "multistep": (schedules.multistep(0.1, [2, 10, 11], gamma=0.5),
+                  lambda s: 0.1 * 0.5 ** sum(s >= m for m in (2, 10, 11))),
+    "one_cycle": (schedules.one_cycle(0.4, 20), lambda s: one_cycle(s, 0.4, 20)),
+    "one_cycle_custom": (schedules.one_cycle(0.4, 30, pct_start=0.5, div_factor=4.0,
+                                             final_div_factor=10.0),
+                         lambda s: one_cycle(s, 0.4, 30, 0.5, 4.0, 10.0)),
+    "cosine_restarts": (schedules.cosine_restarts(0.1, 4), lambda s: restarts(s, 0.1, 4, 1, 0.0)),
+    "cosine_restarts_mult": (schedules.cosine_restarts(0.1, 3, period_mult=3, min_lr=0.02),
+                             lambda s: restarts(s, 0.1, 3, 3, 0.02)),
+    "linear_warmup": (schedules.linear_warmup(schedules.cosine_decay(0.2, 10), 5, start_lr=0.02),
+                      lambda s: 0.02 + 0.18 * s / 5 if s < 5 else 0.2 * cosine(s - 5, 10)),
+    "piecewise_constant": (schedules.piecewise_constant([2, 10], [0.3, 0.1, 0.01]),
+                           lambda s: 0.3 if s < 2 else 0.1 if s < 10 else 0.01),
 }
 
 
@@ -120,6 +149,39 @@ def test_sgd_with_step_decay_by_hand():
      r"warmup_cosine: peak_lr must be >= 0.0, got -0.1"),
     (lambda: schedules.warmup_cosine(0.1, 1.5, 10), TypeError,
      r"warmup_cosine: warmup_steps must be an int >= 0, got 1.5"),
+    (lambda: schedules.multistep(0.1, []), TypeError,
+     r"multistep: milestones must be a non-empty list of ints, got \[\]"),
+    (lambda: schedules.multistep(0.1, [5, 3]), ValueError,
+     r"multistep: milestones must be strictly increasing ints >= 1, got \[5, 3\]"),
+    (lambda: schedules.multistep(0.1, [0, 3]), ValueError,
+     r"multistep: milestones must be strictly increasing ints >= 1, got \[0, 3\]"),
+    (lambda: schedules.multistep(0.1, [3], gamma=0.0), ValueError,
+     r"multistep: gamma must be > 0.0, got 0.0"),
+    (lambda: schedules.one_cycle(0.1, 0), ValueError,
+     r"one_cycle: total_steps must be a positive int, got 0"),
+    (lambda: schedules.one_cycle(0.1, 10, pct_start=1.0), ValueError,
+     r"one_cycle: pct_start must be in \[0.0, 1.0\), got 1.0"),
+    (lambda: schedules.one_cycle(0.1, 10, pct_start=0.1), ValueError,
+     r"one_cycle: pct_start·total_steps must not be 1 .*pct_start=0.1 and total_steps=10"),
+    (lambda: schedules.one_cycle(0.1, 10, div_factor=0.0), ValueError,
+     r"one_cycle: div_factor must be > 0.0, got 0.0"),
+    (lambda: schedules.cosine_restarts(0.1, 10, period_mult=1.5), TypeError,
+     r"cosine_restarts: period_mult must be a positive int, got 1.5"),
+    (lambda: schedules.cosine_restarts(0.1, 0), ValueError,
+     r"cosine_restarts: first_period must be a positive int, got 0"),
+    (lambda: schedules.cosine_restarts(0.1, 5, min_lr=-1.0), ValueError,
+     r"cosine_restarts: min_lr must be >= 0.0, got -1.0"),
+    (lambda: schedules.linear_warmup(0.1, 5), TypeError,
+     r"linear_warmup: schedule must be a schedule step -> lr .*got 0.1"),
+    (lambda: schedules.linear_warmup(schedules.constant(0.1), -5), ValueError,
+     r"linear_warmup: warmup_steps must be an int >= 0, got -5"),
+    (lambda: schedules.piecewise_constant([10], [0.1]), ValueError,
+     r"piecewise_constant: values must have one more entry than boundaries, got 1 values "
+     r"for 1 boundaries"),
+    (lambda: schedules.piecewise_constant([10], [0.1, -0.1]), ValueError,
+     r"piecewise_constant: values\[1\] must be >= 0.0, got -0.1"),
+    (lambda: schedules.piecewise_constant(10, [0.1, 0.01]), TypeError,
+     r"piecewise_constant: boundaries must be a non-empty list of ints, got 10"),
 ])
 def test_bad_arguments(make, error, message):
     with pytest.raises(error, match=message):
@@ -155,3 +217,28 @@ def test_decay_rate_above_one_grows_the_rate():
     np.testing.assert_allclose(float(schedules.step_decay(0.1, 2.0, 10)(25)), 0.4, rtol=1e-6)
     np.testing.assert_allclose(float(schedules.exponential_decay(0.1, 2.0, 10)(5)),
                                0.1 * math.sqrt(2.0), rtol=1e-6)
+
+
+def test_restarts_are_exact_at_every_restart():
+    """T_cur and T_i come from integer arithmetic: each restart gives exactly lr, even after
+    many periods (a logarithm would put some restarts one step off)."""
+    schedule = schedules.cosine_restarts(0.5, 1, period_mult=2)   # restarts at 2^k − 1
+    starts = np.array([2**k - 1 for k in range(1, 30)])
+    np.testing.assert_array_equal(np.asarray(schedule(jnp.asarray(starts, jnp.int32))), 0.5)
+    np.testing.assert_allclose(float(schedule(2**20 - 1 + 2**19)), 0.25, rtol=1e-6)  # half-way
+
+
+def test_linear_warmup_of_zero_steps_is_the_schedule_itself():
+    inner = schedules.cosine_decay(0.1, 10)
+    assert schedules.linear_warmup(inner, 0) is inner
+
+
+def test_new_schedules_in_an_optimizer():
+    """`current_lr` after update t is schedule(t), through a jitted update."""
+    schedule = schedules.linear_warmup(schedules.multistep(0.2, [3]), 2)
+    opt = optim.sgd(schedule)
+    state, update, seen = opt.init({"p": jnp.zeros(2)}), jax.jit(opt.update), []
+    for _ in range(7):
+        state, _ = update(state, {"p": jnp.ones(2)})
+        seen.append(float(optim.current_lr(state)))
+    np.testing.assert_allclose(seen, [0.0, 0.1, 0.2, 0.2, 0.2, 0.02, 0.02], rtol=1e-6)

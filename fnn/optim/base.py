@@ -6,7 +6,7 @@ the parameters):
     init(params) -> state
     update(state, grads) -> (new_state, new_params)   # new_params is new_state.params
 
-Every state is a small NamedTuple whose first four fields are the same for all
+Every state is a small NamedTuple whose first five fields are the same for all
 optimizers, followed by the optimizer's slots (pytrees shaped like `params`):
 
     step:     int32 scalar    number of updates applied so far
@@ -14,17 +14,23 @@ optimizers, followed by the optimizer's slots (pytrees shaped like `params`):
                               included (before any update: the rate for step 0)
     lr_scale: float32 scalar  factor on the learning rate, 1.0 at init: an update
                               uses `lr = schedule(step) · lr_scale`
+    hyper:    dict            the hyperparameters as scalar arrays (a float learning
+                              rate among them), see `fnn.optim.hyperparams`
     params:   pytree          the current parameters
     ...slots                  e.g. `m`, `v` for Adam, each a pytree like `params`
+                              (None for an option that is off, e.g. `v_max`)
 
 `set_lr_scale(state, s)` sets the scale (reduce-on-plateau, a user's rule): the
 update rule then sees the scaled rate, so every optimizer, linear in its rate or
 not, is scaled where the rate is used. With the scale 1.0 the rule sees exactly the
-unscaled rate (a product with 1.0 is exact).
+unscaled rate (a product with 1.0 is exact). `set_hyperparams(state, ...)` changes
+the hyperparameters; both keep every array's dtype and shape, so a jitted step that
+takes the state is not compiled again.
 
-Wrappers (`clip_by_global_norm`, `clip_by_value`, `masked`) keep the wrapped
-optimizer's state as is, so `current_lr`, `set_lr_scale` and checkpoints see the
-same layout.
+Wrappers keep the wrapped optimizer's fields (`clip_by_global_norm`, `clip_by_value`
+and `masked` its state as is, `ema` adds one field), so `current_lr`, `set_lr_scale`,
+`set_hyperparams` and checkpoints see the same layout; `partition` holds one state per
+group.
 """
 from __future__ import annotations
 
@@ -42,10 +48,11 @@ from fnn._checks import (
     as_inexact,
     checked,
     hyper,
-    labelled,
     named,
     shape_str,
 )
+from fnn.optim.hyperparams import hyper_state
+from fnn.optim.trees import as_params, decay_flags, map_leaves, require_like_params
 
 
 class Optimizer(NamedTuple):
@@ -85,23 +92,19 @@ def an_optimizer(name: str, value: Any) -> Optimizer:
     return value
 
 
-def check_optimizer(where: str, optimizer: Any) -> Optimizer:
-    return labelled(where, an_optimizer, "optimizer", optimizer)
-
-
 # ---------------------------------------------------------------------------
 # learning rates
 
 
-def learning_rate_fn(learning_rate: Any) -> Callable:
-    """Turn a float or a schedule `step -> lr` into a function `step -> float scalar`.
+def learning_rate_fn(learning_rate: Any) -> Callable | float:
+    """A float learning rate, checked (finite, >= 0), or a schedule `step -> lr` wrapped
+    to check its output: a real scalar, returned as an inexact array.
 
-    A float is validated here (finite, >= 0). A schedule is evaluated at trace
-    time on the step count before the update; it must return a real scalar.
-
-    The scalar keeps the precision it was given in (a Python float is float64
-    under `jax_enable_x64`), so float64 parameters are updated with the exact
-    rate; the state records it as float32 (`current_lr`).
+    A float goes into the state (`hyper["learning_rate"]`, see `fnn.optim.hyperparams`),
+    where it keeps the default float dtype (float64 under `jax_enable_x64`, so float64
+    parameters are updated with the exact rate). A schedule is evaluated at trace time
+    on the step count before the update; the state records each rate used as float32
+    (`current_lr`).
     """
     if not callable(learning_rate):
         number_like = isinstance(learning_rate, (int, float)) or (
@@ -109,8 +112,7 @@ def learning_rate_fn(learning_rate: Any) -> Callable:
         if isinstance(learning_rate, bool) or not number_like:
             raise BadType(f"learning_rate must be a number or a schedule step -> lr, "
                           f"got {learning_rate!r}.")
-        value = hyper("learning_rate", learning_rate, **NON_NEGATIVE)
-        return lambda step: as_inexact(value)
+        return hyper("learning_rate", learning_rate, **NON_NEGATIVE)
 
     def lr_at(step):
         lr = learning_rate(step)
@@ -135,95 +137,13 @@ def _require_rate(lr: Any, schedule: Callable) -> None:
                       f"{dtype} {got}.")
 
 
-# ---------------------------------------------------------------------------
-# pytree helpers
-
-
-def _dtype_of(x: Any):
-    """The dtype of an array or a Python number, or None for anything else (a string,
-    an object). Reads no values, so it is free under `jit`."""
-    if isinstance(x, (bool, int, float, complex)):
-        return jnp.result_type(x)
-    dtype = getattr(x, "dtype", None)
-    return np.dtype(dtype) if dtype is not None and hasattr(x, "shape") else None
-
-
-def _what(x: Any, dtype) -> str:
-    """'dtype int32' for an array or number, "a str ('a')" for anything else."""
-    return f"dtype {dtype}" if dtype is not None else f"a {type(x).__name__} ({x!r:.40})"
-
-
-def as_params(params: Any) -> Any:
-    """Params as a pytree of floating arrays (Python floats become float32 arrays)."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        dtype = _dtype_of(leaf)
-        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-            raise BadType(
-                f"parameters must be floating-point arrays, got {_what(leaf, dtype)} at "
-                f"{jax.tree_util.keystr(path) or 'the root'}. Convert with .astype(jnp.float32).")
-    # an explicit dtype drops JAX's weak typing, so the state's dtypes are fixed
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(x)), params)
-
-
-def require_like_params(params: Any, tree: Any, what: str = "grads",
-                        check_shapes: bool = True) -> None:
-    """`BadValue` unless `tree` has the pytree structure (and, with `check_shapes`,
-    the leaf shapes) of `params`; with `check_shapes`, a leaf that is not a real
-    floating-point array (a string, an integer, bool or complex array) is a `BadType`.
-
-    Runs at trace time (dtypes and shapes only). A structure mismatch names the
-    leaf paths that `tree` lacks or has in excess (compared by path, not by
-    position) and shows both tree structures; a dtype or shape mismatch names
-    the first leaf that differs. Floating dtypes may differ from the params'
-    (e.g. bfloat16 gradients for float32 params): the update casts back.
-    """
-    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
-    t_leaves, t_def = jax.tree_util.tree_flatten_with_path(tree)
-    if p_def != t_def:
-        raise BadValue(
-            f"{what} must have the same pytree structure as params; "
-            f"{_structure_difference(p_leaves, t_leaves, what)}.\n"
-            f"  params: {p_def}\n  {what}: {t_def}")
-    for (path, p), (_, t) in zip(p_leaves, t_leaves, strict=True) if check_shapes else ():
-        leaf = f"{what} leaf {jax.tree_util.keystr(path) or '(root)'}"
-        dtype = _dtype_of(t)
-        if dtype is None:
-            raise BadType(f"{leaf} must be a floating-point array, got {_what(t, None)}.")
-        if not jnp.issubdtype(dtype, jnp.floating):
-            why = ("real parameters need real gradients (the imaginary part would be dropped)"
-                   if jnp.issubdtype(dtype, jnp.complexfloating) else
-                   f"{what} must be floating-point arrays")
-            raise BadType(f"{leaf} has dtype {dtype} but the parameter has dtype "
-                          f"{_dtype_of(p)}; {why}.")
-        if jnp.shape(p) != jnp.shape(t):
-            raise BadValue(f"{leaf} has shape {shape_str(jnp.shape(t))} but the parameter has "
-                           f"shape {shape_str(jnp.shape(p))}.")
-
-
-def _structure_difference(p_leaves, t_leaves, what: str) -> str:
-    """Which leaf paths one tree has and the other lacks (by path, not by position)."""
-    def paths(leaves):
-        return [jax.tree_util.keystr(k) or "(the root)" for k, _ in leaves]
-
-    p_paths, t_paths = paths(p_leaves), paths(t_leaves)
-    p_set, t_set = set(p_paths), set(t_paths)
-    missing = [p for p in p_paths if p not in t_set]
-    extra = [t for t in t_paths if t not in p_set]
-    if missing and extra:
-        return f"{what} has {', '.join(extra)} where params has {', '.join(missing)}"
-    if missing:
-        return f"{what} lacks {', '.join(missing)}, which params has"
-    if extra:
-        return f"{what} has {', '.join(extra)}, which params lacks"
-    return "the leaf paths agree but the container types differ"
-
-
 @named("current_lr")
 def current_lr(state: Any) -> jax.Array:
     """The learning rate the most recent update used (float32 scalar), scale included.
 
     Before any update it is the learning rate for step 0. Works on the state of
-    every fnn optimizer, wrapped or not (wrappers keep the wrapped state).
+    every fnn optimizer, wrapped or not (wrappers keep the wrapped state); for a
+    `partition` it is the first group's rate.
     """
     if not hasattr(state, "lr"):
         raise BadType(f"expected the state of a fnn.optim optimizer (a NamedTuple with an "
@@ -237,7 +157,8 @@ def set_lr_scale(state: Any, scale: Any) -> Any:
 
     The next updates use `lr = schedule(step) · scale` (the rule sees the scaled
     rate, and `current_lr` reports it after the next update). Works on the state
-    of every fnn optimizer, wrapped or not, and under `jit` (`scale` may be traced).
+    of every fnn optimizer, wrapped or not (a `partition`'s scales every group), and
+    under `jit` (`scale` may be traced).
     """
     if not hasattr(state, "lr_scale"):
         raise BadType(f"expected the state of a fnn.optim optimizer (a NamedTuple with an "
@@ -251,62 +172,98 @@ def set_lr_scale(state: Any, scale: Any) -> Any:
 # the one builder behind every optimizer
 
 
-def map_leaves(fn: Callable, n_out: int, params: Any, *trees: Any) -> tuple:
-    """Apply `fn(p, *others) -> tuple of n_out leaves` leaf by leaf; return n_out trees.
-
-    The other trees must have the structure of `params` (checked beforehand).
-    """
-    leaves, treedef = jax.tree.flatten(params)
-    others = [treedef.flatten_up_to(t) for t in trees]
-    outs = [fn(*args) for args in zip(leaves, *others, strict=True)]
-    columns = list(zip(*outs, strict=True)) if outs else [()] * n_out
-    return tuple(treedef.unflatten(list(col)) for col in columns)
-
-
-def build(name: str, learning_rate: Any, state_cls: type, init_slots: Callable,
-          rule: Callable, per_step: Callable | None = None) -> Optimizer:
+def build(name: str, learning_rate: Any, state_cls: type, slots: dict, rule: Callable, *,
+          hyper: dict | None = None, derived: tuple = (), per_step: Callable | None = None,
+          carry: dict | None = None, coupled_decay: bool = False,
+          decay_mask: Any = None) -> Optimizer:
     """Assemble an `Optimizer` named `name` (in messages) from a per-leaf update rule.
 
-    - `state_cls`: NamedTuple with fields `(step, lr, lr_scale, params, *slots)`.
-    - `init_slots(p) -> tuple of slot leaves` for one parameter leaf.
-    - `rule(t, lr, p, g, *slots) -> (new_p, *new_slots)` for one leaf, where `t`
-      is the step count after this update (1 for the first) and `lr` the
-      learning rate, `schedule(step) · lr_scale`, cast to the leaf's dtype.
-    - `per_step(t)`: optional; its result replaces `t` as the rule's first
-      argument, so that terms that depend only on the step (Adam's bias
-      corrections) are computed once per update instead of once per leaf.
+    - `state_cls`: NamedTuple with fields `(step, lr, lr_scale, hyper, params, *carry,
+      *slot fields)`; a slot field not in `slots` holds None (an option that is off, e.g.
+      Adam's `v_max` without `amsgrad`).
+    - `slots`: field → `init(p)`, the slot leaf for one parameter leaf; the rule takes and
+      returns the slots in this order.
+    - `rule(h, p, g, *slots) -> (new_p, *new_slots)` for one leaf. `h` maps each
+      hyperparameter, each per-step term and `"lr"` (the learning rate,
+      `schedule(step) · lr_scale`) to a scalar of the leaf's dtype.
+    - `hyper`: the checked numeric hyperparameters (the learning rate joins them when it
+      is a number) and `derived`: their derived terms (`fnn.optim.hyperparams`), held in
+      the state's `hyper` field.
+    - `per_step(t, h, **carry) -> dict`: terms that depend only on the step count `t`
+      (1 for the first update) and the hyperparameters (e.g. Adam's bias corrections),
+      computed once per update instead of once per leaf; an entry named like a `carry`
+      field is that field's new value.
+    - `carry`: field → initial value of a scalar the state carries from one update to
+      the next (NAdam's product of momentum coefficients).
+    - `coupled_decay`: `g ← g + wd·p` before the rule (where `h` has `"weight_decay"`).
+    - `decay_mask`: a pytree of bools like params, or a function `params -> such a tree`:
+      where it is False, `h` has no `"weight_decay"` (the rule then skips the decay).
     """
-    lr_at = named(name)(learning_rate_fn(learning_rate))
-    n_slots = len(state_cls._fields) - 4
+    lr_source = learning_rate_fn(learning_rate)
+    schedule = named(name)(lr_source) if callable(lr_source) else None
+    values = {**({} if schedule else {"learning_rate": lr_source}), **(hyper or {})}
+    carry = carry or {}
+    slot_fields = state_cls._fields[5 + len(carry):]
+    active = tuple(slots)
 
     @named(f"{name}.init")
     def init(params):
         params = as_params(params)
+        if decay_mask is not None:
+            decay_flags(decay_mask, params)   # a mask that does not fit fails here already
         step = jnp.zeros((), jnp.int32)
-        slots = map_leaves(lambda p: tuple(init_slots(p)), n_slots, params)
-        return state_cls(step, lr_at(step).astype(jnp.float32), jnp.ones((), jnp.float32),
-                         params, *slots)
+        h = hyper_state(values, derived)
+        lr = h["learning_rate"] if schedule is None else schedule(step)
+        leaves = dict(zip(active, map_leaves(lambda p: tuple(f(p) for f in slots.values()),
+                                             len(active), params), strict=True))
+        return state_cls(step, lr.astype(jnp.float32), jnp.ones((), jnp.float32), h, params,
+                         **{k: jnp.asarray(v, jnp.result_type(float)) for k, v in carry.items()},
+                         **{f: leaves.get(f) for f in slot_fields})
 
     @named(f"{name}.update")
     def update(state, grads):
-        if not isinstance(state, state_cls):
+        if not (isinstance(state, state_cls) and isinstance(state.hyper, dict) and all(
+                (getattr(state, f) is None) == (f not in active) for f in slot_fields)):
             raise BadType(
                 f"expected the state from {name}.init ({state_cls.__name__}), got "
                 f"{type(state).__name__}; each optimizer keeps its own state, so call "
                 f"{name}'s init on the params first.")
         require_like_params(state.params, grads)
-        lr = lr_at(state.step)  # a float64 rate (x64) stays float64 when scaled:
+        lr = state.hyper["learning_rate"] if schedule is None else schedule(state.step)
+        # a float64 rate (x64) stays float64 when scaled
         lr = lr * state.lr_scale.astype(jnp.promote_types(lr.dtype, jnp.float32))
         t = state.step + 1
-        step_terms = t if per_step is None else per_step(t)
+        terms = {} if per_step is None else per_step(
+            t, state.hyper, **{k: getattr(state, k) for k in carry})
+        step_h = {**state.hyper, **terms, "lr": lr}
+        flags = () if decay_mask is None else (decay_flags(decay_mask, state.params),)
 
-        def leaf(p, g, *slots):
-            new_p, *new_slots = rule(step_terms, lr.astype(p.dtype), p, g, *slots)
+        def leaf(p, g, *rest):
+            decayed, slots_in = (rest[0], rest[1:]) if flags else (True, rest)
+            h = {k: v.astype(p.dtype) for k, v in step_h.items()
+                 if decayed or k != "weight_decay"}
+            if coupled_decay and "weight_decay" in h:
+                g = g + h["weight_decay"] * p
+            new_p, *new_slots = rule(h, p, g, *slots_in)
             return (new_p.astype(p.dtype),
-                    *(n.astype(o.dtype) for n, o in zip(new_slots, slots, strict=True)))
+                    *(n.astype(o.dtype) for n, o in zip(new_slots, slots_in, strict=True)))
 
-        params, *slots = map_leaves(leaf, 1 + n_slots, state.params, grads, *state[4:])
-        new_state = state_cls(t, lr.astype(jnp.float32), state.lr_scale, params, *slots)
+        params, *new = map_leaves(leaf, 1 + len(active), state.params, grads, *flags,
+                                  *(getattr(state, f) for f in active))
+        new_state = state._replace(
+            step=t, lr=lr.astype(jnp.float32), params=params, **dict(zip(active, new)),
+            **{k: terms[k].astype(getattr(state, k).dtype) for k in carry})
         return new_state, new_state.params
 
     return make(name, init, update)
+
+
+def switched_on(value: Any) -> bool:
+    """Whether a hyperparameter whose 0.0 turns its term off (`weight_decay`, `momentum`)
+    is on: nonzero, or traced (its value unknown while building)."""
+    return isinstance(value, jax.core.Tracer) or value != 0
+
+
+def decay_hyper(weight_decay: Any) -> dict:
+    """`{"weight_decay": wd}` when the decay is on, else `{}` (built without the term)."""
+    return {"weight_decay": weight_decay} if switched_on(weight_decay) else {}

@@ -14,8 +14,10 @@ import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
-from fnn.optim.adaptive import adadelta, adagrad, adam, adamw, rmsprop
+from fnn.optim.adam import adam, adamax, adamw, nadam, radam
+from fnn.optim.adaptive import adadelta, adagrad, rmsprop
 from fnn.optim.base import Optimizer
+from fnn.optim.lion import lion
 from fnn.optim.sgd import momentum, sgd
 
 __all__ = ["NamedOptimizer", "REGISTRY"]
@@ -45,4 +47,8 @@ REGISTRY: dict[str, NamedOptimizer] = {
     "rmsprop": NamedOptimizer(rmsprop, 1e-3),
     "adam": NamedOptimizer(adam, 1e-3),
     "adamw": NamedOptimizer(adamw, 1e-3),
+    "nadam": NamedOptimizer(nadam, 2e-3),
+    "radam": NamedOptimizer(radam, 1e-3),
+    "adamax": NamedOptimizer(adamax, 2e-3),
+    "lion": NamedOptimizer(lion, 1e-4),
 }

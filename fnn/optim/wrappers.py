@@ -1,4 +1,4 @@
-"""Optimizer wrappers: gradient clipping and masking.
+"""Optimizer wrappers: gradient clipping.
 
 Each wrapper returns an `Optimizer` whose state is the wrapped optimizer's
 state, unchanged in layout, so `current_lr`, checkpoints and nesting all work.
@@ -9,11 +9,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from fnn._checks import POSITIVE, BadType, checked, named
+from fnn._checks import POSITIVE, checked, named
 from fnn._util import at_least_float32
-from fnn.optim.base import Optimizer, an_optimizer, make, name_of, require_like_params
+from fnn.optim.base import Optimizer, an_optimizer, make, name_of
+from fnn.optim.trees import require_like_params
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -73,64 +73,3 @@ def clip_by_value(optimizer: Optimizer, limit: float) -> Optimizer:
         return optimizer.update(state, jax.tree.map(lambda g: jnp.clip(g, -limit, limit), grads))
 
     return make(name, optimizer.init, update)
-
-
-def _as_mask(name: str, mask: Any) -> Any:
-    """A pytree of Python bools; any other leaf raises TypeError."""
-    def leaf(path, x):
-        if isinstance(x, (bool, np.bool_)):
-            return bool(x)
-        if isinstance(x, (np.ndarray, jax.Array)) and x.shape == () and x.dtype == bool and (
-                not isinstance(x, jax.core.Tracer)):
-            return bool(x)
-        raise BadType(f"{name} leaves must be Python bools (True = train, False = freeze), "
-                      f"got {x!r} at {jax.tree_util.keystr(path) or 'the root'}.")
-
-    return jax.tree_util.tree_map_with_path(leaf, mask)
-
-
-@checked("masked", optimizer=an_optimizer, mask=_as_mask)
-def masked(optimizer: Optimizer, mask: Any) -> Optimizer:
-    """Train only the parameters where `mask` is True; freeze the others.
-
-    `mask` is a pytree of Python bools with exactly the structure of the params
-    (e.g. `{"w": True, "b": False}`), checked at `init` and `update`. Frozen
-    leaves stay bit-for-bit unchanged, and so do their optimizer slots (momentum,
-    Adam moments, and no weight decay either). The trainable leaves follow the
-    wrapped optimizer exactly as if the frozen leaves were absent; their
-    gradients are zeroed before the wrapped update, so a `clip_by_global_norm`
-    inside `masked` only counts trainable leaves. The shared `step` counter
-    advances on every update.
-
-    The state is the wrapped optimizer's state (slots exist for frozen leaves
-    too, holding their initial values). To exclude biases from `adamw` decay,
-    mask them out of a second, decay-free optimizer, or build the mask with
-    `jax.tree_util.tree_map_with_path`.
-    """
-    name = f"masked({name_of(optimizer)})"
-
-    @named(f"{name}.init")
-    def init(params):
-        require_like_params(params, mask, what="mask", check_shapes=False)
-        return optimizer.init(params)
-
-    def select(new, old):
-        return jax.tree.map(lambda m, n, o: n if m else o, mask, new, old)
-
-    @named(f"{name}.update")
-    def update(state, grads):
-        require_like_params(state.params, grads)
-        require_like_params(state.params, mask, what="mask", check_shapes=False)
-        grads = jax.tree.map(lambda m, g: g if m else jnp.zeros_like(g), mask, grads)
-        new_state, _ = optimizer.update(state, grads)
-        treedef = jax.tree.structure(state.params)
-        fields = {
-            f: select(getattr(new_state, f), getattr(state, f))
-            for f in new_state._fields
-            if f not in ("step", "lr", "lr_scale")
-            and jax.tree.structure(getattr(state, f)) == treedef
-        }
-        new_state = new_state._replace(**fields)
-        return new_state, new_state.params
-
-    return make(name, init, update)
