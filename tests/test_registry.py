@@ -19,6 +19,9 @@ _P = np.array([0.5, -1.0, 2.0])
 _G = np.array([0.3, -0.2, 0.1])
 
 
+_MU1, _MU2 = 0.9 * (1 - 0.5 * 0.96**0.004), 0.9 * (1 - 0.5 * 0.96**0.008)
+
+
 def _first_step(name: str, lr: float) -> np.ndarray:
     """p after one update from p = _P with gradient _G, written from docs/API.md §3 (t = 1)."""
     g, a = _G, np.abs(_G)
@@ -31,12 +34,18 @@ def _first_step(name: str, lr: float) -> np.ndarray:
         "rmsprop": g / (np.sqrt(0.01 * g**2) + 1e-8),           # s = (1-0.99)g²
         "adam": g / (a + 1e-8),                                 # m̂ = g, v̂ = g²
         "adamw": g / (a + 1e-8) + 0.01 * _P,
+        # torch's NAdam at t = 1: mu_t, mu_{t+1} from momentum_decay 4e-3, m = 0.1·g, v̂ = g²
+        "nadam": (g + _MU2 / (1 - _MU1 * _MU2) * 0.1 * g) / (a + 1e-8),
+        "radam": g,                                             # rho_1 = 1 <= 5: p -= lr·m̂
+        "adamax": g / (a + 1e-8),                               # u = |g| + eps, m̂ = g
+        "lion": np.sign(g),                                     # sign(b1·0 + (1-b1)·g)
     }[name]
     return _P - lr * step
 
 
 _DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.01,
-               "adadelta": 1.0, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+               "adadelta": 1.0, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3,
+               "nadam": 2e-3, "radam": 1e-3, "adamax": 2e-3, "lion": 1e-4}
 
 
 def test_optimizer_names_and_default_learning_rates():

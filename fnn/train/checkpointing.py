@@ -30,6 +30,7 @@ import numpy as np
 
 from fnn._checks import BadType, BadValue, named
 from fnn.checkpoint import CheckpointManager
+from fnn.optim import copy_hyperparams
 from fnn.train.rules import EpochInfo, Resumed, Rule, append_record
 
 FORMAT = "fnn.train.fit/1"
@@ -76,7 +77,12 @@ def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint") -> 
                                f"call has {k}={config[k]}; resume with the same settings or use "
                                "a new checkpoint_dir.")
         history = {k: [float(v) for v in vs] for k, vs in meta.get("history", {}).items()}
-        return Resumed(tree, history, bool(meta.get("stopped", False)), path)
+        # the optimizer passed now decides the hyperparameters (e.g. a lower learning rate
+        # to fine-tune); the checkpoint gives the step, slots, params and lr_scale
+        ts = tree["train_state"]
+        ts = ts._replace(opt_state=copy_hyperparams(ts.opt_state, like["train_state"].opt_state))
+        return Resumed({**tree, "train_state": ts}, history, bool(meta.get("stopped", False)),
+                       path)
 
     def update(state, ts, info: EpochInfo):
         history = append_record(info.history, info.logs, info.epoch, path)
