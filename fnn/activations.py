@@ -28,16 +28,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import (
-    BadType,
-    BadValue,
-    as_inexact,
-    checked,
-    from_table,
-    named,
-    require_array,
-    shape_str,
-)
+from fnn._array_checks import as_inexact, require_array
+from fnn._checks import BadType, BadValue, checked, from_table, named, shape_str
+
+__all__ = [
+    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "identity", "get",
+]
 
 
 def _numeric(name: str, x):

@@ -198,7 +198,7 @@ def save(path, tree, *, metadata: dict | None = None) -> str:
     - `path`: the file to write, a str or `os.PathLike` (used as given; no `.npz` is
       appended). Its folder must exist (a missing folder is more often a typo than a
       wish; `CheckpointManager` creates its own folder).
-    - `tree`: a pytree of arrays and Python scalars (see the module docstring).
+    - `tree`: a pytree of arrays and Python scalars (see `help(fnn.checkpoint)`).
     - `metadata`: an optional JSON-serialisable dict stored beside the tree (e.g. a
       trainer's `{"step": 12, "config": {...}}`); read it back with `load_metadata`.
 

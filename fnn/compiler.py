@@ -81,7 +81,7 @@ def options() -> dict | None:
 
     On CPU: `{"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE",
     "xla_cpu_copy_insertion_use_region_analysis": True}` (convolutions and matrix
-    products on XLA's own kernels; fewer copies in loops; see the module docstring
+    products on XLA's own kernels; fewer copies in loops; see `help(fnn.compiler)`
     and benchmarks/RESULTS.md, "Measurements quoted from docstrings"), less any
     option the installed jaxlib does not know. Other backends, or a jaxlib that
     knows neither: `None`.

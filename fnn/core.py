@@ -33,24 +33,32 @@ import jax
 import jax.numpy as jnp
 
 from fnn import compiler
+from fnn._array_checks import (
+    MissingEntry,
+    MissingEntryError,
+    example_shape,
+    keys_str,
+    require_key_and_train,
+    require_params,
+    to_dtype,
+)
 from fnn._checks import (
     BadType,
     BadValue,
-    MissingEntry,
-    MissingEntryError,
     describe_value,
-    example_shape,
     integer,
-    keys_str,
     labelled,
     named,
     require_key,
-    require_key_and_train,
-    require_params,
     shape_str,
-    to_dtype,
 )
 from fnn._util import memoized
+
+__all__ = [
+    "Layer", "children", "combinator", "input_dtype", "as_layer", "union_keywords",
+    "require_known_keywords", "call_child", "output_shape", "output_struct", "init", "serial",
+    "concat", "residual",
+]
 
 
 class Layer(NamedTuple):

@@ -31,7 +31,7 @@ from fnn._checks import BadType, BadValue, flag, named, require_key
 
 __all__ = [
     "batches", "num_batches", "train_val_split", "epoch_batches", "padded_batches",
-    "iter_padded_batches",
+    "iter_padded_batches", "num_examples", "batch_size_for",
 ]
 
 

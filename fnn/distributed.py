@@ -95,7 +95,7 @@ from fnn._checks import BadType, BadValue, labelled, named
 __all__ = [
     "DATA_AXIS", "MODEL_AXIS", "MIN_SHARD_SIZE", "make_mesh", "data_size",
     "batch_sharding", "replicated_sharding", "shard_batch", "shard_stacked", "replicate",
-    "model_sharding", "shard_model", "data_parallel",
+    "model_sharding", "shard_model", "data_parallel", "mesh_of", "global_batch",
 ]
 
 DATA_AXIS = "data"
@@ -295,7 +295,7 @@ def data_parallel(step: Callable, mesh: Mesh, *, stacked: bool = False,
     - `out_shardings`: the new state replicated, `metrics` replicated;
     - `donate_argnums=0`: do not reuse the `train_state` you passed in.
 
-    The gradient all-reduce is inserted by XLA (see the module docstring): the
+    The gradient all-reduce is inserted by XLA (see `help(fnn.distributed)`): the
     loss is a mean over the global batch, so no `psum` is written anywhere.
 
     **Arguments:**

@@ -25,16 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler
-from fnn._checks import (
-    BadType,
-    BadValue,
-    checked,
-    example_shape,
-    flag,
-    named,
-    require_key,
-    shape_str,
-)
+from fnn._array_checks import example_shape
+from fnn._checks import BadType, BadValue, checked, flag, named, require_key, shape_str
 from fnn.core import Layer
 
 __all__ = ["init_ensemble", "make_ensemble_step", "predict_all", "predict_mean", "member",

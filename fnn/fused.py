@@ -90,7 +90,7 @@ def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None
     """The form `form="auto"` uses for `step(train_state, x, y)` (one batch `x, y`).
 
     `"single"` (no fusion) when the step contains a convolution and the backend
-    is the CPU (the convolution trap, see the module docstring); `"scan"` otherwise.
+    is the CPU (the convolution trap, see `help(fnn.fused)`); `"scan"` otherwise.
     `backend` defaults to `jax.default_backend()`.
     """
     backend = jax.default_backend() if backend is None else backend
@@ -135,7 +135,7 @@ def make_fused_step(step: Callable, form: str = "scan"):
     **Arguments:**
     - `step(train_state, x, y) -> (train_state, metrics)`: an UN-jitted step
       (`fnn.train.make_train_step(..., jit=False)`).
-    - `form`: `"scan"` or `"unroll"` (see the module docstring; `choose_form`
+    - `form`: `"scan"` or `"unroll"` (see `help(fnn.fused)`; `choose_form`
       picks one for a given step).
 
     **Returns:** a jitted function (its `train_state` argument donated) taking

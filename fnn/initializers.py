@@ -15,6 +15,8 @@ times the receptive field (all axes but the last two): `out` or `kh·kw·cout`.
 | `glorot_normal` | N(0, 2/(fan_in + fan_out)) |
 | `glorot_uniform` | U(−√(6/(fan_in+fan_out)), +√(...)) |
 | `orthogonal` | a (fan_in × out) matrix with orthonormal columns (or rows), reshaped |
+| `truncated_normal(stddev)` | N(0, stddev²) cut to (−2·stddev, 2·stddev) |
+| `variance_scaling(scale, mode, distribution)` | std √(scale/n), n = fan_in, fan_out, ... |
 
 Every initialiser checks its arguments at trace time and raises an error naming
 it: `key` must be one PRNG key (the constant initialisers ignore it, so any value,
@@ -23,9 +25,10 @@ sizes give empty arrays), or one int `n`, read as `(n,)` as `jax.random.normal`
 and `jax.nn.initializers` read it; `dtype` a floating-point dtype for the random
 initialisers, any dtype (integers and bool included) for the constant ones.
 
-Unlike Flax and Keras, whose `lecun_normal`/`he_normal`/`glorot_normal` draw from a
-*truncated* normal rescaled to the target std, fnn draws from the plain normal:
-the std is exactly the one in the table.
+Unlike `jax.nn.initializers`, stax, Flax and Keras, whose `lecun_normal`/`he_normal`/
+`glorot_normal` draw from a *truncated* normal rescaled to the target std, fnn draws
+from the plain normal: the std is exactly the one in the table. For their behaviour
+use `variance_scaling(scale, mode, "truncated_normal")` (each `*_normal` says which).
 """
 from __future__ import annotations
 
@@ -36,7 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._array_checks import to_dtype
 from fnn._checks import (
+    POSITIVE,
     BadType,
     BadValue,
     checked,
@@ -46,8 +51,13 @@ from fnn._checks import (
     number,
     prng_key,
     shape_str,
-    to_dtype,
 )
+
+__all__ = [
+    "fan_in_fan_out", "zeros", "ones", "constant", "normal", "truncated_normal", "small_random",
+    "variance_scaling", "lecun_normal", "he_normal", "he_uniform", "glorot_normal",
+    "glorot_uniform", "orthogonal", "get",
+]
 
 _PREFIX = "fnn.initializers."
 
@@ -154,35 +164,109 @@ def _named(init, name: str, doc: str):
     return init
 
 
-def _scaled_normal(name: str, scale_fn, doc: str):
+@checked(_PREFIX + "truncated_normal", stddev={"low": 0.0})
+def truncated_normal(stddev: float = 1e-2) -> Callable:
+    """An initialiser drawing from N(0, stddev²) truncated to (−2·stddev, 2·stddev), as
+    `jax.nn.initializers.truncated_normal(stddev)` (the same key gives the same values).
+
+    `stddev` is the std of the normal BEFORE truncation; the draws' std is
+    `0.8796…·stddev`. For a truncated normal of a given std use `variance_scaling`.
+    """
+    @_random("truncated_normal")
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * jnp.asarray(
+            stddev, dtype)
+
+    return init
+
+
+#: `n` of each `mode` of `variance_scaling`, from (fan_in, fan_out).
+_FANS = {
+    "fan_in": lambda fi, fo: fi,
+    "fan_out": lambda fi, fo: fo,
+    "fan_avg": lambda fi, fo: (fi + fo) / 2,
+    "fan_geo_avg": lambda fi, fo: math.sqrt(fi * fo),
+}
+
+#: The std of N(0, 1) truncated to (−2, 2).
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def _draw_normal(key, shape, dtype, scale, n):
+    return jnp.asarray(math.sqrt(scale / n), dtype) * jax.random.normal(key, shape, dtype)
+
+
+def _draw_truncated(key, shape, dtype, scale, n):
+    std = math.sqrt(scale / n) / _TRUNCATED_STD   # the std once cut to ±2 is √(scale/n)
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * jnp.asarray(std, dtype)
+
+
+def _draw_uniform(key, shape, dtype, scale, n):
+    limit = math.sqrt(3.0 * scale / n)             # U(−a, a) has variance a²/3
+    return jax.random.uniform(key, shape, dtype, -limit, limit)
+
+
+_DRAWS = {"normal": _draw_normal, "truncated_normal": _draw_truncated, "uniform": _draw_uniform}
+
+
+def _one_of(table: dict):
+    """A table rule of `checked`: a string naming an entry of `table`."""
+    def rule(name, value):
+        if isinstance(value, str) and value in table:
+            return value
+        raise BadValue(f"{name} must be one of {list(table)}, got {value!r}.")
+    return rule
+
+
+def _variance_scaled(name: str, scale: float, mode: str, distribution: str, doc: str):
     def init(key, shape, dtype=jnp.float32):
         fan_in, fan_out = fan_in_fan_out(shape)
-        return jnp.asarray(scale_fn(fan_in, fan_out), dtype) * jax.random.normal(key, shape, dtype)
+        return _DRAWS[distribution](key, shape, dtype, scale, _FANS[mode](fan_in, fan_out))
     return _random(name)(_named(init, name, doc))
 
 
-def _scaled_uniform(name: str, limit_fn, doc: str):
-    def init(key, shape, dtype=jnp.float32):
-        fan_in, fan_out = fan_in_fan_out(shape)
-        limit = limit_fn(fan_in, fan_out)
-        return jax.random.uniform(key, shape, dtype, -limit, limit)
-    return _random(name)(_named(init, name, doc))
+@checked(_PREFIX + "variance_scaling", scale=POSITIVE, mode=_one_of(_FANS),
+         distribution=_one_of(_DRAWS))
+def variance_scaling(scale: float, mode: str, distribution: str) -> Callable:
+    """An initialiser of std `√(scale / n)`, `jax.nn.initializers.variance_scaling`'s rule.
+
+    `n` is, for `mode`: `"fan_in"`, `"fan_out"`, `"fan_avg"` ((fan_in + fan_out)/2) or
+    `"fan_geo_avg"` (√(fan_in·fan_out)), with the fans of `help(fnn.initializers)` (the
+    same as JAX's for weights of rank >= 2; JAX rejects rank 0 and 1, fnn reads them
+    as fan_in = 1). `distribution`:
+
+    - `"truncated_normal"`: N(0, σ²) cut to (−2σ, 2σ), σ = √(scale/n) / 0.8796…, so the
+      std after truncation is √(scale/n);
+    - `"normal"`: N(0, scale/n);
+    - `"uniform"`: U(−a, a) with a = √(3·scale/n).
+
+    The same key gives JAX's values up to float rounding (the std is computed in
+    float64, then cast). JAX's named initialisers are special cases:
+    `jax.nn.initializers.lecun_normal()` is `variance_scaling(1.0, "fan_in",
+    "truncated_normal")`, `he_normal()` `(2.0, "fan_in", "truncated_normal")`,
+    `glorot_normal()` `(1.0, "fan_avg", "truncated_normal")`.
+    """
+    return _variance_scaled("variance_scaling", scale, mode, distribution,
+                            f"variance_scaling({scale}, {mode!r}, {distribution!r}).")
 
 
-lecun_normal = _scaled_normal(
-    "lecun_normal", lambda fi, fo: math.sqrt(1.0 / fi),
-    "N(0, 1/fan_in): std 1/√fan_in (the 'calibrated variance' rule).")
-he_normal = _scaled_normal(
-    "he_normal", lambda fi, fo: math.sqrt(2.0 / fi),
-    "N(0, 2/fan_in): std √(2/fan_in), He et al. 2015 for ReLU networks.")
-glorot_normal = _scaled_normal(
-    "glorot_normal", lambda fi, fo: math.sqrt(2.0 / (fi + fo)),
-    "N(0, 2/(fan_in+fan_out)), Glorot & Bengio 2010.")
-he_uniform = _scaled_uniform(
-    "he_uniform", lambda fi, fo: math.sqrt(6.0 / fi),
+lecun_normal = _variance_scaled(
+    "lecun_normal", 1.0, "fan_in", "normal",
+    "N(0, 1/fan_in): std 1/√fan_in (the 'calibrated variance' rule), a plain normal. "
+    "JAX's lecun_normal (truncated): variance_scaling(1.0, 'fan_in', 'truncated_normal').")
+he_normal = _variance_scaled(
+    "he_normal", 2.0, "fan_in", "normal",
+    "N(0, 2/fan_in): std √(2/fan_in), He et al. 2015 for ReLU networks, a plain normal. "
+    "JAX's he_normal (truncated): variance_scaling(2.0, 'fan_in', 'truncated_normal').")
+glorot_normal = _variance_scaled(
+    "glorot_normal", 1.0, "fan_avg", "normal",
+    "N(0, 2/(fan_in+fan_out)), Glorot & Bengio 2010, a plain normal. JAX's glorot_normal "
+    "(truncated): variance_scaling(1.0, 'fan_avg', 'truncated_normal').")
+he_uniform = _variance_scaled(
+    "he_uniform", 2.0, "fan_in", "uniform",
     "U(−√(6/fan_in), √(6/fan_in)): variance 2/fan_in.")
-glorot_uniform = _scaled_uniform(
-    "glorot_uniform", lambda fi, fo: math.sqrt(6.0 / (fi + fo)),
+glorot_uniform = _variance_scaled(
+    "glorot_uniform", 1.0, "fan_avg", "uniform",
     "U(−√(6/(fan_in+fan_out)), √(6/(fan_in+fan_out))), Glorot & Bengio 2010.")
 
 

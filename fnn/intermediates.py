@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 import jax
 
-from fnn._checks import BadType, describe_value, labelled, named, require_key, train_flag
+from fnn._array_checks import train_flag
+from fnn._checks import BadType, describe_value, labelled, named, require_key
 from fnn.core import Layer, as_layer, call_child, require_known_keywords
 
 __all__ = ["intermediates", "flatten", "layer_paths", "require_serial", "require_trees"]

@@ -42,7 +42,7 @@ __all__ = ["AccuracyRule", "CATEGORICAL", "CLASS_IDS", "binary", "categorical_co
 
 
 class AccuracyRule(NamedTuple):
-    """How to count a correct prediction for a loss (see the module docstring)."""
+    """How to count a correct prediction for a loss (see `help(fnn.metrics)`)."""
 
     correct: Callable      # correct(pred, y) -> float32 (N,) in [0, 1], or None
     class_ids: bool = False  # int labels (N,) are class ids in [0, C): checked up front

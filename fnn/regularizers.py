@@ -165,7 +165,7 @@ def l1(params, weight, *, include=None):
     - `weight`: the coefficient λ ≥ 0 (a Python float; a traced scalar is
       accepted unchecked, e.g. under `vmap` over λ).
     - `include`: which leaves: `None` (weights only; biases and norm
-      parameters excluded, see the module doc), `"all"`, or a predicate
+      parameters excluded, see `help(fnn.regularizers)`), `"all"`, or a predicate
       `include(path, leaf) -> bool`.
 
     **Returns:** a scalar. Its gradient is `weight · sign(w)` on selected

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import jax
 from jax.extend import core as jcore
 
-from fnn._checks import BadValue, example_shape, named, shape_str, to_dtype
+from fnn._array_checks import example_shape, to_dtype
+from fnn._checks import BadValue, named, shape_str
 from fnn._jaxpr import sub_jaxprs
 from fnn.core import Layer, as_layer, output_struct
 
@@ -214,7 +215,15 @@ def summary(model, input_shape, dtype=None) -> Summary:
     Returns a `Summary`: `rows` (one per leaf layer, with its path such as
     `"3_Residual/block/0_Conv2D"`), `total_params`, `total_macs`, `total_flops`;
     print it for a table. Everything is traced abstractly: no parameters are
-    allocated and no FLOPs are spent. See the module docstring for the rules.
+    allocated and no FLOPs are spent.
+
+    Counting rules, per example (batch 1), with `train=False`: MACs are, for every
+    `dot_general`, `output size × contracted size`, and for every convolution
+    `output size × kernel taps × input channels per group` (padded positions
+    included); `scan` bodies count `length` times, `cond` its costliest branch,
+    `while` bodies once. FLOPs are `2 × MACs` plus one per output element of an `add`
+    that takes a matrix product or convolution directly (the bias add; `x w_x + h w_h`
+    in recurrent cells); activations, normalisation and pooling are not counted.
 
     >>> import fnn
     >>> fnn.summary(fnn.layers.Conv2D(100, 3, padding="SAME"), (32, 32, 3)).total_macs

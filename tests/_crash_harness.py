@@ -136,9 +136,10 @@ def main() -> int:
         point, n, *rest = spec.split(":")
         install(point, int(n), float(rest[0]) if rest else 0.5)
     import fnn.cli as cli
+    from fnn.cli import train as cli_train
 
     if os.environ.get("FNN_HARNESS_NO_PLOT"):
-        cli._plot_curves = lambda history, path: "curves.png skipped (FNN_HARNESS_NO_PLOT)"
+        cli_train._plot_curves = lambda history, path: "curves.png skipped (FNN_HARNESS_NO_PLOT)"
     return cli.main(sys.argv[1:])
 
 

@@ -486,6 +486,9 @@ _BOUNDED = [  # (id, constructor, exception, regex) for optimizer hyperparameter
      ValueError, r"clip_by_global_norm: max_norm must be > 0\.0, got 0\.0"),
     ("clip_by_global_norm-not-an-optimizer", lambda: optim.clip_by_global_norm("adam", 1.0),
      TypeError, r"clip_by_global_norm: expected a fnn\.optim\.Optimizer .*got 'adam'"),
+    ("clip_tree_by_global_norm-max_norm-zero",
+     lambda: optim.clip_tree_by_global_norm({"w": jnp.ones(2)}, 0.0),
+     ValueError, r"^clip_tree_by_global_norm: max_norm must be > 0\.0, got 0\.0\.$"),
     ("clip_by_value-limit-negative", lambda: optim.clip_by_value(optim.sgd(0.1), -1.0),
      ValueError, r"clip_by_value: limit must be > 0\.0, got -1\.0"),
     ("masked-int-mask", lambda: optim.masked(optim.sgd(0.1), {"w": 1, "b": True}), TypeError,
@@ -653,6 +656,19 @@ NAMES = [
          r"fnn\.initializers\.constant: value must be finite, got nan"),
     case("initializer-orthogonal-rank-1", lambda: initializers.orthogonal(KEY, (3,)),
          ValueError, r"fnn\.initializers\.orthogonal: expected a shape of rank >= 2, got \(3,\)"),
+    case("initializer-truncated_normal-negative-std", lambda: initializers.truncated_normal(-1.0),
+         ValueError, r"fnn\.initializers\.truncated_normal: stddev must be >= 0\.0, got -1\.0"),
+    case("initializer-variance_scaling-mode-typo",
+         lambda: initializers.variance_scaling(1.0, "fan-in", "normal"), ValueError,
+         r"^fnn\.initializers\.variance_scaling: mode must be one of \['fan_in', 'fan_out', "
+         r"'fan_avg', 'fan_geo_avg'\], got 'fan-in'\.$"),
+    case("initializer-variance_scaling-distribution-typo",
+         lambda: initializers.variance_scaling(2.0, "fan_in", "truncated"), ValueError,
+         r"fnn\.initializers\.variance_scaling: distribution must be one of \['normal', "
+         r"'truncated_normal', 'uniform'\], got 'truncated'"),
+    case("initializer-variance_scaling-scale-zero",
+         lambda: initializers.variance_scaling(0.0, "fan_in", "normal"), ValueError,
+         r"fnn\.initializers\.variance_scaling: scale must be > 0\.0, got 0\.0"),
     case("activation-name-typo", lambda: activations.get("rleu"), ValueError,
          r"fnn\.activations\.get: unknown activation 'rleu'; expected a callable or one of "
          r".*'relu'"),
@@ -865,6 +881,13 @@ ARGUMENTS = [
     case("serial-init-int-shape", init(lambda: fnn.serial(L.Dense(3)), 4), TypeError,
          r"serial\.init: input_shape must be a tuple \(d1, \.\.\., dk\), without the batch "
          r"axis, got 4"),
+    case("Dense-init-under-eval_shape", lambda: jax.eval_shape(L.Dense(3).init, KEY, (4,)),
+         TypeError, r"^Dense: input_shape must be static \(a tuple of Python ints\), got a traced "
+         r"value: jax\.eval_shape, jit and vmap trace their arguments\. Close over the shape "
+         r"instead: jax\.eval_shape\(lambda k: layer\.init\(k, input_shape\), key\)\."),
+    case("serial-init-under-eval_shape",
+         lambda: jax.eval_shape(fnn.serial(L.Conv2D(2, 3)).init, KEY, (8, 8, 1)), TypeError,
+         r"^serial\.init: input_shape must be static \(a tuple of Python ints\), got a traced"),
     case("output_shape-unknown-dtype",
          lambda: fnn.output_shape(L.Dense(3), (4,), dtype="foo"), TypeError,
          r"^output_shape: dtype must be a dtype such as jnp\.float32 or 'int32', got 'foo'\.$"),

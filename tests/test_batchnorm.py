@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fnn import layers as L
 from fnn.layers import BatchNorm
 
 
@@ -165,3 +166,46 @@ def test_numpy_float64_input_gives_the_default_float_without_a_warning(train, re
     if train:  # normalised per channel over the batch (float64 reference)
         ref = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# one dtype rule across layers (issue 29, point 6): output = result_type(x, params)
+
+
+@pytest.mark.parametrize("in_dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name, make, shape", [
+    ("Dense", lambda: L.Dense(3), (4,)),
+    ("Conv2D", lambda: L.Conv2D(2, 3), (5, 5, 2)),
+    ("LSTM", lambda: L.LSTM(3), (4, 2)),
+    ("LayerNorm", lambda: L.LayerNorm(), (4,)),
+    ("BatchNorm", BatchNorm, (4,)),
+    ("BatchNorm-image", BatchNorm, (3, 3, 2)),
+])
+@pytest.mark.parametrize("train", [False, True])
+def test_half_input_with_float32_params_promotes_like_every_layer(name, make, shape, in_dtype,
+                                                                   train):
+    layer = make()
+    params, state = layer.init(jax.random.key(0), shape)
+    x = jnp.asarray(batch(1, (3, *shape)), in_dtype)
+    y, new_state = layer.apply(params, state, x, train=train)
+    want = jnp.result_type(x, *jax.tree.leaves(params))
+    assert want == jnp.float32 and y.dtype == want
+    assert all(s.dtype == jnp.float32 for s in jax.tree.leaves(new_state))
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_half_input_values_are_the_float32_computation(train):
+    """BatchNorm of a float16 batch equals float64 maths on the float16 values (statistics in
+    float32: a float16 variance of deviations ~1e3 would overflow)."""
+    x16 = jnp.asarray(batch(2, (8, 3), offset=3000.0, spread=400.0), jnp.float16)
+    layer = BatchNorm()
+    params, state = layer.init(None, (3,))
+    state = {"mean": jnp.full((3,), 5000.0), "var": jnp.full((3,), 4e5)}
+    y, _ = layer.apply(params, state, x16, train=train)
+    x = np.asarray(x16, np.float64)
+    if train:
+        mean, var = x.mean(0), x.var(0)
+    else:
+        mean, var = np.full(3, 5000.0), np.full(3, 4e5)
+    np.testing.assert_allclose(np.asarray(y), (x - mean) / np.sqrt(var + 1e-5), rtol=2e-4,
+                               atol=2e-4)

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from fnn import cli
+from fnn.cli import runs as cli_runs
+from fnn.cli import train as cli_train
 
 
 def _main(capsys, *argv):
@@ -172,28 +174,28 @@ def run_copy(_two_epoch_run, tmp_path):
 def test_claim_run_dir_never_hands_out_a_folder_twice(tmp_path):
     parser = cli.build_parser()
     out = str(tmp_path / "runs")
-    first = cli._claim_run_dir(parser, out, None, "mlp-spiral-t")
-    second = cli._claim_run_dir(parser, out, None, "mlp-spiral-t")
+    first = cli_train._claim_run_dir(parser, out, None, "mlp-spiral-t")
+    second = cli_train._claim_run_dir(parser, out, None, "mlp-spiral-t")
     assert (first, second) == (os.path.join(out, "mlp-spiral-t"), os.path.join(out, "mlp-spiral-t-2"))
-    cli._claim_run_dir(parser, out, "mine", "")
+    cli_train._claim_run_dir(parser, out, "mine", "")
     with pytest.raises(SystemExit) as e:
-        cli._claim_run_dir(parser, out, "mine", "")
+        cli_train._claim_run_dir(parser, out, "mine", "")
     assert e.value.code == 2
 
 
 @pytest.mark.parametrize("name", [None, "mine"])
 def test_runs_started_in_the_same_second_do_not_share_a_folder(capsys, monkeypatch, tmp_path, name):
     """Another run creates the folder after this one checked that it is free."""
-    monkeypatch.setattr(cli.time, "strftime", lambda fmt, *a: "20250101-120000")
+    monkeypatch.setattr(cli_train.time, "strftime", lambda fmt, *a: "20250101-120000")
     taken = tmp_path / (name or "mlp-spiral-20250101-120000")
-    prepare = cli._prepare
+    prepare = cli_runs.prepare
 
     def other_run_starts(*args, **kwargs):
         taken.mkdir()
         (taken / "config.json").write_text("the other run's")
         return prepare(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_prepare", other_run_starts)
+    monkeypatch.setattr(cli_runs, "prepare", other_run_starts)
     argv = ["train", *_TINY, "--epochs", "1", "--out", str(tmp_path)]
     status, out, err = _main(capsys, *argv, *(["--name", name] if name else []))
     assert [p.name for p in taken.iterdir()] == ["config.json"]
@@ -316,9 +318,9 @@ def test_evaluate_uses_the_data_sets_classes_not_a_stale_count(capsys, run_copy)
 
 def test_json_files_are_written_atomically(tmp_path):
     path = tmp_path / "history.json"
-    cli._write_json(str(path), {"loss": [1.0]})
+    cli_runs.write_json(str(path), {"loss": [1.0]})
     with pytest.raises(TypeError):
-        cli._write_json(str(path), {"loss": [object()]})
+        cli_runs.write_json(str(path), {"loss": [object()]})
     assert json.loads(path.read_text()) == {"loss": [1.0]}
     assert os.listdir(tmp_path) == ["history.json"]  # no temporary file left behind
 
@@ -327,7 +329,7 @@ def test_curves_png_is_replaced_atomically(tmp_path, crashing_savefig):
     path = tmp_path / "curves.png"
     path.write_bytes(b"the previous picture")
     with pytest.raises(RuntimeError, match="renderer crashed"):
-        cli._plot_curves({"loss": [1.0, 0.5]}, str(path))
+        cli_train._plot_curves({"loss": [1.0, 0.5]}, str(path))
     assert path.read_bytes() == b"the previous picture"
     assert os.listdir(tmp_path) == ["curves.png"]
 
@@ -380,7 +382,7 @@ def test_ctrl_c_before_training_is_one_line_and_status_130(capsys, monkeypatch, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_load_dataset", interrupted)
+    monkeypatch.setattr(cli_runs, "_load_dataset", interrupted)
     status, _, err = _main(capsys, "train", *_TINY, "--out", str(tmp_path))
     assert (status, err) == (130, "fnn train: interrupted\n")
     assert os.listdir(tmp_path) == []

@@ -38,3 +38,15 @@ def test_example_quick(name, tmp_path):
     for png in EXAMPLES[name]:
         path = tmp_path / png
         assert path.is_file() and path.stat().st_size > 1000, f"{png} missing or empty"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                    reason="needs scikit-learn for fnn.datasets.digits()")
+def test_dp_sgd_quick_learns_despite_clipping_and_noise(tmp_path):
+    """examples/dp_sgd.py (issue 29): 3 epochs of DP-SGD beat chance (10 %) by far."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "dp_sgd.py"), "--quick"],
+                         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    accuracy = float(out.stdout.strip().splitlines()[-1].rsplit(" ", 1)[-1])
+    assert 0.6 < accuracy <= 1.0, out.stdout

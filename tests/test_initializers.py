@@ -86,7 +86,9 @@ def test_bad_names_and_values():
 RANDOM = {"small_random": init.small_random, "normal": init.normal(0.3),
           "lecun_normal": init.lecun_normal, "he_normal": init.he_normal,
           "he_uniform": init.he_uniform, "glorot_normal": init.glorot_normal,
-          "glorot_uniform": init.glorot_uniform, "orthogonal": init.orthogonal}
+          "glorot_uniform": init.glorot_uniform, "orthogonal": init.orthogonal,
+          "truncated_normal": init.truncated_normal(0.3),
+          "variance_scaling": init.variance_scaling(2.0, "fan_in", "truncated_normal")}
 CONSTANT = {"zeros": init.zeros, "ones": init.ones, "constant": init.constant(0.5)}
 
 
@@ -179,3 +181,72 @@ def test_valid_draws_unchanged():
                                                               limit))
     jitted = jax.jit(lambda k: init.he_normal(k, shape))(jax.random.key(3))  # a typed key
     np.testing.assert_allclose(jitted, init.he_normal(key, shape), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# truncated normals and variance scaling (issue 29, point 3)
+
+_TRUNC_STD = 0.87962566103423978   # std of N(0, 1) cut to (-2, 2), closed form below
+
+
+def test_truncated_std_constant_in_closed_form():
+    """std² of N(0,1) on (−a, a) is 1 − 2aφ(a)/(2Φ(a) − 1)."""
+    a = 2.0
+    phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+    assert math.isclose(math.sqrt(1 - 2 * a * phi / math.erf(a / math.sqrt(2))), _TRUNC_STD,
+                        rel_tol=1e-12)
+
+
+def test_truncated_normal_is_jax_draw(key):
+    ours = init.truncated_normal(0.3)(key, (40, 30))
+    np.testing.assert_array_equal(ours, jax.nn.initializers.truncated_normal(0.3)(key, (40, 30)))
+    assert float(jnp.max(jnp.abs(ours))) < 0.6                         # cut at 2·stddev
+    assert init.truncated_normal()(key, (3,)).shape == (3,)            # JAX's default 1e-2
+
+
+@pytest.mark.parametrize("scale, mode, distribution", [
+    (1.0, "fan_in", "truncated_normal"), (2.0, "fan_in", "truncated_normal"),
+    (1.0, "fan_avg", "truncated_normal"), (0.5, "fan_out", "normal"),
+    (3.0, "fan_avg", "uniform"), (1.0, "fan_geo_avg", "truncated_normal"),
+])
+@pytest.mark.parametrize("shape", [(30, 20), (3, 3, 4, 8)])
+def test_variance_scaling_matches_jax(scale, mode, distribution, shape, key):
+    """Same key, same values as jax.nn.initializers.variance_scaling (up to the float32
+    rounding of the std, computed here in float64)."""
+    ours = init.variance_scaling(scale, mode, distribution)(key, shape)
+    theirs = jax.nn.initializers.variance_scaling(scale, mode, distribution)(key, shape)
+    assert ours.dtype == theirs.dtype == jnp.float32
+    np.testing.assert_allclose(ours, theirs, rtol=3e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (init.variance_scaling(1.0, "fan_in", "truncated_normal"), jax.nn.initializers.lecun_normal()),
+    (init.variance_scaling(2.0, "fan_in", "truncated_normal"), jax.nn.initializers.he_normal()),
+    (init.variance_scaling(1.0, "fan_avg", "truncated_normal"),
+     jax.nn.initializers.glorot_normal()),
+    (init.variance_scaling(1.0, "fan_avg", "uniform"), jax.nn.initializers.glorot_uniform()),
+])
+def test_the_docstrings_recipes_give_jax_named_initializers(ours, theirs, key):
+    np.testing.assert_allclose(ours(key, (5, 5, 3, 16)), theirs(key, (5, 5, 3, 16)),
+                               rtol=3e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("mode, n", [("fan_in", 400), ("fan_out", 300), ("fan_avg", 350),
+                                     ("fan_geo_avg", math.sqrt(400 * 300))])
+@pytest.mark.parametrize("distribution", ["truncated_normal", "normal", "uniform"])
+def test_variance_scaling_std_is_closed_form(mode, n, distribution, key):
+    """std √(scale/n) after truncation; support ±2σ (truncated) or ±√(3·scale/n)."""
+    w = np.asarray(init.variance_scaling(2.0, mode, distribution)(key, (400, 300)), np.float64)
+    std = math.sqrt(2.0 / n)
+    assert abs(w.std() / std - 1) < 0.02 and abs(w.mean()) < 4 * std / math.sqrt(w.size)
+    bound = {"truncated_normal": 2 * std / _TRUNC_STD, "normal": np.inf,
+             "uniform": math.sqrt(3) * std}[distribution]
+    assert np.abs(w).max() <= bound * (1 + 1e-6)
+
+
+def test_each_normal_docstring_says_how_to_get_jax_truncated_normal():
+    for fn, recipe in [(init.lecun_normal, "variance_scaling(1.0, 'fan_in', 'truncated_normal')"),
+                       (init.he_normal, "variance_scaling(2.0, 'fan_in', 'truncated_normal')"),
+                       (init.glorot_normal,
+                        "variance_scaling(1.0, 'fan_avg', 'truncated_normal')")]:
+        assert recipe in fn.__doc__

@@ -568,7 +568,7 @@ def test_public_face():
         "Optimizer", "current_lr", "set_lr_scale", "set_hyperparams", "hyperparams",
         "copy_hyperparams", "schedules", "sgd", "momentum", "adagrad", "adadelta", "rmsprop",
         "adam", "adamw", "nadam", "radam", "adamax", "lion", "clip_by_global_norm", "clip_by_value", "masked",
-        "partition", "ema", "ema_params", "decay_mask"}
+        "partition", "ema", "ema_params", "decay_mask", "global_norm", "clip_tree_by_global_norm"}
     opt = optim.sgd(0.1)
     assert isinstance(opt, optim.Optimizer) and opt._fields == ("init", "update")
 

@@ -169,3 +169,45 @@ def test_no_private_cross_module_import():
                 break
     assert not sorted(set(found)), "private cross-module imports:\n" + "\n".join(
         sorted(set(found)))
+
+
+# ---------------------------------------------------------------------------
+# clean namespaces (issue 29, point 7): every public module has `__all__`, its star-import
+# gives exactly those names, and they are fnn's own (no `np`, `jax`, `os`, typing names)
+
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+import types  # noqa: E402
+
+import pytest  # noqa: E402
+
+_STRAY = {"np", "jax", "jnp", "os", "sys", "math", "time", "json", "functools", "collections",
+          "annotations", "Any", "Callable", "NamedTuple", "Iterable", "Mapping", "Sequence"}
+
+
+def _public_module_names() -> list[str]:
+    found = {"fnn"} | {info.name for info in pkgutil.walk_packages(fnn.__path__, "fnn.")}
+    return sorted(n for n in found if not any(p.startswith("_") for p in n.split(".")))
+
+
+@pytest.mark.parametrize("name", _public_module_names())
+def test_star_import_gives_exactly_the_modules_all(name):
+    module = importlib.import_module(name)
+    assert isinstance(getattr(module, "__all__", None), list), f"{name} has no __all__"
+    assert len(module.__all__) == len(set(module.__all__)), f"{name}.__all__ has duplicates"
+    namespace: dict = {}
+    exec(f"from {name} import *", namespace)
+    del namespace["__builtins__"]
+    assert set(namespace) == set(module.__all__)
+    assert not set(module.__all__) & _STRAY, f"{name} exports {set(module.__all__) & _STRAY}"
+    for public in module.__all__:
+        obj = getattr(module, public)
+        if isinstance(obj, types.ModuleType):
+            assert obj.__name__.startswith("fnn."), f"{name} exports the module {obj.__name__}"
+        elif isinstance(obj, (type, types.FunctionType)):
+            assert obj.__module__.startswith("fnn"), f"{name}.{public} is {obj.__module__}'s"
+    defined = [n for n, obj in vars(module).items()
+               if not n.startswith("_") and isinstance(obj, (type, types.FunctionType))
+               and obj.__module__ == name]
+    assert not set(defined) - set(module.__all__), (
+        f"{name} defines {sorted(set(defined) - set(module.__all__))} outside its __all__")

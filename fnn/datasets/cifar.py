@@ -87,7 +87,7 @@ def cifar10(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray
 
     **Arguments:**
     - `split`: `"train"` (50,000 images from the five data batches) or `"test"` (10,000).
-    - `data_dir`: the folder with the binary batch files (see the module docstring).
+    - `data_dir`: the folder with the binary batch files (see `help(fnn.datasets.cifar)`).
 
     Class names are in `CIFAR10_CLASSES`.
     """

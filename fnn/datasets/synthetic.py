@@ -12,6 +12,10 @@ import jax.numpy as jnp
 from fnn._checks import NON_NEGATIVE, BadValue, checked, positive_int
 from fnn.datasets._rules import a_key
 
+__all__ = [
+    "spiral", "planar_flower", "xor", "blobs",
+]
+
 
 @checked("spiral", key=a_key, num_per_class=positive_int, num_classes=positive_int,
          noise=NON_NEGATIVE)

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from fnn._checks import (
-    checked,
-    example_shape,
-    named,
-    number,
-    require_features,
-    require_key_and_train,
-    require_params,
-)
+from fnn._array_checks import example_shape, require_features, require_key_and_train, require_params
+from fnn._checks import checked, named, number
 from fnn._util import along_last
 from fnn.core import Layer
+
+__all__ = [
+    "PReLU",
+]
 
 
 @checked("PReLU", init=number)

@@ -4,17 +4,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import (
-    BadType,
-    BadValue,
-    example_shape,
-    labelled,
-    named,
-    require_key,
-    require_params,
-    require_rank,
-    shape_str,
-)
+from fnn._array_checks import example_shape, require_params, require_rank
+from fnn._checks import BadType, BadValue, labelled, named, require_key, shape_str
 from fnn.core import Layer, as_layer
 from fnn.layers.recurrent import SEQUENCE_LAYOUT, sequence_lengths
 

@@ -17,20 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from fnn import activations
-from fnn._checks import (
-    BadType,
-    BadValue,
-    describe_value,
-    flag,
-    lookup,
-    named,
-    require_axis_size,
-    require_floating,
-    require_params,
-    require_rank,
-    shape_str,
-    within,
-)
+from fnn._array_checks import require_axis_size, require_floating, require_params, require_rank
+from fnn._checks import BadType, BadValue, describe_value, flag, lookup, named, shape_str, within
 
 __all__ = ["RNNCarry", "LSTMCarry", "simple_rnn_step", "lstm_step", "gru_step",
            "simple_rnn_cell", "lstm_cell", "gru_cell"]

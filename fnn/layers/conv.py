@@ -21,10 +21,16 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
+from fnn._array_checks import (
+    example_shape,
+    require_array,
+    require_floating,
+    require_key_and_train,
+    require_params,
+)
 from fnn._checks import (
     BadValue,
     checked,
-    example_shape,
     flag,
     int_pair,
     is_int,
@@ -32,15 +38,16 @@ from fnn._checks import (
     lookup,
     named,
     positive_int,
-    require_array,
-    require_floating,
     require_key,
-    require_key_and_train,
-    require_params,
     shape_str,
 )
 from fnn.core import Layer
 from fnn.layers import _fast_conv
+
+__all__ = [
+    "IMAGE_LAYOUT", "padding_form", "positive_pair", "conv_output_size", "require_image_batch",
+    "window_output", "Conv2D",
+]
 
 #: How the image layers describe their `input_shape` in messages.
 IMAGE_LAYOUT = "(H, W, C) for one image"
@@ -178,7 +185,7 @@ def Conv2D(features: int, kernel_size, *, stride=1, padding="SAME", dilation=1,
     - `features`: number of output channels (kernels).
     - `kernel_size`, `stride`, `dilation`: an int or a pair `(h, w)`, each >= 1.
     - `padding`: `"SAME"`, `"VALID"`, an int `p`, or `((top, bottom), (left, right))`
-      (see the module docstring; output sizes follow `fnn.conv_output_size`).
+      (see `help(fnn.layers.conv)`; output sizes follow `fnn.conv_output_size`).
     - `use_bias`: add `b` (default True; turn it off before a BatchNorm).
     - `w_init`, `b_init`: initialisers or their names; `fan_in = kh·kw·in`.
 

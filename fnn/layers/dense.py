@@ -8,22 +8,20 @@ import jax
 import jax.numpy as jnp
 
 from fnn import initializers
-from fnn._checks import (
-    checked,
+from fnn._array_checks import (
     example_shape,
-    flag,
-    labelled,
-    lookup,
-    named,
-    positive_int,
     require_features,
-    require_key,
     require_key_and_train,
     require_min_rank,
     require_params,
 )
+from fnn._checks import checked, flag, labelled, lookup, named, positive_int, require_key
 from fnn._util import along_last
 from fnn.core import Layer
+
+__all__ = [
+    "Dense", "Maxout", "Flatten",
+]
 
 _IN_FEATURES = "(..., in_features)"
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import (
-    UNIT,
-    BadValue,
-    checked,
-    example_shape,
-    named,
-    require_floating,
-    require_key,
-    train_flag,
-)
+from fnn._array_checks import example_shape, require_floating, train_flag
+from fnn._checks import UNIT, BadValue, checked, named, require_key
 from fnn.core import Layer
+
+__all__ = [
+    "Dropout",
+]
 
 
 @checked("Dropout", rate=UNIT)

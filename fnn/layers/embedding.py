@@ -5,20 +5,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import initializers
+from fnn._array_checks import (
+    concrete_range,
+    example_shape,
+    require_key_and_train,
+    require_min_rank,
+    require_params,
+)
 from fnn._checks import (
     BadType,
     BadValue,
     checked,
-    concrete_range,
-    example_shape,
     labelled,
     lookup,
     named,
     positive_int,
     require_key,
-    require_key_and_train,
-    require_min_rank,
-    require_params,
     shape_str,
 )
 from fnn._util import at_least_int32

@@ -1,4 +1,10 @@
-"""Normalisation layers: `LayerNorm`, `BatchNorm`."""
+"""Normalisation layers: `LayerNorm`, `BatchNorm`.
+
+Dtypes follow the rule of every fnn layer with params (Dense, Conv2D, the recurrent
+layers): the output has the dtype of the input and the params promoted together,
+`jnp.result_type(x, params)`, so a bfloat16 or float16 batch through float32 params
+gives float32. Statistics of half-precision inputs are computed in float32.
+"""
 from __future__ import annotations
 
 import math
@@ -6,25 +12,23 @@ import math
 import jax
 import jax.numpy as jnp
 
-from fnn._checks import (
-    POSITIVE,
-    BadValue,
-    checked,
+from fnn._array_checks import (
     example_shape,
-    integer,
-    named,
     require_axis_size,
     require_features,
     require_floating,
-    require_key,
     require_key_and_train,
     require_min_rank,
     require_params,
-    shape_str,
     train_flag,
 )
+from fnn._checks import POSITIVE, BadValue, checked, integer, named, require_key, shape_str
 from fnn._util import along_last, at_least_float32
 from fnn.core import Layer
+
+__all__ = [
+    "LayerNorm", "BatchNorm",
+]
 
 
 @checked("LayerNorm", eps=POSITIVE)
@@ -95,6 +99,10 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
     Under `jit`, pass `train` as a Python bool (static), and thread the returned
     state into the next step.
 
+    Half-precision inputs (float16, bfloat16) are normalised in float32, and the output
+    has the dtype of `x`, `scale` and `bias` promoted together (float32 with the default
+    float32 params), as in every layer with params; the state stays float32.
+
     **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros).
     **State:** `mean: (C,)` (zeros), `var: (C,)` (ones). **Shapes:** unchanged.
     """
@@ -137,6 +145,8 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
     def apply(params, state, x, *, key=None, train=False):
         train, ax = check(params, state, x, key, train)
         x = jnp.asarray(x)   # a NumPy float64 batch becomes JAX's default float, as in Dense
+        dtype = jnp.result_type(x, params["scale"], params["bias"])
+        x = at_least_float32(x)   # float16 squares of deviations above 256 overflow
         c = x.shape[ax]
         reduce = tuple(i for i in range(x.ndim) if i != ax)
         bshape = tuple(c if i == ax else 1 for i in range(x.ndim))
@@ -154,6 +164,6 @@ def BatchNorm(*, decay: float = 0.9, eps: float = 1e-5, axis: int = -1) -> Layer
             new_state = state
         inv = jnp.reciprocal(jnp.sqrt(var + eps)) * params["scale"].reshape(bshape)
         y = (x - mean) * inv + params["bias"].reshape(bshape)
-        return y.astype(x.dtype), new_state
+        return y.astype(dtype), new_state
 
     return Layer(init, apply, "BatchNorm")

@@ -10,15 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import (
-    BadValue,
-    example_shape,
-    named,
-    require_array,
-    require_floating,
-    require_key_and_train,
-    shape_str,
-)
+from fnn._array_checks import example_shape, require_array, require_floating, require_key_and_train
+from fnn._checks import BadValue, named, shape_str
 from fnn._util import at_least_float32
 from fnn.core import Layer
 from fnn.layers.conv import (
@@ -28,6 +21,10 @@ from fnn.layers.conv import (
     require_image_batch,
     window_output,
 )
+
+__all__ = [
+    "MaxPool", "AvgPool", "GlobalAvgPool",
+]
 
 
 def _explicit_pads(spatial, window, strides, pad):

@@ -56,24 +56,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import activations, initializers
+from fnn._array_checks import (
+    concrete_range,
+    example_shape,
+    require_axis_size,
+    require_floating,
+    require_key_and_train,
+    require_params,
+    require_rank,
+)
 from fnn._checks import (
     BadType,
     BadValue,
     checked,
-    concrete_range,
-    example_shape,
     flag,
     labelled,
     lookup,
     named,
     number,
     positive_int,
-    require_axis_size,
-    require_floating,
     require_key,
-    require_key_and_train,
-    require_params,
-    require_rank,
     shape_str,
 )
 from fnn.core import Layer
@@ -247,14 +249,15 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
     - `activation`: a callable or a name (`"tanh"`, `"relu"`; see `fnn.activations.get`).
     - `return_sequences`: return all `h_t` `(N, T, H)` instead of the last `(N, H)`.
     - `w_x_init`, `w_h_init`, `b_init`: defaults `lecun_normal`, `orthogonal`, `zeros`
-      (why: see the module docstring).
+      (why: see `help(fnn.layers.recurrent)`).
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
-      is computed (speed only; see the module docstring).
+      is computed (speed only; see `help(fnn.layers.recurrent)`).
 
     **Params:** `w_x: (in, H)`, `w_h: (H, H)`, `b: (H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
+    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`).
     """
     act = lookup(activations.get, activation)
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
@@ -293,11 +296,12 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
       (drawn per `(H, H)` gate block), `zeros`.
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
-      is computed (speed only; see the module docstring).
+      is computed (speed only; see `help(fnn.layers.recurrent)`).
 
     **Params:** `w_x: (in, 4H)`, `w_h: (H, 4H)`, `b: (4H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
+    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`).
     """
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
     b_init = initializers.get(b_init)
@@ -334,11 +338,12 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
       (per `(H, H)` gate block), `zeros` (both biases).
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
-      is computed (speed only; see the module docstring).
+      is computed (speed only; see `help(fnn.layers.recurrent)`).
 
     **Params:** `w_x: (in, 3H)`, `w_h: (H, 3H)`, `b_x: (3H,)`, `b_h: (3H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (module docstring).
+    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`).
     """
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
     b_init = initializers.get(b_init)

@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 from fnn import activations
-from fnn._checks import (
-    UNIT,
-    BadValue,
-    example_shape,
-    flag,
-    labelled,
-    named,
-    number,
-    positive_int,
-    shape_str,
-)
+from fnn._array_checks import example_shape
+from fnn._checks import UNIT, BadValue, flag, labelled, named, number, positive_int, shape_str
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
 from fnn.layers.dropout import Dropout
 from fnn.layers.pool import MaxPool
+
+__all__ = [
+    "alexnet",
+]
 
 
 @named("alexnet")

@@ -9,6 +9,10 @@ from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.layers.pool import GlobalAvgPool, MaxPool
 
+__all__ = [
+    "inception_block", "inception_net",
+]
+
 
 @checked("inception_block", c1=positive_int, c3_reduce=positive_int, c3=positive_int,
          c5_reduce=positive_int, c5=positive_int, pool_proj=positive_int)

@@ -4,21 +4,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fnn import activations
-from fnn._checks import (
-    BadValue,
-    checked,
-    example_shape,
-    lookup,
-    named,
-    positive_int,
-    require_array,
-    require_key_and_train,
-    shape_str,
-)
+from fnn._array_checks import example_shape, require_array, require_key_and_train
+from fnn._checks import BadValue, checked, lookup, named, positive_int, shape_str
 from fnn.core import Layer, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense, Flatten
 from fnn.layers.pool import AvgPool
+
+__all__ = [
+    "lenet5",
+]
 
 
 def _conv_padded_to(size: int, features: int, kernel: int) -> Layer:

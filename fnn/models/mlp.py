@@ -8,6 +8,10 @@ from fnn._checks import BadType, BadValue, describe_value, lookup, named, positi
 from fnn.core import Layer, serial
 from fnn.layers.dense import Dense
 
+__all__ = [
+    "mlp",
+]
+
 
 def _layer_sizes(features) -> list[int]:
     """`features` as a non-empty list of positive ints; errors name the entry."""

@@ -4,12 +4,17 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnn import activations, initializers
-from fnn._checks import BadValue, checked, named, positive_int, require_key_and_train, shape_str
+from fnn._array_checks import require_key_and_train
+from fnn._checks import BadValue, checked, named, positive_int, shape_str
 from fnn.core import Layer, residual, serial
 from fnn.layers.conv import Conv2D
 from fnn.layers.dense import Dense
 from fnn.layers.norm import BatchNorm
 from fnn.layers.pool import GlobalAvgPool, MaxPool
+
+__all__ = [
+    "basic_block", "resnet", "resnet18",
+]
 
 
 def _shortcut(name: str, value) -> str:

@@ -26,13 +26,18 @@ from fnn.optim.hyperparams import copy_hyperparams, hyperparams, set_hyperparams
 from fnn.optim.lion import lion
 from fnn.optim.registry import REGISTRY as REGISTRY  # named optimizers (fnn train)
 from fnn.optim.sgd import momentum, sgd
-from fnn.optim.wrappers import clip_by_global_norm, clip_by_value
+from fnn.optim.wrappers import (
+    clip_by_global_norm,
+    clip_by_value,
+    clip_tree_by_global_norm,
+    global_norm,
+)
 
 __all__ = [
     "Optimizer", "current_lr", "set_lr_scale", "set_hyperparams", "hyperparams",
     "copy_hyperparams", "schedules",
     "sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam", "radam",
     "adamax", "lion",
-    "clip_by_global_norm", "clip_by_value", "masked", "partition", "ema", "ema_params",
-    "decay_mask",
+    "clip_by_global_norm", "clip_by_value", "global_norm", "clip_tree_by_global_norm",
+    "masked", "partition", "ema", "ema_params", "decay_mask",
 ]

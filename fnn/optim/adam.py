@@ -16,6 +16,10 @@ from fnn._checks import NON_NEGATIVE, POSITIVE, UNIT, checked, flag
 from fnn.optim.base import Optimizer, build, decay_hyper
 from fnn.optim.trees import bool_tree
 
+__all__ = [
+    "AdamState", "NAdamState", "AdamaxState", "adam", "adamw", "nadam", "radam", "adamax",
+]
+
 
 class AdamState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied (t of the last update)

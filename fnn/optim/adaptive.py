@@ -14,6 +14,10 @@ import jax.numpy as jnp
 from fnn._checks import NON_NEGATIVE, POSITIVE, UNIT, checked, flag
 from fnn.optim.base import Optimizer, build, decay_hyper, switched_on
 
+__all__ = [
+    "AdagradState", "AdadeltaState", "RMSpropState", "adagrad", "adadelta", "rmsprop",
+]
+
 
 class AdagradState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied

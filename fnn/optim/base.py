@@ -41,18 +41,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn._checks import (
-    NON_NEGATIVE,
-    BadType,
-    BadValue,
-    as_inexact,
-    checked,
-    hyper,
-    named,
-    shape_str,
-)
+from fnn._array_checks import as_inexact
+from fnn._checks import NON_NEGATIVE, BadType, BadValue, checked, hyper, named, shape_str
 from fnn.optim.hyperparams import hyper_state
 from fnn.optim.trees import as_params, decay_flags, map_leaves, require_like_params
+
+__all__ = [
+    "Optimizer", "name_of", "make", "an_optimizer", "learning_rate_fn", "current_lr",
+    "set_lr_scale", "build", "switched_on", "decay_hyper",
+]
 
 
 class Optimizer(NamedTuple):

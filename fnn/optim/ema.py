@@ -11,6 +11,10 @@ import jax.numpy as jnp
 from fnn._checks import UNIT, BadType, checked, named
 from fnn.optim.base import Optimizer, an_optimizer, make, name_of
 
+__all__ = [
+    "ema_state_class", "ema", "ema_params",
+]
+
 
 @functools.cache
 def ema_state_class(inner: type) -> type:

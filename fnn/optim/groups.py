@@ -16,6 +16,10 @@ from fnn._checks import BadType, BadValue, checked, named
 from fnn.optim.base import Optimizer, an_optimizer, make, name_of
 from fnn.optim.trees import as_params, bool_tree, is_none, like_params, require_like_params
 
+__all__ = [
+    "masked", "PartitionState", "partition", "NO_DECAY_NAMES", "decay_mask",
+]
+
 
 def _select(keep: Any, tree: Any) -> Any:
     """`tree` with None wherever `keep` (bools, None where `tree` has None) is False."""

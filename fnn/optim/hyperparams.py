@@ -33,6 +33,10 @@ import jax.numpy as jnp
 
 from fnn._checks import NON_NEGATIVE, POSITIVE, UNIT, BadType, BadValue, hyper, named, shape_str
 
+__all__ = [
+    "BOUNDS", "hyper_state", "hyperparams", "set_hyperparams", "copy_hyperparams",
+]
+
 #: The valid range of every hyperparameter name (the constructors' tables use the same).
 BOUNDS = {
     "learning_rate": NON_NEGATIVE, "weight_decay": NON_NEGATIVE, "eps": POSITIVE,

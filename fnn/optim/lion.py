@@ -9,6 +9,10 @@ import jax.numpy as jnp
 from fnn._checks import NON_NEGATIVE, UNIT, checked
 from fnn.optim.base import Optimizer, build, decay_hyper
 
+__all__ = [
+    "LionState", "lion",
+]
+
 
 class LionState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied

@@ -9,6 +9,10 @@ import jax.numpy as jnp
 from fnn._checks import NON_NEGATIVE, UNIT, BadType, checked
 from fnn.optim.base import Optimizer, build, decay_hyper
 
+__all__ = [
+    "SGDState", "MomentumState", "sgd", "momentum",
+]
+
 
 class SGDState(NamedTuple):
     step: jax.Array  # int32 scalar: number of updates applied

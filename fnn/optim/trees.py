@@ -16,6 +16,11 @@ import numpy as np
 
 from fnn._checks import BadType, BadValue, shape_str
 
+__all__ = [
+    "as_params", "require_like_params", "map_leaves", "bool_tree", "is_none", "like_params",
+    "decay_flags",
+]
+
 
 def _dtype_of(x: Any):
     """The dtype of an array or a Python number, or None for anything else (a string,

@@ -33,6 +33,10 @@ from fnn.checkpoint import CheckpointManager
 from fnn.optim import copy_hyperparams
 from fnn.train.rules import EpochInfo, Resumed, Rule, append_record
 
+__all__ = [
+    "FORMAT", "RESUME_KEEPS", "checkpoint", "restore_tree", "from_fnn_01",
+]
+
 FORMAT = "fnn.train.fit/1"
 #: config entries a resumed run must share with the run that wrote the checkpoint
 RESUME_KEEPS = ("batch_size", "num_examples", "accumulate", "metrics", "val_data")
@@ -42,7 +46,7 @@ _FNN_01_TRAIN_STATE = ("opt_state", "model_state", "key", "epoch", "lr_scale")
 @named("checkpoint")
 def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint") -> Rule:
     """A rule that saves the run in the folder `directory` after every epoch and
-    resumes from its latest checkpoint (see the module docstring). The folder is
+    resumes from its latest checkpoint (see `help(fnn.train.checkpointing)`). The folder is
     created when `fit` starts."""
     if not isinstance(directory, (str, os.PathLike)):
         raise BadType(f"directory must be a folder path (a str or os.PathLike), got "
@@ -97,7 +101,7 @@ def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint") -> 
 
 def restore_tree(manager: CheckpointManager, step: int, like: dict):
     """Checkpoint `step` of `manager` read against `like` (the tree a fresh run would
-    save), or converted from fnn 0.1's layout (see the module docstring); the
+    save), or converted from fnn 0.1's layout (see `help(fnn.train.checkpointing)`); the
     `ValueError` of the read against `like` when neither fits. For a run's folder:
     `restore_tree(CheckpointManager(d), step, {"train_state": init_train_state(...)})`."""
     try:

@@ -20,11 +20,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler
-from fnn._checks import BadValue, concrete_range, named, positive_int
+from fnn._array_checks import concrete_range
+from fnn._checks import BadValue, named, positive_int
 from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
 from fnn.metrics import accuracy_rule
+
+__all__ = [
+    "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
+    "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
+]
 
 
 def model_output(model: Layer, params, model_state, x) -> Callable:

@@ -17,6 +17,10 @@ import numpy as np
 
 from fnn._checks import BadValue
 
+__all__ = [
+    "all_finite", "first_nonfinite", "nan_message", "report_nonfinite",
+]
+
 
 @jax.jit
 def all_finite(tree) -> jax.Array:

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import distributed, fused
-from fnn._checks import BadType, BadValue, example_shape, flag, labelled, named
+from fnn._array_checks import example_shape
+from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
 from fnn.core import Layer
 from fnn.data import batch_size_for, epoch_batches, num_examples
@@ -58,6 +59,10 @@ from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
+
+__all__ = [
+    "fit", "compiled_step", "auto_form",
+]
 
 
 @named("fit")

@@ -31,6 +31,11 @@ from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
 from fnn.train.stopping import EarlyStopping
 
+__all__ = [
+    "METRICS", "FitOptions", "RULE_SHORTHANDS", "options_from", "rules_from", "monitors_recorded",
+    "metric_names", "data_pair", "saved_before",
+]
+
 METRICS = ("loss", "accuracy")
 
 

@@ -20,6 +20,10 @@ from fnn._checks import BadValue, named
 from fnn.optim.base import set_lr_scale
 from fnn.train.rules import EpochInfo, Rule, monitored, resolve_mode
 
+__all__ = [
+    "PlateauState", "ReduceOnPlateau", "reduce_on_plateau",
+]
+
 
 class PlateauState(NamedTuple):
     """State of `reduce_on_plateau`.

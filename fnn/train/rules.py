@@ -48,6 +48,11 @@ import jax
 from fnn._atomic import atomic_file
 from fnn._checks import BadType, BadValue, named
 
+__all__ = [
+    "EVERY", "StepInfo", "EpochInfo", "Resumed", "Rule", "as_rule", "step_rules", "unique_names",
+    "resolve_mode", "monitored", "append_record", "callback", "write_history",
+]
+
 EVERY = ("epoch", "step")
 
 
@@ -82,7 +87,7 @@ class Resumed(NamedTuple):
 
 
 class Rule(NamedTuple):
-    """One rule (see the module docstring)."""
+    """One rule (see `help(fnn.train.rules)`)."""
 
     init: Callable                     # init(train_state) -> state (None: no state)
     update: Callable                   # update(state, train_state, info) -> same triple

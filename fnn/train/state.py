@@ -30,10 +30,15 @@ import jax
 import jax.numpy as jnp
 
 from fnn import compiler
-from fnn._checks import BadType, BadValue, example_shape, named
+from fnn._array_checks import example_shape
+from fnn._checks import BadType, BadValue, named
 from fnn._util import memoized
 from fnn.core import Layer
 from fnn.optim.base import an_optimizer
+
+__all__ = [
+    "TrainState", "raw_key", "fresh", "init_train_state", "init_program", "next_epoch", "step_key",
+]
 
 
 class TrainState(NamedTuple):
@@ -95,7 +100,7 @@ def fresh(tree):
 def init_train_state(model: Layer, optimizer, key, input_shape, *, rules=()) -> TrainState:
     """A new `TrainState`: params from `model.init`, optimizer state, the run key.
 
-    `key` is split into (init key, run key); see the module docstring. `rules`:
+    `key` is split into (init key, run key); see `help(fnn.train.state)`. `rules`:
     the per-step rules the step will run (`make_train_step(..., rules=...)`);
     their states start as `rule.init(train_state)`. The initialisation runs under
     `jax.jit` (shape errors still surface at trace time).

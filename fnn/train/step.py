@@ -28,6 +28,10 @@ from fnn.optim.base import an_optimizer
 from fnn.train.rules import StepInfo, step_rules
 from fnn.train.state import TrainState, step_key
 
+__all__ = [
+    "require_scalar", "require_callables", "train_step", "compile_step", "make_train_step",
+]
+
 
 def require_scalar(what: str, value) -> None:
     """`value` (an array or a ShapeDtypeStruct) must be a scalar: it is differentiated."""

@@ -25,6 +25,10 @@ from fnn._checks import BadType, BadValue, flag, named, number
 from fnn.train.rules import EpochInfo, Rule, monitored, resolve_mode
 from fnn.train.state import fresh
 
+__all__ = [
+    "EarlyStopping", "early_stopping",
+]
+
 
 class EarlyStopping(NamedTuple):
     """Stop when the monitored metric has not improved for `patience` epochs.
@@ -66,7 +70,7 @@ def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
 @named("EarlyStopping")
 def early_stopping(patience: int = 10, min_delta: float = 0.0, monitor: str = "val_loss",
                    mode: str = "auto", restore_best: bool = True) -> Rule:
-    """The early-stopping rule (see the module docstring and `EarlyStopping`)."""
+    """The early-stopping rule (see `help(fnn.train.stopping)` and `EarlyStopping`)."""
     if not isinstance(monitor, str):
         raise BadType(f"monitor must be a history key such as 'val_loss', got {monitor!r}.")
     if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:

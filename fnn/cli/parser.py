@@ -1,0 +1,165 @@
+"""The `fnn` command's argument parser, and the tables it offers: the library's
+registries of named models, data sets and optimizers."""
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+from fnn import datasets, models, optim
+
+__all__ = [
+    "EXIT_USAGE", "MODELS", "DATASETS", "OPTIMIZERS", "DEFAULT_LR", "MAX_SEED", "build_parser",
+]
+
+EXIT_USAGE = 2
+
+
+# ---------------------------------------------------------------------------
+# the tables: the library's registries of named models, optimizers and data sets
+
+MODELS = models.REGISTRY  # name -> NamedModel(build, input_shape, about)
+DATASETS = datasets.REGISTRY  # name -> NamedDataSet(load, num_classes, about, source)
+OPTIMIZERS = tuple(optim.REGISTRY)  # name -> NamedOptimizer(make, default_lr)
+DEFAULT_LR = {name: entry.default_lr for name, entry in optim.REGISTRY.items()}
+
+# jax.random.key takes a C long; the data split uses seed + 1
+MAX_SEED = 2**63 - 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but every usage error is ONE line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(convert: Callable, expected: str, ok: Callable) -> Callable:
+    """An argparse `type=`: `convert(text)`, refused with "expected ..." unless `ok(value)`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+_seed = _number(int, f"an integer from 0 to {MAX_SEED}", lambda v: 0 <= v <= MAX_SEED)
+_positive_float = _number(float, "a positive number", lambda v: math.isfinite(v) and v > 0)
+_fraction = _number(float, "a number in (0, 1)", lambda v: 0.0 < v < 1.0)
+# at least one training and one validation example
+_limit = _number(int, "an integer >= 2", lambda v: v >= 2)
+
+
+def _shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas, e.g. 28,28,1, got {text!r}")
+    return shape
+
+
+def _listing(table: dict) -> str:
+    """One `  name       about` line per entry; a second line of `about` is indented under
+    the first."""
+    return "\n".join(f"  {k:<10} " + v.about.replace("\n", "\n" + " " * 13)
+                     for k, v in table.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="fnn", formatter_class=fmt,
+        description="Train, evaluate and inspect fnn models (pure-function neural networks "
+                    "on JAX).",
+    )
+    from fnn import __version__
+    parser.add_argument("--version", action="version", version=f"fnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser(
+        "train", formatter_class=fmt, help="train a model, writing a run folder",
+        description="Train a model and write a run folder OUT/NAME/ with config.json,\n"
+                    "history.json, checkpoints/ (every epoch), curves.png and results.json.\n"
+                    "With no options: LeNet-5 on MNIST, Adam (lr 1e-3), 10 epochs of batch 32,\n"
+                    "10 % of the training set held out for validation.",
+        epilog=f"models:\n{_listing(MODELS)}\n\ndata sets:\n{_listing(DATASETS)}\n\n"
+               f"optimizers and their default learning rates:\n  "
+               + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + "\n\n"
+               "A run interrupted (Ctrl-C, crash) resumes from its last finished epoch with\n"
+               "'fnn train --resume RUN_DIR' and ends bit-identical to an uninterrupted run.\n"
+               "Compiled programs are cached in ~/.cache/fnn/jax (or $FNN_CACHE_DIR/jax,\n"
+               "$JAX_COMPILATION_CACHE_DIR); FNN_CACHE_DIR=off disables the cache.")
+    t.add_argument("--model", choices=sorted(MODELS), metavar="NAME",
+                   help="model (default: lenet5 for mnist, mlp for the others); "
+                        "one of: " + ", ".join(MODELS))
+    t.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
+                   help="data set (default: mnist); one of: " + ", ".join(DATASETS))
+    t.add_argument("--optimizer", choices=OPTIMIZERS, metavar="NAME",
+                   help="optimizer (default: adam); one of: " + ", ".join(OPTIMIZERS))
+    t.add_argument("--lr", type=_positive_float, metavar="LR",
+                   help="learning rate (default: depends on the optimizer, see below)")
+    t.add_argument("--epochs", type=_positive_int, metavar="N",
+                   help="number of epochs (default: 10); with --resume: the run's new total, "
+                        "at least the epochs it already holds (default: its saved total)")
+    t.add_argument("--batch-size", type=_positive_int, metavar="N",
+                   help="mini-batch size (default: 32; a larger one than the training set "
+                        "means the whole set)")
+    t.add_argument("--val-fraction", type=_fraction, metavar="F",
+                   help="fraction of the training set held out for validation (default: 0.1)")
+    t.add_argument("--seed", type=_seed, metavar="N",
+                   help="random seed for init, shuffling and splits (default: 0)")
+    t.add_argument("--limit", type=_limit, metavar="N",
+                   help="use only the first N training examples, N >= 2 (quick tests)")
+    t.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the MNIST IDX files, for --dataset mnist only "
+                        "(default: $FNN_DATA_DIR)")
+    t.add_argument("--out", metavar="DIR", help="folder for run folders (default: runs)")
+    t.add_argument("--name", metavar="NAME",
+                   help="run folder name (default: MODEL-DATASET-YYYYmmdd-HHMMSS)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint, with its "
+                        "saved options (only --epochs and --no-progress may be given)")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is also off when stderr is not a terminal)")
+
+    e = sub.add_parser(
+        "evaluate", formatter_class=fmt, help="test loss, accuracy and confusion matrix of a run",
+        description="Load the latest checkpoint of a run folder and print the loss, the "
+                    "accuracy and the confusion matrix (rows: true class, columns: predicted) "
+                    "on its test split.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'fnn train'")
+    e.add_argument("--split", choices=("test", "train"), default="test",
+                   help="which split to evaluate (default: test)")
+    e.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                   help="evaluation batch size (default: 256)")
+
+    s = sub.add_parser(
+        "summary", formatter_class=fmt, help="per-layer table of a model",
+        description="Print a model's layers with output shapes, parameters, MACs and FLOPs.",
+        epilog=f"models:\n{_listing(MODELS)}")
+    s.add_argument("--model", choices=sorted(MODELS), metavar="NAME", default="lenet5",
+                   help="model (default: lenet5); one of: " + ", ".join(MODELS))
+    s.add_argument("--input-shape", type=_shape, metavar="H,W,C",
+                   help="shape of one example (default: the model's usual input, "
+                        "e.g. 28,28,1 for lenet5)")
+    s.add_argument("--num-classes", type=_positive_int, default=10, metavar="N",
+                   help="number of output classes (default: 10)")
+    parser.epilog = (
+        "commands and their options (what each option means: 'fnn COMMAND --help'):\n"
+        + "".join(p.format_usage() for p in (t, e, s))
+        + "\nQuick start: 'fnn train' trains LeNet-5 on MNIST in a few minutes on a CPU.")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# train
