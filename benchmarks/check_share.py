@@ -8,40 +8,58 @@ an `if` whose body only raises, to a statement that calls a function named
 the body of a function so named. The share is over the non-blank lines of ROOT
 (default `fnn`). Prints the 25 files with the most check lines, then the total.
 """
-import ast, pathlib, sys, re
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+import sys
 
 CHECK_FN = re.compile(r"^_?(check|require|expect|raise|validate)(_|$)")
 NOT_CHECKS = {"check_grads"}   # public functions whose name starts like a check but are not one
 
+
+def _span(node: ast.AST) -> range:
+    return range(node.lineno, node.end_lineno + 1)
+
+
+def _called_name(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+
 def check_lines(src: str) -> set[int]:
-    tree = ast.parse(src)
+    """The line numbers of `src` that are argument checks (see the module docstring)."""
     lines: set[int] = set()
-    def span(n): return range(n.lineno, n.end_lineno + 1)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and CHECK_FN.match(node.name) \
-                and node.name not in NOT_CHECKS:
-            lines.update(span(node))
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.FunctionDef):
+            if CHECK_FN.match(node.name) and node.name not in NOT_CHECKS:
+                lines.update(_span(node))
         elif isinstance(node, ast.Raise):
-            lines.update(span(node))
-        elif isinstance(node, ast.If) and node.body and all(isinstance(s, ast.Raise) for s in node.body):
-            lines.update(range(node.lineno, node.body[0].lineno))
+            lines.update(_span(node))
+        elif isinstance(node, ast.If):
+            if node.body and all(isinstance(s, ast.Raise) for s in node.body):
+                lines.update(range(node.lineno, node.body[0].lineno))
         elif isinstance(node, (ast.Expr, ast.Assign)) and isinstance(node.value, ast.Call):
-            f = node.value.func
-            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-            if CHECK_FN.match(name):
-                lines.update(span(node))
+            if CHECK_FN.match(_called_name(node.value)):
+                lines.update(_span(node))
     return lines
 
-def main(root="fnn"):
+
+def main(root: str = "fnn") -> None:
     total = checks = 0
     rows = []
-    for f in sorted(pathlib.Path(root).rglob("*.py")):
-        src = f.read_text()
-        code = [i + 1 for i, l in enumerate(src.splitlines()) if l.strip()]
-        c = len(check_lines(src) & set(code))
-        rows.append((str(f), len(src.splitlines()), c))
-        total += len(code); checks += c
-    for r in sorted(rows, key=lambda r: -r[2])[:25]:
-        print(f"{r[0]:40s} {r[1]:5d} lines {r[2]:4d} check")
-    print(f"total non-blank {total}, check {checks} = {100*checks/total:.1f} %")
-main(*sys.argv[1:])
+    for path in sorted(pathlib.Path(root).rglob("*.py")):
+        src = path.read_text()
+        code = {i + 1 for i, line in enumerate(src.splitlines()) if line.strip()}
+        n_check = len(check_lines(src) & code)
+        rows.append((str(path), len(src.splitlines()), n_check))
+        total += len(code)
+        checks += n_check
+    for name, n_lines, n_check in sorted(rows, key=lambda r: -r[2])[:25]:
+        print(f"{name:40s} {n_lines:5d} lines {n_check:4d} check")
+    print(f"total non-blank {total}, check {checks} = {100 * checks / total:.1f} %")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -5,9 +5,9 @@ For each device count N the script starts a fresh process with
 (`mlp([512, 512, 10])` on 256 features, SGD with momentum, global batch 256)
 twice from the same state on the same batch: with the plain single-device step
 (`fnn.train.make_train_step`) and with the data-parallel step
-(`fnn.train.make_train_step(..., mesh=mesh)`, i.e. `fnn.distributed.data_parallel`,
-on `make_mesh()`, batch sharded over N devices), timing the two interleaved. It reports compile time, median ms/step
-of both, their ratio (the overhead of sharding + all-reduce), the number of
+(`fnn.train.make_train_step(..., mesh=mesh)`, i.e. `fnn.distributed.data_parallel`, on
+`make_mesh()`, batch sharded over N devices), timing the two interleaved. It reports compile
+time, median ms/step of both, their ratio (the overhead of sharding + all-reduce), the number of
 all-reduces in the compiled step, and the largest parameter difference after
 all steps. (Momentum SGD by default: Adam divides by `sqrt(v)`, which turns
 float32 rounding noise in near-zero gradients into whole `±lr` steps, so its

@@ -34,7 +34,7 @@ import jax
 
 from fnn import compiler
 from fnn._jaxpr import sub_jaxprs as _sub_jaxprs
-from fnn.layers import _fast_conv
+from fnn.layers import _fast_conv, _onednn_conv
 
 __all__ = ["FORMS", "uses_convolution", "step_options", "choose_form", "fuse",
            "make_fused_step"]
@@ -56,9 +56,11 @@ def _has_primitive(jaxpr, name: str) -> bool:
 
 
 def _is_convolution(eqn) -> bool:
-    """`lax.conv_general_dilated`, or `Conv2D`'s im2col lowering (a jit named so)."""
+    """`lax.conv_general_dilated`, `Conv2D`'s im2col lowering (a jit named so), or one of
+    the oneDNN convolution primitives (`fnn.layers._onednn_conv`)."""
     return (eqn.primitive.name == "conv_general_dilated"
-            or eqn.params.get("name") == _fast_conv.IM2COL_NAME)
+            or eqn.params.get("name") == _fast_conv.IM2COL_NAME
+            or eqn.primitive.name in _onednn_conv.PRIMITIVE_NAMES)
 
 
 def uses_convolution(fn: Callable, *args) -> bool:

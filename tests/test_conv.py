@@ -307,11 +307,14 @@ def test_integer_input():
         layer.apply(params, state, jnp.ones((1, 5, 5, 1), jnp.int32))
 
 
-def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key):
+def test_fast_path_agrees_with_lax_and_is_taken_only_where_chosen(key, monkeypatch):
     # unpadded 5x5, stride 1, 6 channels: on CPU its input gradient runs on im2col + matmul
-    # (fnn.layers._fast_conv.conv_plan), forward and weight gradient on lax; padded 3x3: lax
+    # (fnn.layers._fast_conv.conv_plan), forward and weight gradient on lax; padded 3x3: lax.
+    # (These are the plans without the oneDNN extension; tests/test_onednn.py has its own.)
     from fnn.fused import _has_eqn
     from fnn.layers import _fast_conv
+
+    monkeypatch.setenv("FNN_ONEDNN", "0")
 
     x = jax.random.normal(key, (2, 9, 9, 6))
     for layer, fast in ((Conv2D(4, 5, padding="VALID"), True), (Conv2D(4, 3), False)):

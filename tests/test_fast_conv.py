@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fnn.fused import _has_eqn
+from fnn.layers import _onednn_conv
 from fnn.layers._fast_conv import (
     IM2COL,
     IM2COL_NAME,
@@ -92,7 +93,15 @@ def test_explicit_padding_follows_lax():
     assert explicit_padding((5, 5), (3, 3), (1, 1), [[1, 2], [0, 1]]) == ((1, 2), (0, 1))
 
 
-def test_conv_plan_picks_the_measured_winners_only():
+@pytest.fixture
+def without_onednn():
+    """The plans of fnn without the oneDNN extension (switched off for this test)."""
+    _onednn_conv.use_onednn(False)
+    yield
+    _onednn_conv.use_onednn(None)
+
+
+def test_conv_plan_picks_the_measured_winners_only(without_onednn):
     cpu = jax.default_backend() == "cpu"
     expect = (lambda plan: plan) if cpu else (lambda plan: LAX)
     one_channel = ConvPlan("im2col", "im2col", "lax")
@@ -113,6 +122,20 @@ def test_conv_plan_picks_the_measured_winners_only():
     assert conv_plan((8, 32, 32, 3), (5, 5, 3, 8), (1, 1), "SAME") == LAX
     assert conv_plan((64, 32, 32, 1), (3, 3, 1, 16), (2, 2), "SAME") == LAX
     assert conv_plan((8, 32, 32, 1), (5, 5, 1, 8), (1, 1), "VALID", (2, 2)) == LAX
+
+
+@pytest.mark.skipif(not _onednn_conv.enabled(), reason="the fnn_onednn extension is not "
+                    "installed (pip install ./native/fnn_onednn) or is switched off")
+def test_conv_plan_with_onednn_keeps_im2col_only_where_it_wins():
+    # every pass on oneDNN, at any stride and dilation, except the kernel that covers
+    # the input (one matrix product) and a one-channel input's input gradient
+    assert conv_plan((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), "SAME") == ConvPlan(
+        "onednn", "onednn", "onednn")
+    assert conv_plan((64, 32, 32, 16), (3, 3, 16, 32), (2, 2), "SAME") == ConvPlan(
+        "onednn", "onednn", "onednn")
+    assert conv_plan((128, 28, 28, 1), (5, 5, 1, 6), (1, 1), ((2, 2), (2, 2))) == ConvPlan(
+        "onednn", "im2col", "onednn")
+    assert conv_plan((128, 5, 5, 16), (5, 5, 16, 120), (1, 1), "VALID") == IM2COL
 
 
 PLANS = [ConvPlan(*p) for p in itertools.product(LOWERINGS, repeat=3)]
@@ -177,7 +200,8 @@ def test_planned_conv_vmaps_and_has_second_derivatives():
 
 def test_a_bad_plan_is_refused():
     x, w = _inputs((1, 8, 8, 1), (3, 3, 1, 2))
-    with pytest.raises(ValueError, match=r"conv2d: plan must be a ConvPlan of \('lax', 'im2col'\)"):
+    with pytest.raises(ValueError,
+                       match=r"conv2d: plan must be a ConvPlan of \('lax', 'im2col', 'onednn'\)"):
         conv2d(x, w, plan=ConvPlan("lax", "winograd", "lax"))
     with pytest.raises(ValueError, match="conv2d: plan must be a ConvPlan"):
         conv2d(x, w, plan=("lax", "lax", "lax"))

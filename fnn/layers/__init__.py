@@ -1,4 +1,5 @@
 """Layer constructors; each returns a `fnn.Layer` (see API.md §1 for layouts)."""
+from fnn.layers._onednn_conv import use_onednn
 from fnn.layers.activation import PReLU
 from fnn.layers.bidirectional import Bidirectional
 from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rnn_cell
@@ -15,5 +16,5 @@ __all__ = [
     "BatchNorm",
     "Dense", "Flatten", "LayerNorm", "Maxout", "PReLU", "Embedding",
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNNCarry", "LSTMCarry",
-    "simple_rnn_cell", "lstm_cell", "gru_cell",
+    "simple_rnn_cell", "lstm_cell", "gru_cell", "use_onednn",
 ]

@@ -40,11 +40,12 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from fnn._checks import BadValue, named
+from fnn.layers import _onednn_conv
 
 __all__ = ["ConvPlan", "LAX", "conv2d", "conv2d_im2col", "conv_plan", "explicit_padding"]
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-LOWERINGS = ("lax", "im2col")
+LOWERINGS = ("lax", "im2col", "onednn")
 MAX_TAPS_ONE_CHANNEL = 49   # kh·kw up to which im2col's one-channel forward was measured faster
 
 
@@ -58,6 +59,7 @@ class ConvPlan(NamedTuple):
 
 LAX = ConvPlan("lax", "lax", "lax")
 IM2COL = ConvPlan("im2col", "im2col", "im2col")
+ONEDNN = ConvPlan("onednn", "onednn", "onednn")
 
 
 def explicit_padding(spatial, kernel, strides, padding, dilation=(1, 1)):
@@ -127,7 +129,7 @@ def _lax_conv(x, w, strides, pads, dilation):
                                         dimension_numbers=DIMENSION_NUMBERS)
 
 
-_LOWERING = {"lax": _lax_conv, "im2col": _im2col_conv}
+_LOWERING = {"lax": _lax_conv, "im2col": _im2col_conv, "onednn": _onednn_conv.conv2d}
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
@@ -162,18 +164,27 @@ def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPla
     _require_conv_shapes(x, w)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
-    plan = conv_plan(x.shape, w.shape, strides, pads, dilation) if plan is None else plan
+    if plan is None:
+        plan = conv_plan(x.shape, w.shape, strides, pads, dilation, x.dtype)
     if not isinstance(plan, ConvPlan) or not set(plan) <= set(LOWERINGS):
         raise BadValue(f"plan must be a ConvPlan of {LOWERINGS}, got {plan!r}.")
     if plan == LAX:
         return _lax_conv(x, w, strides, pads, dilation)
     if plan == IM2COL:
         return _im2col_conv(x, w, strides, pads, dilation)
+    if plan == ONEDNN:
+        return _onednn_conv.conv2d(x, w, strides, pads, dilation)
     return _planned_conv(x, w, strides, pads, dilation, plan)
 
 
-def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1)) -> ConvPlan:
+def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1),
+              dtype=jnp.float32) -> ConvPlan:
     """The lowering of each pass that measured fastest for these shapes (the table above).
+
+    With the oneDNN extension (`fnn.layers._onednn_conv.supports`: installed, not
+    switched off, CPU, one device, float32 or native bfloat16): every pass on oneDNN, at
+    any stride and dilation, except where im2col stays faster: a kernel that covers the
+    input (`IM2COL`) and the input gradient of a one-channel input. Without it:
 
     On the CPU backend, for unit-stride, undilated kernels:
     - the kernel covers the (unpadded) input, a 1×1 output: im2col for every pass
@@ -188,15 +199,19 @@ def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1)) -> ConvPlan:
     forward pass did not make the training step measurably faster and compiled
     longer.) The timings behind each choice: benchmarks/RESULTS.md, item 4.
     """
-    if (jax.default_backend() != "cpu" or tuple(strides) != (1, 1)
-            or tuple(dilation) != (1, 1)):
+    if jax.default_backend() != "cpu":
         return LAX
     kh, kw, c = w_shape[:3]
     pads = explicit_padding(x_shape[1:3], (kh, kw), strides, padding, dilation)
+    unit = tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
     unpadded = all(p == (0, 0) for p in pads)
-    if unpadded and (kh, kw) == tuple(x_shape[1:3]):
+    if unit and unpadded and (kh, kw) == tuple(x_shape[1:3]):
         return IM2COL
-    one_channel = c == 1 and kh * kw <= MAX_TAPS_ONE_CHANNEL
+    one_channel = unit and c == 1 and kh * kw <= MAX_TAPS_ONE_CHANNEL
+    if _onednn_conv.supports(x_shape, w_shape, dtype, pads):
+        return ConvPlan("onednn", "im2col" if one_channel else "onednn", "onednn")
+    if not unit:
+        return LAX
     return ConvPlan(forward="im2col" if one_channel else "lax",
                     input_grad="im2col" if one_channel or (unpadded and min(kh, kw) >= 5)
                     else "lax",
