@@ -31,6 +31,7 @@ from fnn._array_checks import example_shape, to_dtype
 from fnn._checks import BadValue, named, shape_str
 from fnn._jaxpr import sub_jaxprs
 from fnn.core import Layer, as_layer, output_struct
+from fnn.layers import _onednn_conv
 
 
 class Row(NamedTuple):
@@ -116,6 +117,9 @@ def _eqn_macs(eqn) -> int:
         rhs = eqn.invars[1].aval
         out_features = rhs.shape[eqn.params["dimension_numbers"].rhs_spec[0]]
         return _size(eqn.outvars[0].aval) * (_size(rhs) // out_features)
+    if prim == _onednn_conv.fwd_p.name:          # Conv2D on oneDNN: kernel (kh, kw, C/g, O)
+        rhs = eqn.invars[1].aval
+        return _size(eqn.outvars[0].aval) * (_size(rhs) // rhs.shape[-1])
     return 0
 
 
