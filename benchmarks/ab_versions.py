@@ -30,6 +30,8 @@ def _build(lib, w: workloads.Workload):
         model = lib.models.mlp(list(w.config["features"]))
     elif w.name == "lenet5":
         model = lib.models.lenet5(10)
+    elif w.name == "resnet20":
+        model = lib.models.resnet(w.config["depth"], 10)
     else:
         model = lib.models.lstm_classifier(w.config["hidden"], 10)
     opt = lib.optim.adam(1e-3)

@@ -339,3 +339,19 @@ def test_a_user_step_rule_survives_sigkill_and_resume_bit_for_bit(tmp_path):
     assert float(final.opt_state.lr_scale) < 1.0
     lr = a.load_metadata()["history"]["lr"]
     assert lr[-1] < 0.05
+
+
+def test_fit_validates_with_the_ema_params_of_an_ema_optimizer():
+    # issue 26: with fnn.optim.ema(...), val_loss is the loss of the moving average
+    # (fnn.optim.ema_params), not of the raw params; the average is in the checkpointed state
+    x, y = fnn.datasets.spiral(jax.random.key(0), num_per_class=20, num_classes=3)
+    model = fnn.models.mlp([16, 3])
+    opt = fnn.optim.ema(fnn.optim.sgd(0.5), decay=0.5)
+    loss = fnn.losses.softmax_cross_entropy
+    ts, history = fnn.train.fit(model, opt, loss, (x, y), epochs=2, batch_size=20,
+                                key=jax.random.key(1), val_data=(x, y), progress=False)
+    averaged = fnn.train.evaluate(model, fnn.optim.ema_params(ts.opt_state), ts.model_state,
+                                  loss, x, y)
+    raw = fnn.train.evaluate(model, ts.params, ts.model_state, loss, x, y)
+    assert history["val_loss"][-1] == pytest.approx(averaged["loss"], rel=1e-6)
+    assert abs(raw["loss"] - averaged["loss"]) > 1e-4   # the two differ: the test can fail

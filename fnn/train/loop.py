@@ -35,6 +35,7 @@ from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
 from fnn.core import Layer
 from fnn.data import batch_size_for, epoch_batches, num_examples
+from fnn.optim import ema_params
 from fnn.optim.base import an_optimizer
 from fnn.train.evaluation import (
     accuracy_applies,
@@ -60,8 +61,15 @@ from fnn.train.state import fresh, init_program, init_train_state, next_epoch, r
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
 
+
+def validation_params(opt_state):
+    """The params the validation pass uses: the moving average when the optimizer is
+    `fnn.optim.ema(...)` (its state has an `ema` field; Keras's `use_ema`), else the params."""
+    return ema_params(opt_state) if hasattr(opt_state, "ema") else opt_state.params
+
+
 __all__ = [
-    "fit", "compiled_step", "auto_form",
+    "fit", "compiled_step", "auto_form", "validation_params",
 ]
 
 
@@ -84,7 +92,9 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       device and the ragged last `N % n` examples are dropped (a different tail
       each epoch), so the jitted step is traced once for the whole run.
     - `key`: PRNG key of the run (ignored when resuming from a checkpoint).
-    - `val_data`: `(x_val, y_val)`, evaluated after every epoch with `train=False`.
+    - `val_data`: `(x_val, y_val)`, evaluated after every epoch with `train=False`
+      (with the moving average of the params when `optimizer` is `fnn.optim.ema(...)`;
+      the average is checkpointed with the optimizer state).
     - `metrics`: which of `"loss"`, `"accuracy"` go into the history (accuracy
       only where the loss's rule applies, `fnn.metrics`: the argmax of scores
       `(N, C)` against int ids or one-hot targets, or for fnn's binary losses the
@@ -293,8 +303,9 @@ class _Run(NamedTuple):
                         self.epochs, self.steps - 1, self.steps, self.source, self.check_finite))
                 logs = {k: sums[k] / self.steps for k in METRICS if k in sums and k in metrics}
                 if val_data is not None:
-                    val = evaluate_batches(self.model, ts.opt_state.params, ts.model_state,
-                                           self.loss, val_data[0], val_data[1], val_bs)
+                    val = evaluate_batches(self.model, validation_params(ts.opt_state),
+                                           ts.model_state, self.loss, val_data[0], val_data[1],
+                                           val_bs)
                     logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
                 epoch += 1
                 ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))
