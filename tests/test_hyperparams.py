@@ -6,18 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_optim import make_problem
 
 from fnn import checkpoint, optim
 from fnn.optim import schedules
 
 
 def problem(seed=26, n_steps=5):
-    rng = np.random.default_rng(seed)
-    params = {"w": rng.normal(size=(2, 3)).astype(np.float32),
-              "b": rng.normal(size=(3,)).astype(np.float32)}
-    grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
-             for _ in range(n_steps)]
-    return params, grads
+    """test_optim's problem (params (2, 3) and (3,), random grads) with this file's seed:
+    the bit patterns below were recorded on it."""
+    return make_problem(seed, n_steps)
 
 
 def run(opt, params, grads, state=None, update=None):
