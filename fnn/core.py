@@ -34,12 +34,9 @@ import jax.numpy as jnp
 
 from fnn import compiler
 from fnn._array_checks import (
-    MissingEntry,
     MissingEntryError,
     example_shape,
-    keys_str,
     require_key_and_train,
-    require_params,
     to_dtype,
 )
 from fnn._checks import (
@@ -49,8 +46,15 @@ from fnn._checks import (
     integer,
     labelled,
     named,
-    require_key,
-    shape_str,
+)
+from fnn._combinator_checks import (
+    apply_args,
+    array_output,
+    init_args,
+    raise_missing_entry,
+    require_concat_shapes,
+    require_known_keywords,
+    require_residual_shapes,
 )
 from fnn._util import memoized
 
@@ -166,14 +170,6 @@ def union_keywords(keyword_sets: Iterable[frozenset[str] | None]) -> frozenset[s
     return frozenset(known)
 
 
-def require_known_keywords(keywords: frozenset[str] | None, extra: dict) -> None:
-    """`BadType` for a keyword argument in `extra` outside `keywords` (None: any is known)."""
-    unknown = [] if keywords is None else sorted(set(extra) - keywords)
-    if unknown:
-        raise BadType(f"got unexpected keyword argument(s) {unknown}; "
-                      f"its layers accept {sorted(keywords) or 'only key and train'}.")
-
-
 def call_child(entry: str, what: str, layer: Layer, params, state, x, key, train, extra: dict):
     """`layer.apply` on the params/state stored under `entry` (`{}` when there is none),
     with the keywords of `extra` that the layer declares; `what` describes the child
@@ -187,93 +183,8 @@ def call_child(entry: str, what: str, layer: Layer, params, state, x, key, train
                            train=train, **kwargs)
     except (KeyError, MissingEntryError) as err:
         if p is None or s is None:
-            _raise_missing_entry(entry, what, layer, params, state, p is None, s is None, x, err)
+            raise_missing_entry(entry, what, layer, params, state, p is None, s is None, x, err)
         raise
-
-
-def _raise_missing_entry(entry, what, layer, params, state, no_params, no_state, x, err) -> None:
-    """Raise `MissingEntry` if the child that failed really needs the missing entry.
-
-    Only runs after a child has failed, so its `jax.eval_shape` of `init` costs
-    nothing on the normal path. Returns (letting the original error through)
-    when the child has neither params nor state to miss.
-    """
-    try:
-        needs_p, needs_s = jax.eval_shape(
-            lambda: layer.init(jax.random.PRNGKey(0), tuple(x.shape[1:])))
-    except Exception:  # the child cannot even init: its own error says more
-        return
-    for kind, missing, tree, needed in (("params", no_params, params, needs_p),
-                                        ("state", no_state, state, needs_s)):
-        if missing and needed:
-            raise MissingEntry(
-                f"{kind} has no entry {entry!r} (for {what}), got {keys_str(tree)}. "
-                f"Pass the {kind} this model's init returned: "
-                "params, state = model.init(key, input_shape).") from err
-
-
-def _init_args(key, input_shape) -> tuple[int, ...]:
-    """The input shape as a tuple; a given key checked (None is passed on to the
-    children, so a parameter-free model initialises without one)."""
-    shape = example_shape(input_shape, "(d1, ..., dk)")
-    if key is not None:
-        require_key(key)
-    return shape
-
-
-def _apply_args(kind: str, keywords, params, state, key, train, extra: dict) -> None:
-    """A combinator's own arguments, checked before any child runs (`train="yes"` in a
-    model without BatchNorm or Dropout would otherwise pass unnoticed)."""
-    require_known_keywords(keywords, extra)
-    require_params(params, (), kind)
-    require_params(state, (), kind, what="state")
-    require_key_and_train(key, train)
-
-
-def _require_concat_shapes(axis: int, names, shapes, input_shape, *, batched: bool) -> None:
-    """`BadValue` unless branch outputs of `shapes` concatenate on `axis`.
-
-    `axis` must name a non-batch axis of the outputs, and the outputs must agree on
-    every other axis (no broadcasting). `shapes` and `input_shape` are per-example
-    (init, `batched=False`) or the shapes of the batched arrays, batch axis first
-    (apply, `batched=True`; trace-time shapes, so it also holds under `jit`/`vmap`).
-    """
-    lead = 1 if batched else 0                           # the batch axis in `shapes`
-    rank = len(shapes[0]) - lead                         # per-example rank
-    if not (1 <= axis <= rank or -rank <= axis <= -1):
-        batched_form = "(" + ", ".join(["N", *map(str, shapes[0][lead:])]) + ")"
-        choices = ("axis=1 or axis=-1" if rank == 1 else
-                   f"an axis in [1, {rank}] or [-{rank}, -1]")
-        raise BadValue(f"axis={axis} is out of range for the branch outputs {batched_form} "
-                       f"(rank {rank + 1}, from {names[0]}); use {choices} (axis 0 is the "
-                       "batch axis).")
-    cat = (axis if axis >= 0 else rank + 1 + axis) - 1 + lead  # index into `shapes`
-    first = tuple(shapes[0])
-    for name, shp in zip(names[1:], shapes[1:]):
-        if len(shp) != len(first) or any(
-            a != b for i, (a, b) in enumerate(zip(first, shp)) if i != cat
-        ):
-            raise BadValue(f"branch outputs must match on all axes but axis={axis}; got "
-                           f"{shape_str(first)} from {names[0]} and {shape_str(shp)} from "
-                           f"{name} for input {shape_str(input_shape)}.")
-
-
-def _array_output(what: str, y):
-    """`y` unless it is not an array (`concat` and `residual` combine their branches'
-    outputs as arrays)."""
-    if not (hasattr(y, "shape") and hasattr(y, "dtype")):
-        raise BadType(f"{what} returned a {type(y).__name__}, not an array; "
-                      "each branch of a concat or residual must return one array.")
-    return y
-
-
-def _require_residual_shapes(out_block, out_short, input_shape) -> None:
-    """`BadValue` unless the block and shortcut outputs have exactly the same shape:
-    the sum does not broadcast (a `(N, 1, 1, C)` block output is an error, not a bias)."""
-    if tuple(out_block) != tuple(out_short):
-        raise BadValue(f"block output {shape_str(out_block)} and shortcut output "
-                       f"{shape_str(out_short)} differ for input {shape_str(input_shape)}; "
-                       "give a projection shortcut, e.g. a 1x1 Conv2D with the block's stride.")
 
 
 def _split(key, n: int):
@@ -337,7 +248,7 @@ def init(layer, key, input_shape):
     keys raise the layer's own errors (they are checked while tracing).
     """
     (layer,) = _as_layers(layer)
-    shape = _init_args(key, input_shape)
+    shape = init_args(key, input_shape)
     return memoized(_compiled_init, layer, shape)(key)
 
 
@@ -364,7 +275,7 @@ def serial(*layers) -> Layer:
     @named("serial.init")
     def init(key, input_shape):
         params, state = {}, {}
-        shape, dtype = _init_args(key, input_shape), layers[0].input_dtype
+        shape, dtype = init_args(key, input_shape), layers[0].input_dtype
         for (entry, layer), k in zip(pairs, _split(key, len(layers))):
             p, s = layer.init(k, shape)
             if p:
@@ -377,7 +288,7 @@ def serial(*layers) -> Layer:
 
     @named("serial.apply")
     def apply(params, state, x, *, key=None, train=False, **extra):
-        _apply_args("serial", keywords, params, state, key, train, extra)
+        apply_args("serial", keywords, params, state, key, train, extra)
         new_state = dict(state)
         for i, ((entry, layer), k) in enumerate(zip(pairs, _split(key, len(layers)))):
             x, s = call_child(entry, f"layer {i}, {layer.name}", layer, params, state, x, k,
@@ -409,25 +320,25 @@ def concat(*branches, axis: int = -1) -> Layer:
 
     @named("concat")
     def init(key, input_shape):
-        input_shape = labelled("concat.init", _init_args, key, input_shape)
+        input_shape = labelled("concat.init", init_args, key, input_shape)
         params, state = {}, {}
         _init_children(pairs, _split(key, len(pairs)), input_shape, params, state)
         shapes = [output_shape(b, input_shape, None, params.get(entry, {}), state.get(entry, {}))
                   for entry, b in pairs]
-        _require_concat_shapes(axis, names, shapes, input_shape, batched=False)
+        require_concat_shapes(axis, names, shapes, input_shape, batched=False)
         return params, state
 
     @named("concat.apply")
     def apply(params, state, x, *, key=None, train=False, **extra):
-        _apply_args("concat", keywords, params, state, key, train, extra)
+        apply_args("concat", keywords, params, state, key, train, extra)
         outs, new_state = [], dict(state)
         for i, ((entry, b), k) in enumerate(zip(pairs, _split(key, len(branches)))):
             what = f"branch {i}, {b.name}"
             y, s = call_child(entry, what, b, params, state, x, k, train, extra)
-            outs.append(_array_output(what, y))
+            outs.append(array_output(what, y))
             if s:
                 new_state[entry] = s
-        _require_concat_shapes(axis, names, [y.shape for y in outs], x.shape, batched=True)
+        require_concat_shapes(axis, names, [y.shape for y in outs], x.shape, batched=True)
         return jnp.concatenate(outs, axis=axis), new_state
 
     return Layer(init, apply, "Concat", pairs, keywords, branches[0].input_dtype, "concat")
@@ -447,26 +358,26 @@ def residual(block, shortcut=None) -> Layer:
 
     @named("residual")
     def init(key, input_shape):
-        input_shape = labelled("residual.init", _init_args, key, input_shape)
+        input_shape = labelled("residual.init", init_args, key, input_shape)
         params, state = {}, {}
         _init_children(pairs, _split(key, 2), input_shape, params, state)
         outs = [output_shape(layer, input_shape, None, params.get(entry, {}),
                              state.get(entry, {})) for entry, layer in pairs]
-        _require_residual_shapes(outs[0], outs[-1] if short else input_shape, input_shape)
+        require_residual_shapes(outs[0], outs[-1] if short else input_shape, input_shape)
         return params, state
 
     @named("residual.apply")
     def apply(params, state, x, *, key=None, train=False, **extra):
-        _apply_args("residual", keywords, params, state, key, train, extra)
+        apply_args("residual", keywords, params, state, key, train, extra)
         new_state, outs = dict(state), []
         for (entry, layer), k in zip(pairs, _split(key, 2)):
             what = f"the {entry}, {layer.name}"
             y, s = call_child(entry, what, layer, params, state, x, k, train, extra)
-            outs.append(_array_output(what, y))
+            outs.append(array_output(what, y))
             if s:
                 new_state[entry] = s
         y, z = outs if short else (outs[0], x)
-        _require_residual_shapes(y.shape, z.shape, x.shape)
+        require_residual_shapes(y.shape, z.shape, x.shape)
         return y + z, new_state
 
     return Layer(init, apply, "Residual", pairs, keywords, block.input_dtype, "residual")
