@@ -31,7 +31,7 @@ Two families:
 | `hinge` | `max(0, 1 − y·s)` | y ∈ {−1, +1} |
 | `multiclass_hinge(margin=1)` | `Σ_{j≠y} max(0, s_j − s_y + margin)` | ids `(N,)` |
 | `exponential` | `exp(−y·s)` | y ∈ {−1, +1} |
-| `sigmoid_focal_loss(alpha=.25, gamma=2)` | `α_t (1 − p_t)^γ · BCE(z, y)` (torchvision) | y ∈ [0, 1] |
+| `sigmoid_focal_loss(alpha, gamma)` | `α_t (1 − p_t)^γ · BCE(z, y)` (torchvision) | y ∈ [0, 1] |
 | `kl_divergence` | `Σ_c q_c (log q_c − log p_c)`, on `log p` | probs `(N, C)` |
 | `triplet_margin(margin=1)` | `max(‖a − p‖ − ‖a − n‖ + margin, 0)` | `(N, D)` ×3 |
 
@@ -80,8 +80,8 @@ from fnn.losses.classification import (
     cross_entropy,
     exponential,
     hinge,
-    multiclass_hinge,
     kl_divergence,
+    multiclass_hinge,
     nll,
     sigmoid_binary_cross_entropy,
     sigmoid_focal_loss,

@@ -45,8 +45,10 @@ def loss_weights(weights, shape: tuple, dtype):
     return jnp.broadcast_to(w.astype(dtype), shape)
 
 
-def reduced(l, weights, reduction: str):
-    """`l` weighted and reduced (see the module docstring); `reduction` already checked."""
+def reduced(values, weights, reduction: str):
+    """The unreduced loss `values` (`l`) weighted and reduced (see the module docstring);
+    `reduction` already checked."""
+    l = values  # noqa: E741 (the docstrings' symbol)
     if weights is not None:
         w = loss_weights(weights, l.shape, l.dtype)
         # a weight of 0 drops its value, even an inf or NaN one (a padding position)
