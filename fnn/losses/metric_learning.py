@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from fnn._checks import NON_NEGATIVE, BadValue, shape_str
+from fnn._checks import POSITIVE, BadValue, shape_str
 from fnn.losses._inputs import named_loss, not_empty, predictions
 from fnn.losses._reduce import reduced
 from fnn.metrics import declare_accuracy
@@ -27,7 +27,7 @@ def _distance(a, b):
 
 
 @declare_accuracy(None)
-@named_loss(margin=NON_NEGATIVE)
+@named_loss(margin=POSITIVE)
 def triplet_margin(anchor, positive, negative, margin: float = 1.0, *, weights=None,
                    reduction: str = "mean"):
     """Triplet margin loss (Schroff et al. 2015, FaceNet), PyTorch's `triplet_margin_loss` (p = 2).
@@ -43,7 +43,7 @@ def triplet_margin(anchor, positive, negative, margin: float = 1.0, *, weights=N
     **Arguments:**
     - `anchor`, `positive`, `negative`: embeddings of the same shape `(N, D)` (or
       `(..., D)`), float.
-    - `margin >= 0` (checked when concrete; may be traced).
+    - `margin > 0`, as PyTorch (checked when concrete; may be traced).
     - `weights` (broadcast to `(N,)`), `reduction` as every loss (`fnn.losses`).
 
     **Returns:** a scalar (`reduction="none"`: `(N,)`).
