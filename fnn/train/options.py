@@ -143,6 +143,10 @@ def monitors_recorded(rules, metrics: tuple, val_data) -> None:
             raise BadValue(f"{r.name} monitors {mon!r} but no val_data was given; pass "
                            f"val_data=(x_val, y_val) or monitor='{mon[4:]}'.")
         base, extra_names = mon.removeprefix("val_"), recorded_names(extra)
+        shown = tuple(m for m in metrics if isinstance(m, str))
+        if base not in extra_names and streaming.is_metric_name(base):
+            raise BadValue(f"{r.name} monitors {mon!r} but metrics={shown} does not record "
+                           f"it; add {base!r} to metrics.")
         if base not in METRICS and base not in extra_names:
             raise BadValue(f"{r.name} monitors unknown metric {mon!r}; expected one of "
                            "'loss', 'accuracy', 'val_loss', 'val_accuracy'"
@@ -151,7 +155,6 @@ def monitors_recorded(rules, metrics: tuple, val_data) -> None:
             raise BadValue(f"{r.name} monitors {mon!r}, but that metric is computed on the "
                            f"validation set only; monitor 'val_{mon}'.")
         if base not in names:
-            shown = tuple(m for m in metrics if isinstance(m, str))
             raise BadValue(f"{r.name} monitors {mon!r} but metrics={shown} does not record it.")
 
 
