@@ -1,7 +1,8 @@
 """Loss functions: `loss(predictions, targets) -> scalar`, the mean over the batch.
 
-Every loss returns ONE number, the mean over the batch (what you differentiate).
-Two families:
+By default every loss returns ONE number, the mean over the batch (what you
+differentiate); `weights=` and `reduction=` (below) weight it, sum it, or return the
+unreduced values. Two families:
 
 - **Element-wise losses** (`mse`, `mae`, `msle`, `mape`, `huber`, `smooth_l1`,
   `sigmoid_binary_cross_entropy`, `binary_cross_entropy`, `hinge`,

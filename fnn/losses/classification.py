@@ -81,6 +81,8 @@ def sigmoid_binary_cross_entropy(logits, y, *, weights=None, reduction: str = "m
 
     **Shapes:** `logits` and `y` the same shape (`(N,)`, or `(N, K)` for K
     independent labels); returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     z, y = elementwise_args(logits, y, "logits", "targets")
     return reduced(_softplus(z) - z * y, weights, reduction)
@@ -99,6 +101,8 @@ def binary_cross_entropy(probs, y, *, weights=None, reduction: str = "mean"):
     it is exact and stable.
 
     **Shapes:** `probs` and `y ∈ [0, 1]` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     # (in float32 at least, as every loss: the clip to [PROB_EPS, 1 − PROB_EPS] does not
     # exist in half precision)
@@ -116,6 +120,8 @@ def hinge(scores, y, *, weights=None, reduction: str = "mean"):
     {0, 1} labels to {−1, +1}; this one does not: convert with `2·y − 1`.
     The (sub)gradient at the kink `y·s = 1` is 0. `optax.hinge_loss` is the same
     per element. **Shapes:** `scores` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     s, y = elementwise_args(scores, y, "scores", "targets")
     return reduced(_relu(1.0 - y * s), weights, reduction)
@@ -129,6 +135,8 @@ def exponential(scores, y, *, weights=None, reduction: str = "mean"):
     Grows without bound for confidently wrong scores; in float32 it overflows
     to `inf` once `−y·s > 88` — the true value, not a numerical accident.
     **Shapes:** `scores` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     s, y = elementwise_args(scores, y, "scores", "targets")
     return reduced(jnp.exp(-y * s), weights, reduction)
@@ -245,6 +253,8 @@ def cross_entropy(probs, onehot, *, weights=None, reduction: str = "mean"):
     **Shapes:** `probs` and `onehot` (one-hot or probability targets, float)
     the same shape `(N, C)`; returns a scalar. For class ids use
     `nll(jnp.log(probs), labels)`.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per label.
     """
     p = scores_of(probs, "probabilities")
     y = asarray(onehot, "targets")
@@ -271,6 +281,8 @@ def nll(log_probs, labels, *, weights=None, reduction: str = "mean"):
 
     **Shapes:** `log_probs (N, C)` (or `(..., C)`), integer `labels (N,)`;
     returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per label.
     """
     lp = scores_of(log_probs, "log-probabilities")
     labels = class_ids(lp, labels, "log-probabilities", one_hot_ok=None)
@@ -292,6 +304,8 @@ def multiclass_hinge(scores, labels, margin: float = 1.0, *, weights=None, reduc
 
     **Arguments:** `margin >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `scores (N, C)` (or `(..., C)`), integer `labels (N,)`; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per label.
     """
     s = scores_of(scores, "scores")
     labels = class_ids(s, labels, "scores", one_hot_ok=None)

@@ -38,6 +38,8 @@ def mse(pred, y, *, weights=None, reduction: str = "mean"):
     **Returns:** a scalar. Equals PyTorch's `MSELoss()` and Keras's
     `MeanSquaredError`; `optax.squared_error` is the same per element without
     the mean, and `optax.l2_loss` is HALF of it (`½(pred − y)²`).
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     return reduced(jnp.square(pred - y), weights, reduction)
@@ -50,6 +52,8 @@ def mae(pred, y, *, weights=None, reduction: str = "mean"):
 
     The gradient at `pred == y` is 0 (subgradient `sign(0) = 0`, as PyTorch's
     `L1Loss`). **Shapes:** `pred` and `y` the same shape `(N, ...)`; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     return reduced(_abs(pred - y), weights, reduction)
@@ -67,6 +71,8 @@ def msle(pred, y, *, weights=None, reduction: str = "mean"):
     Keras's `MeanSquaredLogarithmicError` clips at its epsilon 1e-7 instead of
     1e-5 (the results differ only for values in `[0, 1e-5)`); PyTorch has no
     MSLE. **Shapes:** `pred` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     d = jnp.log1p(jnp.maximum(pred, _REGRESSION_EPS)) - jnp.log1p(jnp.maximum(y, _REGRESSION_EPS))
@@ -82,6 +88,8 @@ def mape(pred, y, *, weights=None, reduction: str = "mean"):
     (targets near 0 make it explode: that is MAPE's nature, ε only avoids a
     division by zero). Keras's `MeanAbsolutePercentageError` uses ε = 1e-7.
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     return reduced(100.0 * _abs(pred - y) / jnp.maximum(_abs(y), _REGRESSION_EPS), weights,
@@ -105,6 +113,8 @@ def huber(pred, y, delta: float = 1.0, *, weights=None, reduction: str = "mean")
 
     **Arguments:** `delta > 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     d = pred - y
@@ -129,6 +139,8 @@ def smooth_l1(pred, y, beta: float = 1.0, *, weights=None, reduction: str = "mea
 
     **Arguments:** `beta >= 0` (checked when concrete; may be traced, e.g. under `vmap`).
     **Shapes:** `pred` and `y` the same shape; returns a scalar.
+
+    `weights`, `reduction`: as every loss (`fnn.losses`); the unreduced loss is per element.
     """
     pred, y = elementwise_args(pred, y)
     d = pred - y
