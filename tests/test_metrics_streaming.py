@@ -199,3 +199,10 @@ BAD_INPUT = [
 def test_bad_input(trigger, exc, match):
     with pytest.raises(exc, match=match):
         trigger()
+
+
+def test_the_same_arguments_give_the_same_metric_so_evaluate_compiles_once():
+    assert streaming.top_k_accuracy(5) is streaming.from_name("top5_accuracy")
+    assert streaming.precision_recall_f1(C) is streaming.precision_recall_f1(C, "macro")
+    assert streaming.confusion_matrix(C) is not streaming.precision_recall_f1(C)
+    assert streaming.precision_recall_f1(C, "micro").name == "micro"

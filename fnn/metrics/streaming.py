@@ -17,6 +17,9 @@ evaluation step and the state can be checkpointed:
 | `confusion_matrix(num_classes)` | `(C, C)` int32 | the matrix (from the argmax of the scores) |
 | `precision_recall_f1(num_classes, average)` | `(C, C)` int32 | a dict, as the function |
 
+The constructors are memoised: the same arguments give the same `Metric` (so a
+program that `evaluate` compiled for it is reused, not traced again per call).
+
 `update(state, scores, labels, mask=None)` takes the model's scores `(B, C)` and
 int class ids `(B,)` or one-hot labels `(B, C)`; `mask` (bool `(B,)`) leaves the
 padded examples of a fixed-shape batch out. The counts are int32, so they are
@@ -29,6 +32,7 @@ a result that is a dict is recorded per key as `f"{name}_{key}"` (e.g.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -86,6 +90,7 @@ def _counting(name: str, hits: Callable) -> Metric:
     return Metric(name, init, update, result)
 
 
+@functools.cache
 def accuracy() -> Metric:
     """Streaming `fnn.metrics.accuracy` (argmax of the scores against the labels)."""
     def hits(scores, labels):
@@ -98,11 +103,21 @@ def accuracy() -> Metric:
 def top_k_accuracy(k: int) -> Metric:
     """Streaming `fnn.metrics.top_k_accuracy(scores, labels, k)`, named `f"top{k}_accuracy"`;
     `k <= C` is checked at the first update."""
-    k = positive_int("k", k)
+    return _top_k(positive_int("k", k))
+
+
+@functools.cache
+def _top_k(k: int) -> Metric:
     return _counting(f"top{k}_accuracy", lambda s, y: cls.top_k_hits(s, y, k))
 
 
-def _confusion(name: str, num_classes: int, result: Callable) -> Metric:
+@functools.cache
+def _confusion(name: str, num_classes: int, average: str | None) -> Metric:
+    """The confusion-matrix counter: its result the matrix (`average=None`) or
+    `precision_recall_f1(matrix, average)`."""
+    def result(m):
+        return m if average is None else cls.precision_recall_f1(m, average=average)
+
     def init():
         return jnp.zeros((num_classes, num_classes), jnp.int32)
 
@@ -125,8 +140,7 @@ def confusion_matrix(num_classes: int) -> Metric:
     """Streaming `fnn.metrics.confusion_matrix(argmax(scores), labels, num_classes)`: the
     `(C, C)` int32 counts, rows true. Its result is an array, so `fit` does not take it
     (a history holds numbers); `fnn.train.evaluate` does."""
-    num_classes = positive_int("num_classes", num_classes)
-    return _confusion("confusion_matrix", num_classes, lambda m: m)
+    return _confusion("confusion_matrix", positive_int("num_classes", num_classes), None)
 
 
 @named("fnn.metrics.streaming.precision_recall_f1")
@@ -137,8 +151,7 @@ def precision_recall_f1(num_classes: int, average: str = "macro") -> Metric:
     num_classes = positive_int("num_classes", num_classes)
     if average not in cls.AVERAGES:
         raise BadValue(f"unknown average {average!r}; expected one of {list(cls.AVERAGES)}.")
-    return _confusion(average, num_classes,
-                      lambda m: cls.precision_recall_f1(m, average=average))
+    return _confusion(average, num_classes, average)
 
 
 _TOP_K = re.compile(r"top(\d+)_accuracy")
