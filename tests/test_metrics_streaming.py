@@ -177,6 +177,9 @@ BAD_INPUT = [
                  r"fit: metric 'confusion_matrix' gives a result of shape \[\(5, 5\)\], but the "
                  r"history records numbers; compute it with fnn.train.evaluate",
                  id="fit-confusion-matrix"),
+    pytest.param(_fit(metrics=("loss", streaming.accuracy())), ValueError,
+                 r"fit: the streaming metric named 'accuracy' would shadow fit's own "
+                 r"'accuracy'; pass the name 'accuracy' instead", id="fit-shadowed-name"),
     pytest.param(_fit(metrics=("top2_accuracy", streaming.top_k_accuracy(2))), ValueError,
                  r"fit: metrics name 'top2_accuracy' twice", id="fit-duplicate-names"),
     pytest.param(_fit(metrics=("loss", "top2_accuracy"),

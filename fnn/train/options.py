@@ -185,6 +185,10 @@ def metric_names(metrics) -> tuple:
         raise BadValue(f"metrics name {twice[0]!r} twice; give each metric its own name "
                        "(metric._replace(name=...)).")
     for m in extra:
+        if m.name in METRICS:   # fit's own "loss" and "accuracy" (train and validation)
+            raise BadValue(f"the streaming metric named {m.name!r} would shadow fit's own "
+                           f"{m.name!r}; pass the name {m.name!r} instead, or rename it "
+                           "(metric._replace(name=...)).")
         value = jax.eval_shape(m.result, m.init())
         leaves = jax.tree.leaves(value)
         if not leaves or any(v.shape != () for v in leaves):
@@ -203,6 +207,10 @@ def recorded_names(extra: tuple) -> list:
     """The history names (without `val_`) that the streaming metrics `extra` record."""
     out = []
     for m in extra:
+        if m.name in METRICS:   # fit's own "loss" and "accuracy" (train and validation)
+            raise BadValue(f"the streaming metric named {m.name!r} would shadow fit's own "
+                           f"{m.name!r}; pass the name {m.name!r} instead, or rename it "
+                           "(metric._replace(name=...)).")
         value = jax.eval_shape(m.result, m.init())
         out += [f"{m.name}_{k}" for k in value] if isinstance(value, dict) else [m.name]
     return out
