@@ -125,6 +125,8 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     result equals `loss(pred, y)` on the whole set for every mean-over-batch
     loss. Returns `{"loss": float, "accuracy": float}` (accuracy only when the
     loss's rule applies, `fnn.metrics`). Sums are taken in float64 on the host.
+    A loss weighted per step (`weights=mask` from `y`) counts as each example's own
+    weighted mean, averaged over the examples (not `Σ w·l / Σ w` over the whole set).
     Int class ids in `y` are checked against the model's outputs first (for a loss
     that declares class ids): inside the compiled program an id out of range gives NaN.
 
