@@ -127,6 +127,20 @@ def test_early_stopping_may_monitor_a_streaming_metric():
     assert len(history["val_top2_accuracy"]) == 2     # lr 0: no improvement after epoch 1
 
 
+def test_a_resumed_run_keeps_its_streaming_metrics(tmp_path):
+    def run(epochs, metrics):
+        return train.fit(Dense(C), optim.sgd(0.1), losses.softmax_cross_entropy, (X, Y),
+                         epochs=epochs, batch_size=16, key=KEY, val_data=(XV, YV),
+                         progress=False, checkpoint_dir=str(tmp_path), metrics=metrics)
+
+    _, first = run(1, ("loss", "top2_accuracy"))
+    _, resumed = run(2, ("loss", "top2_accuracy"))
+    assert resumed["val_top2_accuracy"][:1] == first["val_top2_accuracy"]
+    assert len(resumed["val_top2_accuracy"]) == 2
+    with pytest.raises(ValueError, match="metrics"):
+        run(3, ("loss",))
+
+
 # ---------------------------------------------------------------------------
 # bad input
 
