@@ -16,6 +16,7 @@ from fnn import (
     initializers,
     layers,
     losses,
+    metrics,
     models,
     optim,
     preprocessing,
@@ -41,3 +42,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
+__all__ += ["metrics"]

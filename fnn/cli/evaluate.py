@@ -1,4 +1,5 @@
-"""`fnn evaluate`: the loss, accuracy and confusion matrix of a run's latest checkpoint."""
+"""`fnn evaluate`: the loss, accuracy, macro precision/recall/F1 and confusion matrix of a
+run's latest checkpoint (through `fnn.train.evaluate` and `fnn.metrics.streaming`)."""
 from __future__ import annotations
 
 import os
@@ -9,17 +10,9 @@ from fnn.cli import runs
 __all__ = ["run"]
 
 
-def _confusion_matrix(y_true, y_pred, num_classes: int):
-    import numpy as np
-    m = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(m, (y_true, y_pred), 1)
-    return m
-
-
 def _format_confusion(m) -> str:
     k = m.shape[0]
     width = max(len(str(int(m.max()))), len(str(k - 1)), 3)
-    lines = ["true \\ predicted".ljust(8)]
     header = " " * 6 + " ".join(f"{j:>{width}}" for j in range(k))
     lines = [header] + [f"{i:>4}  " + " ".join(f"{int(v):>{width}}" for v in row)
                         for i, row in enumerate(m)]
@@ -31,10 +24,10 @@ def run(parser, args) -> int:
     runs.enable_compile_cache()
 
     import jax
-    import numpy as np
 
     from fnn import losses, train
     from fnn.checkpoint import CheckpointManager
+    from fnn.metrics import streaming
 
     step = runs.latest_epoch(args.run_dir)  # before the manager, which would create the folder
     if not step:
@@ -57,12 +50,14 @@ def run(parser, args) -> int:
     x, y = data.test if args.split == "test" else train_data
     loss = losses.softmax_cross_entropy
     batch = runs.eval_batch(config, args.batch_size)
-    metrics = train.evaluate(model, ts.params, ts.model_state, loss, x, y, batch)
-    logits = train.predict(model, ts.params, ts.model_state, x, batch)
-    pred = np.asarray(np.argmax(np.asarray(logits), axis=-1))
+    k = data.num_classes
+    metrics = train.evaluate(model, ts.params, ts.model_state, loss, x, y, batch,
+                             metrics=[streaming.confusion_matrix(k),
+                                      streaming.precision_recall_f1(k, "macro")])
     print(f"{config['model']} on {config['dataset']} ({args.split} split, {len(y):,} examples), "
           f"checkpoint of epoch {step} in {args.run_dir}")
     print(f"loss {metrics['loss']:.4f}  accuracy {metrics.get('accuracy', float('nan')):.4f}")
-    print(_format_confusion(_confusion_matrix(np.asarray(y), pred, data.num_classes)))
+    print(f"macro precision {metrics['macro_precision']:.4f}  recall "
+          f"{metrics['macro_recall']:.4f}  F1 {metrics['macro_f1']:.4f}")
+    print(_format_confusion(metrics["confusion_matrix"]))
     return 0
-

@@ -1,7 +1,8 @@
 """Loss functions: `loss(predictions, targets) -> scalar`, the mean over the batch.
 
-Every loss returns ONE number, the mean over the batch (what you differentiate).
-Two families:
+By default every loss returns ONE number, the mean over the batch (what you
+differentiate); `weights=` and `reduction=` (below) weight it, sum it, or return the
+unreduced values. Two families:
 
 - **Element-wise losses** (`mse`, `mae`, `msle`, `mape`, `huber`, `smooth_l1`,
   `sigmoid_binary_cross_entropy`, `binary_cross_entropy`, `hinge`,
@@ -31,6 +32,24 @@ Two families:
 | `hinge` | `max(0, 1 − y·s)` | y ∈ {−1, +1} |
 | `multiclass_hinge(margin=1)` | `Σ_{j≠y} max(0, s_j − s_y + margin)` | ids `(N,)` |
 | `exponential` | `exp(−y·s)` | y ∈ {−1, +1} |
+| `sigmoid_focal_loss(alpha, gamma)` | `α_t (1 − p_t)^γ · BCE(z, y)` (torchvision) | y ∈ [0, 1] |
+| `kl_divergence` | `Σ_c q_c (log q_c − log p_c)`, on `log p` | probs `(N, C)` |
+| `triplet_margin(margin=1)` | `max(‖a − p‖ − ‖a − n‖ + margin, 0)` | `(N, D)` ×3 |
+
+**Weights and reduction** (every loss, keyword-only): `weights=None` and
+`reduction="mean"`. The *unreduced* loss `l` is per element for the element-wise
+losses (the predictions' shape) and per label for the class losses (the labels'
+shape without the class axis: `(N,)`, or `(N, T)` for sequences; per example for
+`kl_divergence` and `triplet_margin`). `weights` broadcast to that shape by
+NumPy's rules, trailing axes aligned (per-example weights of an `(N, K)` loss are
+`w[:, None]`; anything that does not broadcast is a `ValueError`). Then
+`reduction="none"` returns `w·l`, `"sum"` returns `Σ w·l` and `"mean"` returns
+`Σ w·l / Σ w` (the plain mean without weights). A weight of 0 drops its value
+altogether, even a NaN one (a padding step), as PyTorch's `ignore_index`; all
+weights 0 make the mean NaN (0/0), as PyTorch does. A mask from sequence lengths:
+
+    mask = jnp.arange(T)[None, :] < lengths[:, None]                 # (N, T)
+    loss = softmax_cross_entropy(logits, labels, weights=mask)       # logits (N, T, C)
 
 **Checks.** Shapes and dtypes are checked when the function is traced (so the
 same errors appear eagerly and under `jax.jit`/`vmap`): predictions and targets
@@ -62,11 +81,14 @@ from fnn.losses.classification import (
     cross_entropy,
     exponential,
     hinge,
+    kl_divergence,
     multiclass_hinge,
     nll,
     sigmoid_binary_cross_entropy,
+    sigmoid_focal_loss,
     softmax_cross_entropy,
 )
+from fnn.losses.metric_learning import triplet_margin
 from fnn.losses.regression import huber, mae, mape, mse, msle, smooth_l1
 
 __all__ = [  # PROB_EPS is public too, but (as in fnn 0.1) left out of `import *`
@@ -74,4 +96,5 @@ __all__ = [  # PROB_EPS is public too, but (as in fnn 0.1) left out of `import *
     "sigmoid_binary_cross_entropy", "binary_cross_entropy",
     "softmax_cross_entropy", "cross_entropy", "nll",
     "hinge", "multiclass_hinge", "exponential",
+    "kl_divergence", "sigmoid_focal_loss", "triplet_margin",
 ]

@@ -20,8 +20,21 @@ from fnn._util import at_least_float32, at_least_int32
 
 def named_loss(**table):
     """Decorator of a public loss: its errors are named "fnn.losses.<name>", and the
-    hyperparameters in `table` are checked first (see `fnn._checks.checked`)."""
-    return lambda fn: checked(f"fnn.losses.{fn.__name__}", **table)(fn)
+    hyperparameters in `table` and its `reduction` are checked first (see
+    `fnn._checks.checked`)."""
+    return lambda fn: checked(f"fnn.losses.{fn.__name__}", **table,
+                              reduction=reduction_rule)(fn)
+
+
+#: The values of every loss's `reduction` (applied by `fnn.losses._reduce.reduced`).
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def reduction_rule(name: str, value) -> str:
+    """The table rule of `checked` for `reduction`: one of `REDUCTIONS`."""
+    if not isinstance(value, str) or value not in REDUCTIONS:
+        raise BadValue(f"unknown {name} {value!r}; expected one of {list(REDUCTIONS)}.")
+    return value
 
 
 def asarray(x, what: str):

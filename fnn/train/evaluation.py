@@ -2,6 +2,7 @@
 every example counts exactly once and nothing recompiles per batch.
 
     evaluate(model, params, model_state, loss, x, y) -> {"loss": float, "accuracy": float}
+    evaluate(..., metrics=["top5_accuracy", fnn.metrics.streaming.confusion_matrix(10)])
     predict(model, params, model_state, x) -> (N, *output_shape)
 
 The loss of each example is `loss(pred[i:i+1], y[i:i+1])`, summed with the mask
@@ -21,15 +22,16 @@ import numpy as np
 
 from fnn import compiler
 from fnn._array_checks import concrete_range
-from fnn._checks import BadValue, named, positive_int
+from fnn._checks import BadType, BadValue, named, positive_int
 from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
-from fnn.metrics import accuracy_rule
+from fnn.metrics import accuracy_rule, streaming
 
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
     "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
+    "streaming_metrics",
 ]
 
 
@@ -82,21 +84,25 @@ def eval_batch_size(name: str, batch_size, n: int) -> int:
     return n if batch_size is None else min(positive_int(name, batch_size), n)
 
 
-def evaluation_program(model: Layer, loss: Callable):
-    """The compiled `run(params, model_state, x, y, mask) -> {"loss": sum, "accuracy": sum}`
-    over one padded batch (sums of the masked per-example values, float32)."""
+def evaluation_program(model: Layer, loss: Callable, metrics: tuple = ()):
+    """The compiled `run(params, model_state, x, y, mask, states=()) -> {"loss": sum,
+    "accuracy": sum}` over one padded batch (sums of the masked per-example values,
+    float32); with streaming `metrics` (`fnn.metrics.streaming`) also `"states"`, their
+    states updated with this batch's real examples."""
     accuracy = accuracy_rule(loss)
 
     def per_example_loss(pred, y):
         return jax.vmap(lambda p, t: loss(p[None], t[None]))(pred, y)
 
-    def run(params, model_state, x, y, mask):
+    def run(params, model_state, x, y, mask, states=()):
         pred, _ = model.apply(params, model_state, x, train=False)
         w = mask.astype(jnp.float32)
         sums = {"loss": jnp.sum(per_example_loss(pred, y).astype(jnp.float32) * w)}
         correct = None if accuracy is None else accuracy.correct(pred, y)
         if correct is not None:
             sums["accuracy"] = jnp.sum(correct * w)
+        if metrics:
+            sums["states"] = tuple(m.update(s, pred, y, mask) for m, s in zip(metrics, states))
         return sums
 
     return compiler.jit(run, compiler.options())
@@ -110,7 +116,7 @@ def prediction_program(model: Layer):
 
 @named("evaluate")
 def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
-             batch_size: int | None = 256) -> dict:
+             batch_size: int | None = 256, *, metrics=()) -> dict:
     """Mean loss (and accuracy, for classification) over a whole data set, `train=False`.
 
     Runs fixed-shape batches of `batch_size` (the last one padded, with a mask)
@@ -119,22 +125,58 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     result equals `loss(pred, y)` on the whole set for every mean-over-batch
     loss. Returns `{"loss": float, "accuracy": float}` (accuracy only when the
     loss's rule applies, `fnn.metrics`). Sums are taken in float64 on the host.
+    A loss weighted per step (`weights=mask` from `y`) counts as each example's own
+    weighted mean, averaged over the examples (not `Σ w·l / Σ w` over the whole set).
     Int class ids in `y` are checked against the model's outputs first (for a loss
     that declares class ids): inside the compiled program an id out of range gives NaN.
+
+    **Arguments:** `metrics`: streaming metrics (`fnn.metrics.streaming.Metric`, or
+    names such as `"top5_accuracy"`) run over the same batches on the model's
+    outputs and `y`; each adds `{metric.name: value}` to the result (a float; a dict
+    result per key as `f"{name}_{key}"`; a confusion matrix as a NumPy array).
     """
     n = num_examples((x, y))
     bs = eval_batch_size("batch_size", batch_size, n)
+    extra = streaming_metrics(metrics)
     class_ids_in_range("y", loss, model_output(model, params, model_state, x), y)
-    return evaluate_batches(model, params, model_state, loss, x, y, bs)
+    return evaluate_batches(model, params, model_state, loss, x, y, bs, extra)
 
 
-def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs: int) -> dict:
+def streaming_metrics(metrics) -> tuple:
+    """`metrics` (Metric objects or names, `fnn.metrics.streaming.from_name`) as a tuple
+    of `Metric`s with distinct names (`BadValue`/`BadType` otherwise)."""
+    if isinstance(metrics, (str, streaming.Metric)):
+        metrics = (metrics,)
+    try:
+        metrics = tuple(metrics)
+    except TypeError:
+        raise BadType(f"metrics must be a sequence of fnn.metrics.streaming.Metric objects or "
+                      f"names such as 'top5_accuracy', got {metrics!r}.") from None
+    out = tuple(m if isinstance(m, streaming.Metric) else streaming.from_name(m)
+                for m in metrics if m not in ("loss", "accuracy"))   # those always come
+    names = [m.name for m in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BadValue(f"two metrics are named {twice[0]!r}; give each its own name "
+                       "(metric._replace(name=...)).")
+    return out
+
+
+def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs: int,
+                     metrics: tuple = ()) -> dict:
     """`evaluate` on checked arguments (`fit` checks them once for every epoch)."""
-    fn = memoized(evaluation_program, model, loss)
-    parts = jax.device_get([fn(params, model_state, xb, yb, mask)
-                            for (xb, yb), mask in iter_padded_batches((x, y), bs)])
-    return {k: float(math.fsum(float(p[k]) for p in parts) / x.shape[0])
-            for k in ("loss", "accuracy") if k in parts[0]}
+    fn = memoized(evaluation_program, model, loss, metrics)
+    states, parts = tuple(m.init() for m in metrics), []
+    for (xb, yb), mask in iter_padded_batches((x, y), bs):
+        out = fn(params, model_state, xb, yb, mask, states)
+        states = out.pop("states", ())
+        parts.append(out)
+    parts = jax.device_get(parts)
+    result = {k: float(math.fsum(float(p[k]) for p in parts) / x.shape[0])
+              for k in ("loss", "accuracy") if k in parts[0]}
+    for m, state in zip(metrics, states):
+        result.update(streaming.flat_result(m, state))
+    return result
 
 
 @named("predict")

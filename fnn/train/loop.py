@@ -50,11 +50,13 @@ from fnn.train.options import (
     RULE_SHORTHANDS,
     FitOptions,
     data_pair,
+    metric_config,
     metric_names,
     monitors_recorded,
     options_from,
     rules_from,
     saved_before,
+    streaming_of,
 )
 from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
@@ -100,7 +102,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       `(N, C)` against int ids or one-hot targets, or for fnn's binary losses the
       side of the threshold per label). Int class ids in `y` (and `val_data`'s)
       are checked against the model's outputs before training, for losses that
-      declare class ids.
+      declare class ids. Also streaming metrics, computed on `val_data` after every
+      epoch and recorded as `"val_<name>"`: names such as `"top5_accuracy"`, or
+      `fnn.metrics.streaming.Metric` objects (e.g. `precision_recall_f1(10)` records
+      `"val_macro_precision"`, `"val_macro_recall"`, `"val_macro_f1"`).
     - `regularizer(params) -> scalar`: added to the loss that is differentiated;
       the reported `"loss"` is the data loss alone.
     - `rules`: rules (`fnn.train.rules`): per-step ones run inside the step,
@@ -194,7 +199,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
     config = {"batch_size": bs, "steps_per_epoch": n // bs, "num_examples": n,
               "accumulate": opts.accumulate, "input_shape": list(shape),
-              "metrics": [m for m in METRICS if m in metrics],
+              "metrics": metric_config(metrics),
               "val_data": None if val_data is None else "(x, y)"}
     states = {r.name: r.init(ts) for r in epoch_rules}
     saved_before(epoch_rules, states)
@@ -305,8 +310,9 @@ class _Run(NamedTuple):
                 if val_data is not None:
                     val = evaluate_batches(self.model, validation_params(ts.opt_state),
                                            ts.model_state, self.loss, val_data[0], val_data[1],
-                                           val_bs)
-                    logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
+                                           val_bs, streaming_of(metrics))
+                    logs.update({f"val_{k}": v for k, v in val.items()
+                                 if k in metrics or k not in METRICS})
                 epoch += 1
                 ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))
                 if bar is not None:  # the bar's last state is the epoch's record

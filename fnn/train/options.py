@@ -24,8 +24,11 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
+import jax
+
 from fnn import fused
 from fnn._checks import BadType, BadValue, positive_int
+from fnn.metrics import streaming
 from fnn.train.checkpointing import checkpoint
 from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
@@ -33,7 +36,8 @@ from fnn.train.stopping import EarlyStopping
 
 __all__ = [
     "METRICS", "FitOptions", "RULE_SHORTHANDS", "options_from", "rules_from", "monitors_recorded",
-    "metric_names", "data_pair", "saved_before",
+    "metric_names", "streaming_of", "recorded_names", "metric_config", "data_pair",
+    "saved_before",
 ]
 
 METRICS = ("loss", "accuracy")
@@ -124,7 +128,13 @@ def rules_from(rules, early_stopping, checkpoint_dir, settings: dict) -> tuple[R
 
 
 def monitors_recorded(rules, metrics: tuple, val_data) -> None:
-    """Every rule's `monitor` is a metric this run records."""
+    """Every rule's `monitor` is a metric this run records (`metrics` from `metric_names`),
+    and the streaming metrics, which run on the validation set, have `val_data`."""
+    extra = streaming_of(metrics)
+    if extra and val_data is None:
+        raise BadValue(f"metric {extra[0].name!r} is computed on the validation set after "
+                       "every epoch, but no val_data was given; pass val_data=(x_val, y_val).")
+    names = [m for m in METRICS if m in metrics] + recorded_names(extra)
     for r in rules:
         mon = r.monitor
         if mon is None:
@@ -132,24 +142,83 @@ def monitors_recorded(rules, metrics: tuple, val_data) -> None:
         if mon.startswith("val_") and val_data is None:
             raise BadValue(f"{r.name} monitors {mon!r} but no val_data was given; pass "
                            f"val_data=(x_val, y_val) or monitor='{mon[4:]}'.")
-        if mon.removeprefix("val_") not in METRICS:
+        base, extra_names = mon.removeprefix("val_"), recorded_names(extra)
+        shown = tuple(m for m in metrics if isinstance(m, str))
+        if base not in extra_names and streaming.is_metric_name(base):
+            raise BadValue(f"{r.name} monitors {mon!r} but metrics={shown} does not record "
+                           f"it; add {base!r} to metrics.")
+        if base not in METRICS and base not in extra_names:
             raise BadValue(f"{r.name} monitors unknown metric {mon!r}; expected one of "
-                           "'loss', 'accuracy', 'val_loss', 'val_accuracy'.")
-        if mon.removeprefix("val_") not in metrics:
-            raise BadValue(f"{r.name} monitors {mon!r} but metrics={metrics} does not record it.")
+                           "'loss', 'accuracy', 'val_loss', 'val_accuracy'"
+                           + "".join(f", 'val_{n}'" for n in extra_names) + ".")
+        if base in extra_names and not mon.startswith("val_"):
+            raise BadValue(f"{r.name} monitors {mon!r}, but that metric is computed on the "
+                           f"validation set only; monitor 'val_{mon}'.")
+        if base not in names:
+            raise BadValue(f"{r.name} monitors {mon!r} but metrics={shown} does not record it.")
 
 
-def metric_names(metrics) -> tuple[str, ...]:
-    metrics = (metrics,) if isinstance(metrics, str) else metrics
+def metric_names(metrics) -> tuple:
+    """`fit`'s `metrics`: the names `"loss"`, `"accuracy"` as they are, other names
+    (`"top5_accuracy"`) and `fnn.metrics.streaming.Metric` objects as `Metric`s."""
+    if isinstance(metrics, (str, streaming.Metric)):
+        metrics = (metrics,)
     try:
         metrics = tuple(metrics)
     except TypeError:
         raise BadType(f"metrics must be a metric name or a sequence of them from "
-                      f"{list(METRICS)}, got {metrics!r}.") from None
+                      f"{list(METRICS)} (or 'top5_accuracy', or fnn.metrics.streaming.Metric "
+                      f"objects), got {metrics!r}.") from None
     for m in metrics:
-        if m not in METRICS:
-            raise BadValue(f"unknown metric {m!r}; expected some of {list(METRICS)}.")
-    return metrics
+        if not isinstance(m, (str, streaming.Metric)):
+            raise BadType(f"a metric must be a name from {list(METRICS)}, a name such as "
+                          f"'top5_accuracy', or a fnn.metrics.streaming.Metric, got {m!r}.")
+        if isinstance(m, str) and m not in METRICS and not streaming.is_metric_name(m):
+            raise BadValue(f"unknown metric {m!r}; expected some of {list(METRICS)}, a name "
+                           "such as 'top5_accuracy', or fnn.metrics.streaming.Metric objects.")
+    out = tuple(m if m in METRICS else streaming.from_name(m) if isinstance(m, str) else m
+                for m in metrics)
+    extra = streaming_of(out)
+    taken = [m for m in out if isinstance(m, str)] + [m.name for m in extra]
+    twice = sorted({n for n in taken if taken.count(n) > 1})
+    if twice:
+        raise BadValue(f"metrics name {twice[0]!r} twice; give each metric its own name "
+                       "(metric._replace(name=...)).")
+    for m in extra:
+        if m.name in METRICS:   # fit's own "loss" and "accuracy" (train and validation)
+            raise BadValue(f"the streaming metric named {m.name!r} would shadow fit's own "
+                           f"{m.name!r}; pass the name {m.name!r} instead, or rename it "
+                           "(metric._replace(name=...)).")
+        value = jax.eval_shape(m.result, m.init())
+        leaves = jax.tree.leaves(value)
+        if not leaves or any(v.shape != () for v in leaves):
+            raise BadValue(f"metric {m.name!r} gives a result of shape "
+                           f"{[tuple(v.shape) for v in leaves]}, but the history records "
+                           "numbers; compute it with fnn.train.evaluate(..., metrics=[...]).")
+    return out
+
+
+def streaming_of(metrics: tuple) -> tuple:
+    """The `Metric` objects among `metric_names`'s result."""
+    return tuple(m for m in metrics if isinstance(m, streaming.Metric))
+
+
+def recorded_names(extra: tuple) -> list:
+    """The history names (without `val_`) that the streaming metrics `extra` record."""
+    out = []
+    for m in extra:
+        if m.name in METRICS:   # fit's own "loss" and "accuracy" (train and validation)
+            raise BadValue(f"the streaming metric named {m.name!r} would shadow fit's own "
+                           f"{m.name!r}; pass the name {m.name!r} instead, or rename it "
+                           "(metric._replace(name=...)).")
+        value = jax.eval_shape(m.result, m.init())
+        out += [f"{m.name}_{k}" for k in value] if isinstance(value, dict) else [m.name]
+    return out
+
+
+def metric_config(metrics: tuple) -> list:
+    """The names of `metric_names`'s result, for the checkpoint config (a resume keeps them)."""
+    return [m for m in METRICS if m in metrics] + recorded_names(streaming_of(metrics))
 
 
 def data_pair(name: str, data):

@@ -1,4 +1,4 @@
-"""Accuracy, and how each loss declares the accuracy that fits it.
+"""Accuracy, and how each loss declares the accuracy that fits it (`fnn.metrics`).
 
     fnn.metrics.accuracy(scores, labels)    # mean of argmax(scores) == label
 
