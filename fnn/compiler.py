@@ -24,8 +24,13 @@ Two kinds of program, two measured choices, both for the CPU backend only
 - `init_options()`: initialisations (`fnn.init`, `fnn.train.init_train_state`):
   optimisation level 1 (random initialisers are compile-bound; see its docstring).
 
-Both are plain XLA debug options, so a user's own `jax.jit` takes them too:
-`jax.jit(step, compiler_options=fnn.compiler.options())`; and a step fnn builds runs
+Both are plain XLA debug options, so a user's own `jax.jit` takes them too. They do not
+help every program: an MLP step runs faster under XLA's defaults, and a step with grouped
+convolutions, such as the per-example weight gradients of DP-SGD (`vmap` of `grad`), runs
+5-30 % slower with them (`python -m benchmarks.dp_sgd`). So for a step of your own use
+`fnn.compiler.jit(step, fnn.fused.step_options)`, which chooses from the program (options
+where they help, a plain `jax.jit` elsewhere), rather than passing `options()` to `jax.jit`
+blindly. A step fnn builds runs
 under XLA's defaults when jitted plainly: `jax.jit(make_train_step(..., jit=False))`
 (what the benchmark's `fnn_xladefaults` does). They are checked once
 per process against the installed jaxlib, one by one: an option it does not know

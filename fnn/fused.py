@@ -72,6 +72,13 @@ def uses_convolution(fn: Callable, *args) -> bool:
     return _has_eqn(jax.make_jaxpr(fn)(*args).jaxpr, _is_convolution)
 
 
+def _is_grouped_convolution(eqn) -> bool:
+    """A `conv_general_dilated` with feature or batch groups: what `vmap` makes of a
+    convolution's weight gradient (per-example gradients), or a grouped convolution."""
+    return eqn.primitive.name == "conv_general_dilated" and (
+        eqn.params.get("feature_group_count", 1) > 1 or eqn.params.get("batch_group_count", 1) > 1)
+
+
 def step_options(closed_jaxpr) -> dict | None:
     """The XLA options for a single training step, chosen from its program.
 
@@ -80,12 +87,20 @@ def step_options(closed_jaxpr) -> dict | None:
     LSTM), where they are faster; XLA's defaults (None) for a step of matrix
     products and element-wise work only (an MLP), whose products run faster on
     YNNPACK (benchmarks/RESULTS.md, item 4.0, and "Measurements quoted from
-    docstrings").
+    docstrings"), and for a step with a grouped convolution on XLA's kernel, such as
+    the per-example weight gradients of a DP-SGD step (`vmap` of `grad`), which the
+    options make slower (`python -m benchmarks.dp_sgd`; RESULTS.md, "DP-SGD").
+
+    The rule for any jitted function of the user's: `fnn.compiler.jit(fn, step_options)`
+    runs `fn` with these options where they help and as a plain `jax.jit` elsewhere.
     """
     def heavy(eqn):
         return _is_convolution(eqn) or eqn.primitive.name in ("scan", "while")
 
-    return compiler.options() if _has_eqn(closed_jaxpr.jaxpr, heavy) else None
+    jaxpr = closed_jaxpr.jaxpr
+    if _has_eqn(jaxpr, _is_grouped_convolution) or not _has_eqn(jaxpr, heavy):
+        return None
+    return compiler.options()
 
 
 def choose_form(step: Callable, train_state, x, y, *, backend: str | None = None) -> str:

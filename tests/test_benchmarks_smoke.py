@@ -186,3 +186,16 @@ def test_ab_refuses_what_cannot_share_a_process(frameworks):
 
     with pytest.raises(SystemExit, match="cannot run in one process"):
         main(["--frameworks", frameworks, "--rounds", "1"])
+
+
+def test_dp_sgd_benchmark_compares_equal_steps(tmp_path):
+    """`benchmarks.dp_sgd --tiny`: fnn's DP-SGD step and stax's give the same params after a
+    noiseless step, and every variant is timed with its ratio to stax."""
+    out = tmp_path / "dp.json"
+    text = _run(["benchmarks.dp_sgd", "--tiny", "--rounds", "2", "--warmup", "1",
+                 "--out", str(out)])
+    assert "fnn+chosen" in text
+    result = json.loads(out.read_text())
+    assert result["max_param_diff_fnn_vs_stax"] < 1e-5
+    assert set(result["rows"]) == {"fnn", "fnn+options", "fnn+chosen", "stax"}
+    assert result["rows"]["stax"]["vs_stax"] == 1.0

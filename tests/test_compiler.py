@@ -218,3 +218,46 @@ def test_compiler_jit_skips_the_trace_check_once_xla_defaults_are_chosen(monkeyp
     with pytest.raises(jax.errors.JaxRuntimeError, match="fnn_no_such_option"):
         with_options(a)                                        # options: checked every call
     chex.assert_trees_all_equal(jax.jit(lambda v: with_options(v) + 1.0)(a), 2.0 * a + 1.0)
+
+
+def _per_example_conv_step(model):
+    """A DP-SGD-like program: per-example gradients of a small CNN, summed."""
+    def loss_fn(params, x, y):
+        return CE(model.apply(params, {}, x)[0], y)
+
+    def step(params, x, y):
+        grads = fnn.per_example_grads(loss_fn, params, x, y)
+        return jax.tree.map(lambda g: g.sum(0), grads)
+    return step
+
+
+def test_step_options_rule_on_the_programs_it_claims(key):
+    """`fused.step_options`: fnn's options for a CNN step and an LSTM step; XLA's
+    defaults (None) for an MLP step and for per-example gradients through a convolution
+    on XLA's kernel (grouped convolutions, which the options slow: benchmarks.dp_sgd)."""
+    cnn = fnn.serial(fnn.layers.Conv2D(4, 3), fnn.tanh, fnn.layers.Flatten(),
+                     fnn.layers.Dense(3))
+    params, _ = cnn.init(key, (6, 6, 1))
+    x = jnp.ones((4, 6, 6, 1))
+    y = jnp.arange(4) % 3
+    per_example = jax.make_jaxpr(_per_example_conv_step(cnn))(params, x, y)
+    batch_grad = jax.make_jaxpr(jax.grad(lambda p: CE(cnn.apply(p, {}, x)[0], y)))(params)
+    mlp = fnn.models.mlp([8, 3])
+    mlp_params, _ = mlp.init(key, (5,))
+    mlp_grad = jax.make_jaxpr(jax.grad(lambda p: CE(mlp.apply(p, {}, jnp.ones((4, 5)))[0], y)))(
+        mlp_params)
+    assert fnn.fused.step_options(mlp_grad) is None
+    assert fnn.fused.step_options(batch_grad) == fnn.compiler.options()
+    grouped = any(e.primitive.name == "conv_general_dilated" and e.params["feature_group_count"] > 1
+                  for e in _all_eqns(per_example.jaxpr))
+    # with oneDNN's primitives the per-example weight gradient is no grouped lax convolution
+    assert fnn.fused.step_options(per_example) == (None if grouped else fnn.compiler.options())
+
+
+def _all_eqns(jaxpr):
+    from fnn._jaxpr import sub_jaxprs
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in sub_jaxprs(value):
+                yield from _all_eqns(sub)
