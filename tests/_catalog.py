@@ -85,3 +85,8 @@ OPTIMIZERS = {
     "ema(momentum)": st.builds(lambda lr, d: optim.ema(optim.momentum(lr), d), _lr,
                                st.floats(0.0, 0.999)),
 }
+LAYERS["groupnorm"] = (lambda: L.GroupNorm(2), (3, 3, 4))
+LAYERS["instancenorm"] = (lambda: L.InstanceNorm(), (3, 3, 2))
+LAYERS["rmsnorm"] = (lambda: L.RMSNorm(), (3,))
+LAYERS["layernorm_no_bias"] = (lambda: L.LayerNorm(use_bias=False), (2, 3))
+LAYERS["droppath"] = (lambda: L.DropPath(0.5), (2, 3))
