@@ -27,6 +27,7 @@ from fnn.core import Layer, concat, init, output_shape, residual, serial
 from fnn.intermediates import intermediates
 from fnn.layers.conv import conv_output_size
 from fnn.per_example import per_example_grads
+from fnn.repeat import remat, repeat
 from fnn.summary import summary
 
 __version__ = "0.1.0"
@@ -41,3 +42,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
+__all__ += ["repeat", "remat"]
