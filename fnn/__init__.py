@@ -20,6 +20,7 @@ from fnn import (
     optim,
     preprocessing,
     regularizers,
+    testing,
     train,
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
@@ -42,4 +43,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
-__all__ += ["repeat", "remat"]
+__all__ += ["repeat", "remat", "testing"]
