@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def group_normalise(x, groups: int, eps: float, scale, bias):
+def _group_normalise(x, groups: int, eps: float, scale, bias):
     """`(x − μ_g) / √(σ²_g + eps) · scale + bias` for `x: (N, ..., C)`, with the mean and
     biased variance of each example over its positions and the `C // groups` channels of
     each group (computed from centred values, in at least float32)."""
@@ -85,7 +85,7 @@ def GroupNorm(groups: int, *, eps: float = 1e-5) -> Layer:
 
     def apply(params, state, x, *, key=None, train=False):
         check(params, x, key, train)
-        return group_normalise(jnp.asarray(x), groups, eps, params["scale"],
+        return _group_normalise(jnp.asarray(x), groups, eps, params["scale"],
                                params["bias"]), state
 
     return Layer(init, apply, "GroupNorm")
@@ -126,6 +126,6 @@ def InstanceNorm(*, eps: float = 1e-5) -> Layer:
     def apply(params, state, x, *, key=None, train=False):
         check(params, x, key, train)
         x = jnp.asarray(x)
-        return group_normalise(x, x.shape[-1], eps, params["scale"], params["bias"]), state
+        return _group_normalise(x, x.shape[-1], eps, params["scale"], params["bias"]), state
 
     return Layer(init, apply, "InstanceNorm")
