@@ -78,7 +78,7 @@ def repeat(layer, n: int, *, remat: bool = False) -> Layer:
             lambda p, s, x, k: layer.apply(p, s, x, key=k, train=train, **extra)[0],
             params, state, x, key)
 
-    def require_same_shape(shape: tuple, dtype, out) -> None:
+    def require_same_shape(shape: tuple, out) -> None:
         if tuple(out.shape[1:]) != tuple(shape):
             raise BadValue(f"the layer must map its input shape to itself, since its copies "
                            f"are chained: {layer.name} maps {shape_str(shape)} to "
@@ -93,8 +93,8 @@ def repeat(layer, n: int, *, remat: bool = False) -> Layer:
             params, state = jax.tree.map(lambda a: jnp.stack([a] * n), (params, state))
         else:
             params, state = jax.vmap(lambda k: layer.init(k, shape))(jax.random.split(key, n))
-        one = unstack((params, state), 1)[0]
-        require_same_shape(shape, dtype, copy_struct(shape, dtype, *one))
+        first = jax.tree.map(lambda a: a[0], (params, state))
+        require_same_shape(shape, copy_struct(shape, dtype, *first))
         return params, state
 
     def body(train, extra, x, copy):
@@ -112,10 +112,14 @@ def repeat(layer, n: int, *, remat: bool = False) -> Layer:
         keys = None if key is None else jax.random.split(key, n)
         p0, s0, k0 = jax.tree.map(lambda a: a[0], (params, state, keys))
         out = one_copy(p0, s0, x, k0, train, extra)
-        require_same_shape(x.shape[1:], x.dtype, out)
+        require_same_shape(x.shape[1:], out)
         if out.dtype != x.dtype:   # e.g. bfloat16 x, float32 params: promote first
             x = x.astype(out.dtype)
-            require_same_shape(x.shape[1:], x.dtype, one_copy(p0, s0, x, k0, train, extra))
+            again = one_copy(p0, s0, x, k0, train, extra)
+            if again.dtype != x.dtype:
+                raise BadValue(f"the layer must map its input dtype to itself, since its "
+                               f"copies are chained: {layer.name} maps {out.dtype} to "
+                               f"{again.dtype}.")
         step = functools.partial(body, train, extra)
         if remat:
             step = jax.checkpoint(step, prevent_cse=False)

@@ -182,6 +182,10 @@ def test_a_parameter_free_layer_and_a_callable_repeat(x):
                                rtol=1e-6)
 
 
+def _flip_dtype(x):
+    return x.astype(jnp.float16 if x.dtype == jnp.float32 else jnp.float32)
+
+
 BAD_INPUT = [
     (lambda: fnn.repeat(L.Dense(3), 0), ValueError, r"^repeat: n must be a positive int, got 0"),
     (lambda: fnn.repeat(L.Dense(3), 2.0), TypeError,
@@ -204,6 +208,9 @@ BAD_INPUT = [
     (lambda: fnn.repeat(L.Flatten(), 2).apply({}, {}, jnp.ones((2, 3, 4))), ValueError,
      r"^repeat\.apply: the layer must map its input shape to itself.*Flatten maps \(3, 4\) "
      r"to \(12,\)"),
+    (lambda: fnn.repeat(_flip_dtype, 2).apply({}, {}, jnp.ones((2, 3))),
+     ValueError, r"^repeat\.apply: the layer must map its input dtype to itself, since its copies "
+                 r"are chained: _flip_dtype maps float16 to float32"),
     (lambda: fnn.repeat(L.Dense(3), 2).apply({}, {}, jnp.ones((2, 3)), lenghts=3), TypeError,
      r"^repeat\.apply: got unexpected keyword argument\(s\) \['lenghts'\]"),
     (lambda: fnn.repeat(L.Dense(3), 2).apply({}, {}, jnp.ones((2, 3)), train="no"), TypeError,
