@@ -156,3 +156,13 @@ BAD_INPUT = [
 def test_bad_input(trigger, error, match):
     with pytest.raises(error, match=match):
         trigger()
+
+
+def test_summary_counts_the_new_norms():
+    """Params per the layouts (2C, 2C, C, C, 0); normalisation costs no MACs (the rule)."""
+    import fnn
+    model = fnn.serial(L.GroupNorm(2), L.InstanceNorm(), L.RMSNorm(), L.LayerNorm(use_bias=False),
+                       L.DropPath(0.2))
+    s = fnn.summary(model, (3, 3, 4))
+    assert [r.params for r in s.rows] == [8, 8, 4, 4, 0]
+    assert s.total_params == 24 and s.total_macs == 0
