@@ -13,8 +13,9 @@ For each depth n the n blocks are either unrolled, `fnn.serial(*[block] * n)`, o
 cross-entropy, `jax.value_and_grad`, SGD, train mode) is jitted with plain `jax.jit`
 for both. `compile_s` is tracing + lowering + XLA compilation of the step (the wall
 time of `step.lower(...).compile()`); `ms_per_step` the median of `--rounds` timed
-calls of the compiled step, the two variants of a depth timed alternately so that a
-change of load hits both. `ratio` is repeat / serial. Prints a table and writes JSON
+calls of the compiled step (and `ms_min` the fastest call: on a loaded machine the
+least disturbed one), the two variants of a depth timed alternately so that a change
+of load hits both. Ratios are repeat / serial. Prints a table and writes JSON
 with the CPU model and its AVX-512/AMX flags.
 """
 from __future__ import annotations
@@ -84,8 +85,8 @@ def compiled_step(model, shape, batch):
     return compiled, args, seconds
 
 
-def time_pair(pair, rounds: int) -> list[float]:
-    """Median ms per call of each compiled step, calls alternating between them."""
+def time_pair(pair, rounds: int) -> list[list[float]]:
+    """The ms of each call of each compiled step, calls alternating between them."""
     import jax
 
     times: list[list[float]] = [[] for _ in pair]
@@ -94,7 +95,7 @@ def time_pair(pair, rounds: int) -> list[float]:
             start = time.perf_counter()
             jax.block_until_ready(compiled(*args))
             times[i].append(1e3 * (time.perf_counter() - start))
-    return [statistics.median(t) for t in times]
+    return times
 
 
 def main(argv=None) -> dict:
@@ -106,22 +107,27 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     rows = []
     head = (f"{'stack':5} {'depth':>5} {'compile serial s':>16} {'compile repeat s':>16} "
-            f"{'ratio':>6} {'step serial ms':>14} {'step repeat ms':>14} {'ratio':>6}")
+            f"{'ratio':>6} {'step serial ms':>14} {'step repeat ms':>14} {'ratio':>6} "
+            f"{'min ratio':>9}")
     print(f"{cpu_model()} ({cpu_flags() or 'no AVX-512/AMX flags'}), {jax_device()}")
     print(head)
     print("-" * len(head))
     for kind in args.stacks:
         for depth in args.depths:
             built = [compiled_step(*stack(kind, depth, r)) for r in (False, True)]
-            ms = time_pair([(c, a) for c, a, _ in built], args.rounds)
+            calls = time_pair([(c, a) for c, a, _ in built], args.rounds)
+            ms = [statistics.median(t) for t in calls]
+            fastest = [min(t) for t in calls]
             row = {"stack": kind, "depth": depth,
                    "compile_s": {"serial": built[0][2], "repeat": built[1][2]},
                    "ms_per_step": {"serial": ms[0], "repeat": ms[1]},
-                   "compile_ratio": built[1][2] / built[0][2], "step_ratio": ms[1] / ms[0]}
+                   "ms_min": {"serial": fastest[0], "repeat": fastest[1]},
+                   "compile_ratio": built[1][2] / built[0][2], "step_ratio": ms[1] / ms[0],
+                   "step_ratio_min": fastest[1] / fastest[0]}
             rows.append(row)
             print(f"{kind:5} {depth:5d} {built[0][2]:16.2f} {built[1][2]:16.2f} "
                   f"{row['compile_ratio']:6.2f} {ms[0]:14.2f} {ms[1]:14.2f} "
-                  f"{row['step_ratio']:6.2f}", flush=True)
+                  f"{row['step_ratio']:6.2f} {row['step_ratio_min']:9.2f}", flush=True)
     result = {"benchmark": "compile_depth", "cpu": cpu_model(), "cpu_flags": cpu_flags(),
               "device": jax_device(), "rounds": args.rounds,
               "load_average": os.getloadavg(), "rows": rows}
