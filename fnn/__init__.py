@@ -21,6 +21,7 @@ from fnn import (
     optim,
     preprocessing,
     regularizers,
+    testing,
     train,
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
@@ -28,6 +29,7 @@ from fnn.core import Layer, concat, init, output_shape, residual, serial
 from fnn.intermediates import intermediates
 from fnn.layers.conv import conv_output_size
 from fnn.per_example import per_example_grads
+from fnn.repeat import remat, repeat
 from fnn.summary import summary
 
 __version__ = "0.1.0"
@@ -43,3 +45,4 @@ __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "interm
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
 __all__ += ["metrics"]
+__all__ += ["repeat", "remat", "testing"]

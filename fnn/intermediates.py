@@ -3,7 +3,8 @@
     acts = fnn.intermediates(model, params, state, x)
     # {"0_Dense": (N, 100), "1_relu": (N, 100), "2_Dense": (N, 3)}
 
-Nested `serial` models give nested dicts; the last entry is the model output.
+Nested `serial`, `concat`, `residual` and `repeat` blocks give nested dicts; the last
+entry is the model output.
 """
 from __future__ import annotations
 
@@ -47,17 +48,54 @@ def _split(key, n: int):
     return [None] * n if key is None else list(jax.random.split(key, n))
 
 
+_WALKED = ("serial", "concat", "residual", "repeat")
+
+
+def _child_params(layer: Layer, params, state, i: int, entry: str):
+    """The params and state of child `i` (under `entry`) as `layer.apply` hands them on."""
+    if layer.combinator == "repeat":   # copy i: row i of every stacked leaf
+        return tuple(jax.tree.map(lambda a: a[i], t) for t in (params, state))
+    return params.get(entry, {}), state.get(entry, {})
+
+
+def _node(layer: Layer, entry, what, parent_params, parent_state, params, state, x, key, train,
+          extra):
+    """`(intermediates, output)` of one layer: a dict for the combinators walked into, the
+    output array for a leaf (a `remat` is its child)."""
+    while layer.combinator == "remat":
+        layer = layer.children[0][1]
+    if layer.combinator in _WALKED:
+        return _walk(layer, params, state, x, key, train, extra)
+    y, _ = call_child(entry, what, layer, parent_params, parent_state, x, key, train, extra)
+    return y, y
+
+
 def _walk(layer: Layer, params, state, x, key, train, extra):
-    outs = {}
-    pairs = layer.children
-    for i, ((name, child), k) in enumerate(zip(pairs, _split(key, len(pairs)), strict=True)):
-        if _is_serial(child):
-            sub, x = _walk(child, params.get(name, {}), state.get(name, {}), x, k, train, extra)
-            outs[name] = sub
+    """`(dict of the outputs of layer's children, layer's output)` for a walked combinator,
+    with the keys `layer.apply` gives its children (serial: one per layer, concat: one per
+    branch, residual: two, repeat: one per copy)."""
+    kind, pairs = layer.combinator, layer.children
+    n_keys = 2 if kind == "residual" else len(pairs)
+    outs, ys, inp = {}, [], x
+    for i, ((entry, child), k) in enumerate(zip(pairs, _split(key, n_keys))):
+        p, s = _child_params(layer, params, state, i, entry)
+        if kind == "repeat":   # call_child finds copy i's params under its entry
+            parent_p, parent_s = ({entry: p} if p else {}), ({entry: s} if s else {})
         else:
-            x, _ = call_child(name, f"layer {i}, {child.name}", child, params, state, x, k,
-                              train, extra)
-            outs[name] = x
+            parent_p, parent_s = params, state
+        what = (f"the {entry}, {child.name}" if kind == "residual" else
+                f"branch {i}, {child.name}" if kind == "concat" else f"layer {i}, {child.name}")
+        outs[entry], y = _node(child, entry, what, parent_p, parent_s, p, s,
+                               x if kind in ("serial", "repeat") else inp, k, train, extra)
+        if kind in ("serial", "repeat"):
+            x = y
+        ys.append(y)
+    if kind == "residual":
+        x = ys[0] + (ys[1] if len(ys) > 1 else inp)
+        outs["output"] = x
+    elif kind == "concat":   # the branches again (same keys): XLA merges the twin work
+        x, _ = layer.apply(params, state, inp, key=key, train=train, **extra)
+        outs["output"] = x
     return outs, x
 
 
@@ -68,11 +106,15 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool = Fal
 
     **Returns:** a dict keyed `"{index}_{name}"` exactly like `params`, with an
     entry for every layer, parameter-free ones included (`"1_relu"`,
-    `"3_Flatten"`). A nested `serial` gives a nested dict of its own layers'
-    outputs (its last entry is its output); `concat` and `residual` blocks and
-    all other layers give one array each, their output. The last entry (of the
-    innermost nested dict, if the last layer is a nested `serial`) equals
-    `model.apply(params, state, x, key=key, train=train)[0]`.
+    `"3_Flatten"`). Combinators inside give nested dicts, each ending with its output:
+    - a nested `serial`: its own layers' outputs;
+    - `residual`: `{"block": ..., "shortcut": ... (if given), "output": block + shortcut}`;
+    - `concat`: `{"0_Conv2D": ..., "1_Conv2D": ..., "output": the concatenation}`;
+    - `fnn.repeat(layer, n)`: one entry per copy, keyed as in the equivalent `serial`
+      (`"0_Dense"`, ..., `"{n-1}_Dense"`), each copy run with its own params;
+    - `fnn.remat(layer)`: what `layer` gives (the recomputation changes no value).
+    Every other layer gives one array, its output. The last entry (of the innermost
+    nested dict) equals `model.apply(params, state, x, key=key, train=train)[0]`.
 
     The layers run exactly as inside `model.apply` (same per-layer keys, so the
     same dropout masks with the same `key`; extra keywords such as a recurrent
@@ -98,7 +140,8 @@ def intermediates(model: Layer, params, state, x, *, key=None, train: bool = Fal
 @named("layer_paths")
 def layer_paths(model: Layer) -> list[str]:
     """The flat paths of `intermediates(model, ...)` in layer order, e.g.
-    `["0_Dense", "1_relu", "2_Serial/0_Dense", ...]`.
+    `["0_Dense", "1_relu", "2_Serial/0_Dense", ..., "5_Residual/block/0_Conv2D", ...,
+    "5_Residual/output"]`.
 
     Use it to restore the order after `jax.jit`: a jitted function returns its
     dicts with sorted keys (`"10_relu"` before `"1_relu"`).
@@ -109,10 +152,14 @@ def layer_paths(model: Layer) -> list[str]:
 
     def walk(layer, prefix):
         for name, child in layer.children:
-            if _is_serial(child):
+            while child.combinator == "remat":
+                child = child.children[0][1]
+            if child.combinator in _WALKED:
                 walk(child, f"{prefix}{name}/")
             else:
                 paths.append(f"{prefix}{name}")
+        if layer.combinator in ("concat", "residual"):
+            paths.append(f"{prefix}output")
 
     walk(model, "")
     return paths

@@ -1,7 +1,8 @@
 """`summary(model, input_shape)`: per-layer output shapes, parameters, MACs and FLOPs.
 
 Nothing here is a hand-kept table: the walk follows each layer's `children`
-(recursing into `serial`, `concat` and `residual`), parameter counts are the
+(recursing into `serial`, `concat`, `residual`, `remat` and `repeat`, whose block's
+rows count `n` times, under the path `"{n}x/..."`), parameter counts are the
 sizes of the parameter arrays `init` would create (traced abstractly with
 `jax.eval_shape`, so even ResNet-18 costs no memory), and multiply-accumulates
 are counted in the jaxpr of each leaf layer's `apply` (`jax.make_jaxpr` on
@@ -188,8 +189,24 @@ def _n_params(tree) -> int:
 # the walk
 
 
+def _repeat_rows(layer, path, params, state, x, rows):
+    """A `repeat`'s rows: those of one copy (params sliced), counted `n` times."""
+    n, child = len(layer.children), layer.children[0][1]
+    p, s = (jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), t)
+            for t in (params, state))
+    copy: list[Row] = []
+    _walk(child, f"{path}/{n}x" if path else f"{n}x", p, s, x, copy)
+    rows.extend(r._replace(params=n * r.params, macs=n * r.macs, flops=n * r.flops)
+                for r in copy)
+    return output_struct(layer, x.shape[1:], x.dtype, params, state)
+
+
 def _walk(layer, path, params, state, x, rows):
     kind = layer.combinator
+    if kind == "repeat":
+        return _repeat_rows(layer, path, params, state, x, rows)
+    if kind == "remat":   # the same params: the child's rows, at the same path
+        return _walk(layer.children[0][1], path, params, state, x, rows)
     if kind is None:
         out = output_struct(layer, x.shape[1:], x.dtype, params, state)
         macs, adds = count_macs(layer, params, state, x)

@@ -85,3 +85,12 @@ OPTIMIZERS = {
     "ema(momentum)": st.builds(lambda lr, d: optim.ema(optim.momentum(lr), d), _lr,
                                st.floats(0.0, 0.999)),
 }
+LAYERS["groupnorm"] = (lambda: L.GroupNorm(2), (3, 3, 4))
+LAYERS["instancenorm"] = (lambda: L.InstanceNorm(), (3, 3, 2))
+LAYERS["rmsnorm"] = (lambda: L.RMSNorm(), (3,))
+LAYERS["layernorm_no_bias"] = (lambda: L.LayerNorm(use_bias=False), (2, 3))
+LAYERS["droppath"] = (lambda: L.DropPath(0.5), (2, 3))
+# repeat's leaves are stacked (a bias becomes (n, C)); test_optim_groups' decay-mask test
+# equates "decays" with rank >= 2, so the catalog's repeat holds a bias-free Dense.
+LAYERS["repeat"] = (lambda: fnn.repeat(L.Dense(4, use_bias=False), 2), (4,))
+LAYERS["remat"] = (lambda: fnn.remat(fnn.serial(L.Dense(3), L.BatchNorm())), (4,))

@@ -33,9 +33,10 @@ def test_nested_serial_and_last_equals_apply(key):
     x = jax.random.normal(jax.random.key(1), (4, 3))
     acts = intermediates(model, params, state, x)
     assert set(acts["2_Serial"]) == {"0_Dense", "1_sigmoid"}
-    assert acts["3_Residual"].shape == (4, 5)
+    assert acts["3_Residual"]["output"].shape == (4, 5)
     assert list(flatten(acts)) == ["0_Dense", "1_relu", "2_Serial/0_Dense", "2_Serial/1_sigmoid",
-                                   "3_Residual", "4_Serial/0_Dense"]
+                                   "3_Residual/block/0_Dense", "3_Residual/block/1_tanh",
+                                   "3_Residual/output", "4_Serial/0_Dense"]
     assert layer_paths(model) == list(flatten(acts))
     y, _ = model.apply(params, state, x)
     np.testing.assert_array_equal(acts["4_Serial"]["0_Dense"], y)
@@ -133,3 +134,71 @@ def test_layer_paths_and_flatten_refuse_what_intermediates_refuses():
     with pytest.raises(TypeError, match="flatten: expected the dict fnn.intermediates returns, "
                                         "got a list"):
         flatten([jnp.ones(2)])
+
+
+# ---------------------------------------------------------------------------
+# walking into residual, concat, repeat and remat (issue 25, item 5)
+
+
+def test_residual_with_shortcut_and_concat_give_each_path_and_their_output(key):
+    from fnn.layers import Conv2D
+    res = fnn.residual(fnn.serial(Conv2D(4, 3), fnn.relu), Conv2D(4, 1))
+    cat = fnn.concat(Conv2D(2, 1), fnn.serial(Conv2D(3, 3), fnn.relu), axis=-1)
+    model = fnn.serial(res, cat)
+    params, state = model.init(key, (5, 5, 2))
+    x = jax.random.normal(jax.random.key(2), (3, 5, 5, 2))
+    acts = intermediates(model, params, state, x)
+    r, c = acts["0_Residual"], acts["1_Concat"]
+    assert list(r) == ["block", "shortcut", "output"]
+    assert list(r["block"]) == ["0_Conv2D", "1_relu"]
+    block, _ = res.children[0][1].apply(params["0_Residual"]["block"], {}, x)
+    short, _ = res.children[1][1].apply(params["0_Residual"]["shortcut"], {}, x)
+    np.testing.assert_allclose(r["block"]["1_relu"], block, rtol=1e-6)
+    np.testing.assert_allclose(r["shortcut"], short, rtol=1e-6)
+    np.testing.assert_allclose(r["output"], block + short, rtol=1e-6)
+    assert list(c) == ["0_Conv2D", "1_Serial", "output"]
+    np.testing.assert_array_equal(c["output"], jnp.concatenate(
+        [c["0_Conv2D"], c["1_Serial"]["1_relu"]], axis=-1))
+    y, _ = model.apply(params, state, x)
+    np.testing.assert_array_equal(c["output"], y)
+    assert layer_paths(model) == list(flatten(acts)) == [
+        "0_Residual/block/0_Conv2D", "0_Residual/block/1_relu", "0_Residual/shortcut",
+        "0_Residual/output", "1_Concat/0_Conv2D", "1_Concat/1_Serial/0_Conv2D",
+        "1_Concat/1_Serial/1_relu", "1_Concat/output"]
+
+
+def test_repeat_gives_the_intermediates_of_the_unrolled_serial(key):
+    """Copy i of repeat(block, 3) with params[i] is layer i of serial(block, block, block):
+    the same keys, values and (with train=True and a key) the same dropout masks."""
+    from fnn.repeat import repeat, unstack
+    block = fnn.serial(Dense(4), fnn.layers.Dropout(0.3), fnn.relu)
+    model = fnn.serial(repeat(block, 3), Dense(2))
+    unrolled = fnn.serial(fnn.serial(block, block, block), Dense(2))
+    params, state = model.init(key, (4,))
+    copies = unstack(params["0_Repeat"], 3)
+    u_params = {"0_Serial": {f"{i}_Serial": p for i, p in enumerate(copies)},
+                "1_Dense": params["1_Dense"]}
+    x = jax.random.normal(jax.random.key(4), (5, 4))
+    k = jax.random.key(9)
+    acts = intermediates(model, params, state, x, key=k, train=True)
+    ref = intermediates(unrolled, u_params, {}, x, key=k, train=True)
+    assert list(acts["0_Repeat"]) == ["0_Serial", "1_Serial", "2_Serial"]
+    chex_close = np.testing.assert_allclose
+    for a, b in zip(flatten(acts).values(), flatten(ref).values(), strict=True):
+        chex_close(a, b, rtol=1e-6, atol=1e-7)
+    assert layer_paths(model) == list(flatten(acts))
+    y, _ = model.apply(params, state, x, key=k, train=True)
+    np.testing.assert_allclose(acts["1_Dense"], y, rtol=1e-6)
+
+
+def test_remat_is_transparent(key):
+    from fnn.repeat import remat
+    model = fnn.serial(remat(Dense(3)), remat(fnn.serial(Dense(2), fnn.relu)))
+    plain = fnn.serial(Dense(3), fnn.serial(Dense(2), fnn.relu))
+    params, state = model.init(key, (4,))
+    x = jnp.ones((2, 4))
+    acts, ref = (intermediates(m, params, state, x) for m in (model, plain))
+    assert list(flatten(acts)) == list(flatten(ref)) == layer_paths(model) == [
+        "0_Dense", "1_Serial/0_Dense", "1_Serial/1_relu"]
+    for a, b in zip(flatten(acts).values(), flatten(ref).values(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -209,3 +209,123 @@ def test_half_input_values_are_the_float32_computation(train):
         mean, var = np.full(3, 5000.0), np.full(3, 4e5)
     np.testing.assert_allclose(np.asarray(y), (x - mean) / np.sqrt(var + 1e-5), rtol=2e-4,
                                atol=2e-4)
+
+
+# ---------------------------------------------------------------------------
+# RMSNorm and LayerNorm(use_scale, use_bias) (issue 25, item 3)
+
+
+def _torch_grads(module, x, w):
+    """(y, grad x, {param name: grad}) of Σ module(x)·w in torch (float32)."""
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    y = module(xt)
+    (y * torch.tensor(w)).sum().backward()
+    return (y.detach().numpy(), xt.grad.numpy(),
+            {n: p.grad.numpy() for n, p in module.named_parameters()})
+
+
+def _fnn_grads(layer, params, x, w):
+    def loss(p, x):
+        y, _ = layer.apply(p, {}, x)
+        return jnp.sum(y * w), y
+    (_, y), (gp, gx) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, x)
+    return y, gx, gp
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 6), (2, 3, 2, 5)])
+def test_rms_norm_equals_torch_and_float64(shape):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = (1.5 + 2.0 * rng.normal(size=shape)).astype(np.float32)
+    w = rng.normal(size=shape).astype(np.float32)
+    scale = rng.normal(1.0, 0.3, shape[-1]).astype(np.float32)
+    layer = L.RMSNorm(eps=1e-6)
+    params, state = layer.init(None, shape[1:])
+    assert state == {} and jax.tree.map(jnp.shape, params) == {"scale": (shape[-1],)}
+    np.testing.assert_array_equal(params["scale"], 1.0)
+    module = torch.nn.RMSNorm(shape[-1], eps=1e-6)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor(scale))
+    y_t, gx_t, gp_t = _torch_grads(module, x, w)
+    y, gx, gp = _fnn_grads(layer, {"scale": jnp.asarray(scale)}, x, w)
+    np.testing.assert_allclose(y, y_t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gx, gx_t, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gp["scale"], gp_t["weight"], rtol=1e-4, atol=1e-5)
+    x64 = x.astype(np.float64)
+    ref = x64 / np.sqrt(np.mean(x64 ** 2, axis=-1, keepdims=True) + 1e-6) * scale
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_rms_norm_half_input_and_hand_countable():
+    """[3, 4]: mean square 12.5; float16 [300, 400] would overflow its square sum."""
+    layer = L.RMSNorm(eps=1e-6)
+    y, _ = layer.apply({"scale": jnp.ones(2)}, {}, jnp.array([[3.0, 4.0]]))
+    np.testing.assert_allclose(y, [[3 / np.sqrt(12.5 + 1e-6), 4 / np.sqrt(12.5 + 1e-6)]],
+                               rtol=1e-6)
+    y16, _ = layer.apply({"scale": jnp.ones(2, jnp.float16)}, {},
+                         jnp.array([[300.0, 400.0]], jnp.float16))
+    assert y16.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(y16, np.float32), y, rtol=1e-3)
+
+
+@pytest.mark.parametrize("use_scale, use_bias", [(True, True), (True, False), (False, True),
+                                                 (False, False)])
+def test_layer_norm_switches_equal_torch(use_scale, use_bias):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = (3.0 + rng.normal(size=(2, 3, 5))).astype(np.float32)
+    w = rng.normal(size=x.shape).astype(np.float32)
+    layer = L.LayerNorm(use_scale=use_scale, use_bias=use_bias)
+    params, _ = layer.init(None, (3, 5))
+    want = [n for n, on in (("scale", use_scale), ("bias", use_bias)) if on]
+    assert sorted(params) == sorted(want)
+    values = {"scale": rng.normal(1.0, 0.3, 5), "bias": rng.normal(0.0, 0.3, 5)}
+    params = {n: jnp.asarray(values[n], jnp.float32) for n in params}
+    module = torch.nn.LayerNorm(5, eps=1e-5, elementwise_affine=bool(want), bias=use_bias)
+    with torch.no_grad():
+        if want:
+            module.weight.copy_(torch.tensor(values["scale"] if use_scale else np.ones(5)))
+        if use_bias:
+            module.bias.copy_(torch.tensor(values["bias"]))
+    y_t, gx_t, gp_t = _torch_grads(module, x, w)
+    y, gx, gp = _fnn_grads(layer, params, x, w)
+    np.testing.assert_allclose(y, y_t, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gx, gx_t, rtol=1e-4, atol=1e-5)
+    for ours, theirs in (("scale", "weight"), ("bias", "bias")):
+        if ours in params:
+            np.testing.assert_allclose(gp[ours], gp_t[theirs], rtol=1e-4, atol=1e-5)
+
+
+def test_old_layer_norm_params_still_work():
+    """Params of LayerNorm() (scale and bias) fit every setting: extra entries are ignored."""
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(3, 4)), jnp.float32)
+    params, _ = L.LayerNorm().init(None, (4,))
+    params = {"scale": params["scale"] * 2.0, "bias": params["bias"] + 1.0}
+    full, _ = L.LayerNorm().apply(params, {}, x)
+    plain, _ = L.LayerNorm(use_scale=False, use_bias=False).apply(params, {}, x)
+    np.testing.assert_allclose(full, plain * 2.0 + 1.0, rtol=1e-6, atol=1e-6)
+
+
+NORM_BAD_INPUT = [
+    (lambda: L.RMSNorm(eps=0.0), ValueError, r"^RMSNorm: eps must be > 0\.0, got 0\.0"),
+    (lambda: L.RMSNorm().init(None, ()), ValueError, r"^RMSNorm: expected input_shape"),
+    (lambda: L.RMSNorm().apply({"scale": jnp.ones(3)}, {}, jnp.ones((2, 4))), ValueError,
+     r"^RMSNorm: expected features \(last axis\) 3 \(from init\), got 4"),
+    (lambda: L.RMSNorm().apply({}, {}, jnp.ones((2, 4))), ValueError,
+     r"^RMSNorm: params must be a dict with 'scale'"),
+    (lambda: L.LayerNorm(use_bias="no"), TypeError,
+     r"^LayerNorm: use_bias must be True or False, got 'no'"),
+    (lambda: L.LayerNorm(use_scale=None), TypeError,
+     r"^LayerNorm: use_scale must be True or False, got None"),
+    (lambda: L.LayerNorm(use_bias=False).apply({"scale": jnp.ones(3)}, {}, jnp.ones((2, 4))),
+     ValueError, r"^LayerNorm: expected features \(last axis\) 3 \(from init\), got 4"),
+    (lambda: L.LayerNorm(use_scale=False, use_bias=False).apply({}, {}, jnp.ones((4,))),
+     ValueError, r"^LayerNorm: expected an input of rank >= 2"),
+]
+
+
+@pytest.mark.parametrize("trigger, error, match", NORM_BAD_INPUT)
+def test_norm_bad_input(trigger, error, match):
+    with pytest.raises(error, match=match):
+        trigger()

@@ -6,8 +6,10 @@ from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rn
 from fnn.layers.conv import Conv2D, conv_output_size
 from fnn.layers.dense import Dense, Flatten, Maxout
 from fnn.layers.dropout import Dropout
+from fnn.layers.droppath import DropPath
 from fnn.layers.embedding import Embedding
-from fnn.layers.norm import BatchNorm, LayerNorm
+from fnn.layers.group_norm import GroupNorm, InstanceNorm
+from fnn.layers.norm import BatchNorm, LayerNorm, RMSNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
 from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
 
@@ -18,3 +20,4 @@ __all__ = [
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNNCarry", "LSTMCarry",
     "simple_rnn_cell", "lstm_cell", "gru_cell", "use_onednn",
 ]
+__all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "DropPath"]

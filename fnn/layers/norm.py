@@ -1,4 +1,5 @@
-"""Normalisation layers: `LayerNorm`, `BatchNorm`.
+"""Normalisation layers: `LayerNorm`, `RMSNorm`, `BatchNorm` (`GroupNorm` and
+`InstanceNorm` are in `fnn.layers.group_norm`).
 
 Dtypes follow the rule of every fnn layer with params (Dense, Conv2D, the recurrent
 layers): the output has the dtype of the input and the params promoted together,
@@ -22,55 +23,121 @@ from fnn._array_checks import (
     require_params,
     train_flag,
 )
-from fnn._checks import POSITIVE, BadValue, checked, integer, named, require_key, shape_str
+from fnn._checks import (
+    POSITIVE,
+    BadValue,
+    checked,
+    flag,
+    integer,
+    named,
+    require_key,
+    shape_str,
+)
 from fnn._util import along_last, at_least_float32
 from fnn.core import Layer
 
 __all__ = [
-    "LayerNorm", "BatchNorm",
+    "LayerNorm", "RMSNorm", "BatchNorm",
 ]
 
 
-@checked("LayerNorm", eps=POSITIVE)
-def LayerNorm(*, eps: float = 1e-5) -> Layer:
+@checked("LayerNorm", eps=POSITIVE, use_scale=flag, use_bias=flag)
+def LayerNorm(*, eps: float = 1e-5, use_scale: bool = True, use_bias: bool = True) -> Layer:
     """Layer normalisation (Ba et al. 2016) over the last axis.
 
     `y = (x − μ) / √(σ² + eps) · scale + bias`, with μ and the biased variance σ²
-    taken over the last axis of each example (as PyTorch `nn.LayerNorm(C)`).
+    taken over the last axis of each example (as PyTorch `nn.LayerNorm(C)`;
+    `use_scale=False, use_bias=False` is `nn.LayerNorm(C, elementwise_affine=False)`).
+
+    **Arguments:**
+    - `eps`: added to the variance, > 0.
+    - `use_scale`, `use_bias`: whether `scale` and `bias` exist. A switched-off one is
+      absent from the params (not a constant leaf), so an optimizer never sees it;
+      params of the old `LayerNorm()` (both present) still work with the defaults.
 
     Half-precision inputs (float16, bfloat16) are normalised in float32 and the
-    result has the dtype of `x`, `scale` and `bias` promoted together (float32
-    with the default float32 params).
+    result has the dtype of `x` and the params promoted together (float32 with the
+    default float32 params; the dtype of `x` when there are no params).
 
-    **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros). **Shapes:** unchanged.
+    **Params:** `scale: (C,)` (ones), `bias: (C,)` (zeros), each when switched on.
+    **Shapes:** unchanged.
     """
+    names = tuple(n for n, on in (("scale", use_scale), ("bias", use_bias)) if on)
 
     @named("LayerNorm")
     def init(key, input_shape):
         del key
         c = example_shape(input_shape, "(..., C)", min_rank=1)[-1]
-        return {"scale": jnp.ones((c,), jnp.float32), "bias": jnp.zeros((c,), jnp.float32)}, {}
+        make = {"scale": jnp.ones, "bias": jnp.zeros}
+        return {n: make[n]((c,), jnp.float32) for n in names}, {}
 
     @named("LayerNorm")
     def check(params, x, key, train) -> None:
         require_key_and_train(key, train)
-        require_params(params, {"scale": ("C",), "bias": ("C",)}, "LayerNorm")
-        require_features(x, params["scale"].shape[0], "(N, ..., C)", "features (last axis)")
+        require_min_rank(x, 2, "(N, ..., C)")
+        require_floating(x)
+        sizes = require_params(params, {n: ("C",) for n in names}, "LayerNorm")
+        if names:
+            require_axis_size(x, -1, sizes["C"], "features (last axis)")
 
     def apply(params, state, x, *, key=None, train=False):
         check(params, x, key, train)
         x = jnp.asarray(x)
-        scale, bias = params["scale"], params["bias"]
+        used = [params[n] for n in names]
         # Statistics in at least float32: in float16 the squares of deviations
         # above 256 overflow (var = inf, so every output is 0).
         xf = at_least_float32(x)
         mean = jnp.mean(xf, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(xf - mean), axis=-1, keepdims=True)
         y = (xf - mean) * jax.lax.rsqrt(var + eps)
-        y = y * along_last(scale, x.ndim) + along_last(bias, x.ndim)
-        return y.astype(jnp.result_type(x, scale, bias)), state
+        if use_scale:
+            y = y * along_last(params["scale"], x.ndim)
+        if use_bias:
+            y = y + along_last(params["bias"], x.ndim)
+        return y.astype(jnp.result_type(x, *used)), state
 
     return Layer(init, apply, "LayerNorm")
+
+
+@checked("RMSNorm", eps=POSITIVE)
+def RMSNorm(*, eps: float = 1e-6) -> Layer:
+    """Root-mean-square normalisation (Zhang & Sennrich 2019) over the last axis.
+
+    `y = x / √(mean(x², last axis) + eps) · scale`: no centring and no bias, as
+    PyTorch `nn.RMSNorm(C, eps=eps)` (whose own default `eps=None` means the dtype's
+    machine epsilon; pass `eps` to compare).
+
+    **Arguments:**
+    - `eps`: added to the mean square, > 0.
+
+    Half-precision inputs are normalised in float32 (the mean of squares above 256
+    overflows in float16) and the result has the dtype of `x` and `scale` promoted
+    together.
+
+    **Params:** `scale: (C,)` (ones). **Shapes:** unchanged, input `(N, ..., C)`.
+    """
+
+    @named("RMSNorm")
+    def init(key, input_shape):
+        del key
+        c = example_shape(input_shape, "(..., C)", min_rank=1)[-1]
+        return {"scale": jnp.ones((c,), jnp.float32)}, {}
+
+    @named("RMSNorm")
+    def check(params, x, key, train) -> None:
+        require_key_and_train(key, train)
+        require_params(params, {"scale": ("C",)}, "RMSNorm")
+        require_features(x, params["scale"].shape[0], "(N, ..., C)", "features (last axis)")
+
+    def apply(params, state, x, *, key=None, train=False):
+        check(params, x, key, train)
+        x = jnp.asarray(x)
+        scale = params["scale"]
+        xf = at_least_float32(x)
+        y = xf * jax.lax.rsqrt(jnp.mean(jnp.square(xf), axis=-1, keepdims=True) + eps)
+        return (y * along_last(scale, x.ndim)).astype(jnp.result_type(x, scale)), state
+
+    return Layer(init, apply, "RMSNorm")
 
 
 @checked("BatchNorm", decay={"low": 0.0, "high": 1.0}, eps=POSITIVE, axis=integer)
