@@ -10,6 +10,14 @@ from fnn.layers.embedding import Embedding
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
 from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from fnn.layers.attention import MultiHeadAttention, attention_weights
+from fnn.layers.positional import (
+    PositionalEmbedding,
+    SinusoidalEmbedding,
+    rotary,
+    sinusoidal_positions,
+)
+from fnn.layers.transformer import TransformerBlock
 
 __all__ = [
     "Conv2D", "conv_output_size", "MaxPool", "AvgPool", "GlobalAvgPool", "Dropout",
@@ -17,4 +25,6 @@ __all__ = [
     "Dense", "Flatten", "LayerNorm", "Maxout", "PReLU", "Embedding",
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNNCarry", "LSTMCarry",
     "simple_rnn_cell", "lstm_cell", "gru_cell", "use_onednn",
+    "MultiHeadAttention", "attention_weights", "TransformerBlock", "PositionalEmbedding",
+    "SinusoidalEmbedding", "rotary", "sinusoidal_positions",
 ]
