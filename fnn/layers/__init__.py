@@ -1,6 +1,7 @@
 """Layer constructors; each returns a `fnn.Layer` (see API.md §1 for layouts)."""
 from fnn.layers._onednn_conv import use_onednn
 from fnn.layers.activation import PReLU
+from fnn.layers.attention import MultiHeadAttention, attention_weights
 from fnn.layers.bidirectional import Bidirectional
 from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rnn_cell
 from fnn.layers.conv import Conv2D, conv_output_size
@@ -9,14 +10,13 @@ from fnn.layers.dropout import Dropout
 from fnn.layers.embedding import Embedding
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
-from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
-from fnn.layers.attention import MultiHeadAttention, attention_weights
 from fnn.layers.positional import (
     PositionalEmbedding,
     SinusoidalEmbedding,
     rotary,
     sinusoidal_positions,
 )
+from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from fnn.layers.transformer import TransformerBlock
 
 __all__ = [

@@ -219,7 +219,7 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
 
     def apply(params, state, x, *, key=None, train=False, lengths=None, initial_state=None):
         lengths, carry = check(params, x, key, train, lengths, initial_state)
-        n, t = x.shape[0], x.shape[1]
+        t = x.shape[1]
         mask = None if lengths is None else _time_mask(lengths, t)
         if mask is not None:  # zero the padding, so it cannot reach values or gradients
             x = jnp.where(jnp.swapaxes(mask, 0, 1), x, jnp.zeros_like(x))
@@ -337,8 +337,8 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
       is computed (speed only; see `help(fnn.layers.recurrent)`).
     - `return_state`: `apply` returns `((y, final_carry), state)`, the final carry being
-      the pair `(h, c)` (an `LSTMCarry`, each `(N, H)`) after each sequence's last valid step (the carry to pass
-      as `initial_state` to continue the sequence).
+      the pair `(h, c)` (an `LSTMCarry`, each `(N, H)`) after each sequence's last valid
+      step (the carry to pass as `initial_state` to continue the sequence).
 
     **Params:** `w_x: (in, 4H)`, `w_h: (H, 4H)`, `b: (4H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
