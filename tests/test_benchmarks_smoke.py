@@ -186,3 +186,18 @@ def test_ab_refuses_what_cannot_share_a_process(frameworks):
 
     with pytest.raises(SystemExit, match="cannot run in one process"):
         main(["--frameworks", frameworks, "--rounds", "1"])
+
+
+@pytest.mark.parametrize("framework, needs", [
+    ("fnn", ()), ("rawjax", ()), ("flax_linen", ("flax", "optax")),
+    ("equinox", ("equinox", "optax")), ("haiku", ("haiku", "optax")), ("torch", ("torch",)),
+])
+def test_transformer_workload_smoke(framework, needs):
+    """The transformer workload (not a default one) trains, tiny, in every framework file."""
+    for module in needs:
+        pytest.importorskip(module, reason=f"{module} is not installed (the bench extra)")
+    text = _run([f"benchmarks.frameworks.{framework}_bench", "--tiny", "--json",
+                 "--workload", "transformer"])
+    lines = [json.loads(s) for s in text.splitlines() if s.startswith("{")]
+    assert [ln["workload"] for ln in lines] == ["transformer"]
+    _check_line(lines[0], framework, "transformer")
