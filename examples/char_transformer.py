@@ -5,7 +5,8 @@
     python examples/char_transformer.py --quick         # smoke run (seconds)
 
 Both models see the same random windows of the training text (the first 90 %) for
-the same number of Adam steps, and are scored on the held-out last 10 %:
+the same number of Adam steps (warm-up over the first 10 %, then cosine decay), and
+are scored on the held-out last 10 %:
 
 - `fnn.models.char_transformer`: Embedding + learned positions, causal pre-norm
   `TransformerBlock`s (dropout 0.2: on this small text it overfits without), LayerNorm,
@@ -29,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
+import fnn.plot
 
 sys.path.insert(0, str(Path(__file__).parent))
 default_text = importlib.import_module("char_lstm").default_text   # the same built-in text
@@ -50,7 +52,8 @@ def train(model, data, val, args, key, label):
     `--eval-every` steps. Returns `(params, [(step, val_loss), ...])`."""
     k_init, k_data = jax.random.split(key)
     params, state = model.init(k_init, (args.seq_len,))
-    opt = fnn.optim.clip_by_global_norm(fnn.optim.adam(args.lr), 1.0)
+    lr = fnn.optim.schedules.warmup_cosine(args.lr, max(args.steps // 10, 1), args.steps)
+    opt = fnn.optim.clip_by_global_norm(fnn.optim.adam(lr), 1.0)
     opt_state = opt.init(params)
     vocab = model.apply(params, state, jnp.zeros((1, 1), jnp.int32))[0].shape[-1]
 
