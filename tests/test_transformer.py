@@ -79,6 +79,8 @@ def test_block_param_layout_and_mask_keyword(key):
     assert set(params) == {"attention", "norm1", "mlp", "norm2"} and state == {}
     assert params["mlp"]["hidden"]["w"].shape == (F, M)
     assert params["mlp"]["output"]["w"].shape == (M, F)
+    leaves = jax.tree.leaves(params)   # distinct buffers: a donating step takes each once
+    assert len({id(leaf) for leaf in leaves}) == len(leaves)
     x = _rand(N, T, F)
     causal, _ = TransformerBlock(H, M, causal=True).apply(params, {}, x)
     masked, _ = block.apply(params, {}, x, mask=jnp.tril(jnp.ones((T, T), bool)))

@@ -73,11 +73,12 @@ def TransformerBlock(num_heads: int, mlp_features: int, *, dropout: float = 0.0,
         labelled("TransformerBlock.init", require_key, key)
         ka, kh, ko = jax.random.split(key, 3)
         p_att, _ = attention.init(ka, input_shape)
-        p_norm, _ = norm.init(None, input_shape)
         p_hidden, _ = hidden.init(kh, input_shape)
         p_out, _ = Dense(f).init(ko, (input_shape[0], mlp_features))
-        return {"attention": p_att, "norm1": p_norm, "mlp": {"hidden": p_hidden,
-                "output": p_out}, "norm2": dict(p_norm)}, {}
+        # two init calls: separate arrays, so a step that donates params can donate both
+        return {"attention": p_att, "norm1": norm.init(None, input_shape)[0],
+                "mlp": {"hidden": p_hidden, "output": p_out},
+                "norm2": norm.init(None, input_shape)[0]}, {}
 
     @named("TransformerBlock")
     def check(params, x, key, train) -> bool:
