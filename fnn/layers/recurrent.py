@@ -76,7 +76,6 @@ from fnn._checks import (
     BadType,
     BadValue,
     checked,
-    describe_value,
     flag,
     labelled,
     lookup,
@@ -85,10 +84,16 @@ from fnn._checks import (
     positive_int,
     require_key,
     shape_str,
-    within,
 )
 from fnn.core import Layer
-from fnn.layers.cells import LSTMCarry, RNNCarry, gru_step, lstm_step, simple_rnn_step
+from fnn.layers.cells import (
+    LSTMCarry,
+    RNNCarry,
+    gru_step,
+    initial_carry,
+    lstm_step,
+    simple_rnn_step,
+)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "SEQUENCE_LAYOUT", "sequence_lengths"]
 
@@ -167,28 +172,6 @@ def _run(step, carry, xw, mask, return_sequences: bool, unroll: int):
     return jax.lax.scan(masked_body, carry, (xw, mask), unroll=unroll)
 
 
-def _initial_carry(initial_state, carry_type, n: int, hidden: int, dtype):
-    """The carry to start from: zeros, or `initial_state` checked and converted (an
-    `(N, H)` array `h`, or for the LSTM a pair `(h, c)` of them); else `BadValue`/`BadType`."""
-    if initial_state is None:
-        return carry_type.zeros(n, hidden, dtype)
-    fields = carry_type._fields
-    if len(fields) == 1 and not isinstance(initial_state, tuple):
-        parts = (initial_state,)
-    elif isinstance(initial_state, tuple) and len(initial_state) == len(fields):
-        parts = tuple(initial_state)
-    else:
-        want = "an (N, H) array h" if len(fields) == 1 else "a pair (h, c) of (N, H) arrays"
-        raise BadType(f"initial_state must be {want} (as return_state=True returns), got "
-                      f"{describe_value(initial_state)}.")
-    for field, part in zip(fields, parts):
-        within(f"initial_state.{field}", require_floating, part)
-        if tuple(part.shape) != (n, hidden):
-            raise BadValue(f"initial_state.{field} must have shape ({n}, {hidden}) (batch, "
-                           f"hidden), got {shape_str(part.shape)}.")
-    return carry_type(*(jnp.asarray(part, dtype) for part in parts))
-
-
 def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, carry_type,
                      return_sequences, unroll, input_projection, return_state=False):
     """Build the `Layer` shared by SimpleRNN / LSTM / GRU.
@@ -214,7 +197,7 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         require_params(params, param_shapes, name)
         _require_sequence(x, params["w_x"].shape[0])
         dtype = jnp.result_type(x, params["w_x"], params["w_h"])
-        carry = _initial_carry(initial_state, carry_type, x.shape[0], hidden, dtype)
+        carry = initial_carry(initial_state, carry_type, x.shape[0], hidden, dtype)
         return sequence_lengths(lengths, x.shape[0], x.shape[1]), carry
 
     def apply(params, state, x, *, key=None, train=False, lengths=None, initial_state=None):
