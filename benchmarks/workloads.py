@@ -6,6 +6,10 @@
 | `lenet5` | LeNet-5 (tanh, average pooling; 28×28 padded to 32×32) | `(28, 28, 1)` | 128 |
 | `lstm` | `lstm_classifier(128, 10)`: LSTM(128), Dense(10) on the last h | `(28, 28)` | 128 |
 | `resnet20` | CIFAR ResNet-20, BatchNorm, option-A shortcuts | `(32, 32, 3)` | 64 |
+| `transformer` | 4 pre-norm blocks (4 heads, width 128), mean, Dense(10) | `(128, 128)` | 32 |
+
+`transformer` (not in the default set) classifies sequences: four non-causal pre-norm
+`TransformerBlock`s (exact GELU), a final LayerNorm, the mean over time, Dense(10).
 
 One training step = forward + backward + Adam update (lr 1e-3, PyTorch's
 defaults), float32, softmax cross-entropy on integer labels, on one fixed
@@ -47,7 +51,8 @@ class Workload:
     config: dict = field(default_factory=dict)  # model hyperparameters (see below)
 
 
-# config keys: mlp "features"; lstm, lstm_long "hidden"; resnet20 "depth"; lenet5 none.
+# config keys: mlp "features"; lstm, lstm_long "hidden"; resnet20 "depth"; lenet5 none;
+# transformer "blocks", "heads", "mlp" (the width is the input's feature size).
 WORKLOADS = {
     "mlp": Workload("mlp", "MLP 784-512-256-10", (784,), 128, 10, steps=300, warmup=20,
                     config={"features": (512, 256, 10)}),
@@ -61,6 +66,11 @@ WORKLOADS = {
     # compile time does not grow with T (issue 7, item 5)
     "lstm_long": Workload("lstm_long", "LSTM T=280 F=28 H=128", (280, 28), 128, 10, steps=10,
                           warmup=1, config={"hidden": 128}),
+    # not in the default set (it would slow the smoke test's full-size siblings): a
+    # transformer encoder classifying sequences, T = 128 steps of width 128
+    "transformer": Workload("transformer", "Transformer 4x(4 heads, 128) T=128", (128, 128), 32,
+                            10, steps=10, warmup=2,
+                            config={"blocks": 4, "heads": 4, "mlp": 512}),
 }
 DEFAULT = ("mlp", "lenet5", "lstm", "resnet20")
 
@@ -70,6 +80,7 @@ _TINY = {
     "lstm": dict(input_shape=(5, 3), config={"hidden": 8}),
     "resnet20": dict(input_shape=(8, 8, 3), config={"depth": 8}),
     "lstm_long": dict(input_shape=(50, 3), config={"hidden": 8}),
+    "transformer": dict(input_shape=(6, 8), config={"blocks": 2, "heads": 2, "mlp": 16}),
 }
 
 
@@ -108,7 +119,19 @@ def fnn_model(w: Workload):
         return fnn.models.lstm_classifier(w.config["hidden"], w.num_classes)
     if w.name == "resnet20":
         return fnn.models.resnet(w.config["depth"], w.num_classes)
+    if w.name == "transformer":
+        blocks = [fnn.layers.TransformerBlock(w.config["heads"], w.config["mlp"])
+                  for _ in range(w.config["blocks"])]
+        return fnn.serial(*blocks, fnn.layers.LayerNorm(), mean_over_time,
+                          fnn.layers.Dense(w.num_classes))
     raise ValueError(f"no fnn model for workload {w.name!r}")
+
+
+def mean_over_time(x):
+    """`(N, T, F) -> (N, F)`: the transformer workload's pooling."""
+    import jax.numpy as jnp
+
+    return jnp.mean(x, axis=1)
 
 
 def macs_per_example(w: Workload) -> int:

@@ -214,9 +214,14 @@ def output_shape(layer: Layer, input_shape, dtype=None, params=None, state=None)
     """Per-example output shape of `layer` for one example of `input_shape`.
 
     Computed with `jax.eval_shape` (no FLOPs are spent). If `params`/`state` are
-    given they are used; otherwise the layer's `init` is traced abstractly.
+    given they are used; otherwise the layer's `init` is traced abstractly. A layer
+    whose output is a tuple (`LSTM(..., return_state=True)`: `(y, (h, c))`) gets the
+    same tuple of shapes.
     """
-    return output_struct(layer, input_shape, dtype, params, state).shape[1:]
+    out = output_struct(layer, input_shape, dtype, params, state)
+    # a layer may return a tuple (a recurrent layer with return_state=True: (y, carry)):
+    # then the same tuple of per-example shapes
+    return jax.tree.map(lambda s: s.shape[1:], out) if isinstance(out, tuple) else out.shape[1:]
 
 
 @named("output_shape")
@@ -276,14 +281,19 @@ def serial(*layers) -> Layer:
     def init(key, input_shape):
         params, state = {}, {}
         shape, dtype = init_args(key, input_shape), layers[0].input_dtype
-        for (entry, layer), k in zip(pairs, _split(key, len(layers))):
+        for i, ((entry, layer), k) in enumerate(zip(pairs, _split(key, len(layers)))):
             p, s = layer.init(k, shape)
             if p:
                 params[entry] = p
             if s:
                 state[entry] = s
             out = output_struct(layer, shape, dtype, p, s)
-            shape, dtype = out.shape[1:], out.dtype
+            if isinstance(out, tuple) and i < len(layers) - 1:
+                raise BadType(f"layer {i} ({layer.name}) returns a tuple, which layer {i + 1} "
+                              "cannot take; only the last layer of a serial may (e.g. a "
+                              "recurrent layer built with return_state=True).")
+            if not isinstance(out, tuple):
+                shape, dtype = out.shape[1:], out.dtype
         return params, state
 
     @named("serial.apply")

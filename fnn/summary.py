@@ -181,6 +181,14 @@ def count_macs(layer: Layer, params, state, x) -> tuple[int, int]:
     return macs, adds
 
 
+def _per_example(out) -> tuple:
+    """The per-example shape of an output struct; of each part of a tuple output (a
+    recurrent layer with `return_state=True` gives `(y, carry)`)."""
+    if isinstance(out, tuple):
+        return tuple(_per_example(part) for part in out)
+    return tuple(out.shape[1:])
+
+
 def _n_params(tree) -> int:
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
 
@@ -210,7 +218,7 @@ def _walk(layer, path, params, state, x, rows):
     if kind is None:
         out = output_struct(layer, x.shape[1:], x.dtype, params, state)
         macs, adds = count_macs(layer, params, state, x)
-        rows.append(Row(path or layer.name, layer.name, tuple(out.shape[1:]),
+        rows.append(Row(path or layer.name, layer.name, _per_example(out),
                         _n_params(params), macs, 2 * macs + adds))
         return out
     for key, child in layer.children:
@@ -264,7 +272,7 @@ def summary(model, input_shape, dtype=None) -> Summary:
     out = output_struct(model, input_shape, dtype, params, state)
     rows: list[Row] = []
     _walk(model, "", params, state, jax.ShapeDtypeStruct((1, *input_shape), dtype), rows)
-    return Summary(model.name, input_shape, out.shape[1:], rows, _n_params(params))
+    return Summary(model.name, input_shape, _per_example(out), rows, _n_params(params))
 
 
 __all__ = ["Row", "Summary", "count_macs", "summary"]

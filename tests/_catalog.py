@@ -42,6 +42,10 @@ LAYERS = {
     "bidir_dense": (lambda: L.Bidirectional(L.Dense(4)), (5, 3)),
     "flatten": (lambda: L.Flatten(), (2, 3)),
     "serial": (lambda: fnn.serial(L.Dense(3), fnn.relu, L.Dense(2)), (4,)),
+    "mha": (lambda: L.MultiHeadAttention(2), (5, 4)),
+    "transformer_block": (lambda: L.TransformerBlock(2, 8), (5, 4)),
+    "positional_embedding": (lambda: L.PositionalEmbedding(6), (5, 4)),
+    "sinusoidal_embedding": (lambda: L.SinusoidalEmbedding(), (5, 4)),
 }
 
 CONSTRUCTORS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam",

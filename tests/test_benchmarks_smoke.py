@@ -199,3 +199,16 @@ def test_dp_sgd_benchmark_compares_equal_steps(tmp_path):
     assert result["max_param_diff_fnn_vs_stax"] < 1e-5
     assert set(result["rows"]) == {"fnn", "fnn+options", "fnn+chosen", "stax"}
     assert result["rows"]["stax"]["vs_stax"] == 1.0
+@pytest.mark.parametrize("framework, needs", [
+    ("fnn", ()), ("rawjax", ()), ("flax_linen", ("flax", "optax")),
+    ("equinox", ("equinox", "optax")), ("haiku", ("haiku", "optax")), ("torch", ("torch",)),
+])
+def test_transformer_workload_smoke(framework, needs):
+    """The transformer workload (not a default one) trains, tiny, in every framework file."""
+    for module in needs:
+        pytest.importorskip(module, reason=f"{module} is not installed (the bench extra)")
+    text = _run([f"benchmarks.frameworks.{framework}_bench", "--tiny", "--json",
+                 "--workload", "transformer"])
+    lines = [json.loads(s) for s in text.splitlines() if s.startswith("{")]
+    assert [ln["workload"] for ln in lines] == ["transformer"]
+    _check_line(lines[0], framework, "transformer")

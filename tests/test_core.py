@@ -151,7 +151,8 @@ def test_keywords_pass_by_a_combinator_whose_children_do_not_take_them(key, bloc
     want, _ = last.apply(params[names[2]], {}, h, lengths=lengths)
     np.testing.assert_allclose(y, want, rtol=1e-6)
     with pytest.raises(TypeError, match=r"serial.apply: got unexpected keyword argument\(s\) "
-                                        r"\['lenghts'\]; its layers accept \['lengths'\]"):
+                                        r"\['lenghts'\]; its layers accept \['initial_state', "
+                                        r"'lengths'\]"):
         model.apply(params, state, x, lenghts=lengths)
     with pytest.raises(TypeError, match=rf"{block}.apply: got unexpected keyword"):
         middle.apply(params[names[1]], {}, x[:, 0], lengths=lengths)
@@ -459,10 +460,11 @@ def test_input_dtype_is_a_field_combinators_read(key):
 
 def test_fields_of_the_combinators():
     lstm = LSTM(3)
-    assert lstm.keywords == frozenset({"lengths"})
+    assert lstm.keywords == frozenset({"lengths", "initial_state"})
     for wrap, kind in ((fnn.serial, "serial"), (fnn.concat, "concat"), (fnn.residual, "residual")):
         layer = wrap(lstm) if kind != "residual" else wrap(lstm, fnn.identity)
-        assert layer.combinator == kind and layer.keywords == frozenset({"lengths"})
+        assert layer.combinator == kind and layer.keywords == frozenset({"lengths",
+                                                                         "initial_state"})
         assert [child for _, child in layer.children][0] is lstm
     assert fnn.serial(Dense(2), jnp.tanh).keywords == frozenset()
     assert fnn.serial(_doubling_layer(keywords=None), Dense(2)).keywords is None

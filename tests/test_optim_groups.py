@@ -169,8 +169,8 @@ def test_decay_mask_on_every_layer():
             (decayed if m else kept).add(str(path[-1].key))
             assert m == (p.ndim >= 2), (name, path)
             assert isinstance(m, bool)
-    assert decayed == {"w", "w_x", "w_h", "table"}
-    assert kept == {"b", "bias", "scale", "alpha", "b_x", "b_h"}
+    assert decayed == {"w", "w_x", "w_h", "table", "w_q", "w_k", "w_v", "w_o"}
+    assert kept == {"b", "bias", "scale", "alpha", "b_x", "b_h", "b_q", "b_k", "b_v", "b_o"}
     assert optim.decay_mask({"b": jnp.ones((2, 2)), "scale": jnp.ones((2, 2))}) == {
         "b": False, "scale": False}                      # by name, whatever the rank
     traced = jax.jit(lambda p: jnp.asarray(jax.tree.leaves(optim.decay_mask(p))))

@@ -330,7 +330,7 @@ def test_bidirectional_merge_modes(key):
 
 
 def test_recurrent_layers_declare_lengths_and_bidirectional_passes_it_on(key):
-    assert LSTM(3).keywords == GRU(3).keywords == frozenset({"lengths"})
+    assert LSTM(3).keywords == GRU(3).keywords == frozenset({"lengths", "initial_state"})
     assert Bidirectional(SimpleRNN(3)).keywords == frozenset({"lengths"})
     model = fnn.serial(Bidirectional(LSTM(3, return_sequences=True)), LSTM(2))
     x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 6, 4)), jnp.float32)

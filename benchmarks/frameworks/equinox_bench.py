@@ -122,6 +122,45 @@ class ResNet(eqx.Module):
         return self.fc(jnp.mean(x, axis=(1, 2))), state
 
 
+class TransformerBlock(eqx.Module):
+    """Pre-norm block on one sequence (T, F); exact GELU, as fnn's and torch's."""
+    ln1: eqx.nn.LayerNorm
+    attention: eqx.nn.MultiheadAttention
+    ln2: eqx.nn.LayerNorm
+    w1: eqx.nn.Linear
+    w2: eqx.nn.Linear
+
+    def __init__(self, f, heads, width, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.ln1, self.ln2 = eqx.nn.LayerNorm(f), eqx.nn.LayerNorm(f)
+        self.attention = eqx.nn.MultiheadAttention(heads, f, use_query_bias=True,
+                                                   use_key_bias=True, use_value_bias=True,
+                                                   use_output_bias=True, key=k1)
+        self.w1, self.w2 = eqx.nn.Linear(f, width, key=k2), eqx.nn.Linear(width, f, key=k3)
+
+    def __call__(self, x):                           # x: (T, F), one sequence
+        h = jax.vmap(self.ln1)(x)
+        x = x + self.attention(h, h, h)
+        h = jax.vmap(self.w1)(jax.vmap(self.ln2)(x))
+        return x + jax.vmap(self.w2)(jax.nn.gelu(h, approximate=False))
+
+
+class TransformerClassifier(eqx.Module):
+    blocks: list
+    ln: eqx.nn.LayerNorm
+    out: eqx.nn.Linear
+
+    def __init__(self, f, blocks, heads, width, num_classes, key):
+        keys = jax.random.split(key, blocks + 1)
+        self.blocks = [TransformerBlock(f, heads, width, k) for k in keys[:-1]]
+        self.ln, self.out = eqx.nn.LayerNorm(f), eqx.nn.Linear(f, num_classes, key=keys[-1])
+
+    def __call__(self, x, state):
+        for block in self.blocks:
+            x = block(x)
+        return self.out(jnp.mean(jax.vmap(self.ln)(x), axis=0)), state
+
+
 def make_model(w: workloads.Workload, key):
     if w.name == "mlp":
         return eqx.nn.make_with_state(MLP)([w.input_shape[0], *w.config["features"]], key)
@@ -130,6 +169,10 @@ def make_model(w: workloads.Workload, key):
     if w.name.startswith("lstm"):
         return eqx.nn.make_with_state(LSTMClassifier)(w.input_shape[-1], w.config["hidden"],
                                                       w.num_classes, key)
+    if w.name == "transformer":
+        c = w.config
+        return eqx.nn.make_with_state(TransformerClassifier)(
+            w.input_shape[-1], c["blocks"], c["heads"], c["mlp"], w.num_classes, key)
     return eqx.nn.make_with_state(ResNet)(w.config["depth"], w.num_classes, key)
 
 

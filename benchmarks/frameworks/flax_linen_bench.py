@@ -86,6 +86,25 @@ class ResNet(nn.Module):
         return nn.Dense(self.num_classes)(x)
 
 
+class TransformerClassifier(nn.Module):
+    """Pre-norm blocks (as fnn's TransformerBlock and torch's norm_first=True), exact GELU."""
+    blocks: int
+    heads: int
+    mlp: int
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train=True):
+        f = x.shape[-1]
+        for _ in range(self.blocks):
+            x = x + nn.MultiHeadDotProductAttention(self.heads, qkv_features=f)(
+                nn.LayerNorm(epsilon=1e-5)(x))
+            h = nn.Dense(self.mlp)(nn.LayerNorm(epsilon=1e-5)(x))
+            x = x + nn.Dense(f)(nn.gelu(h, approximate=False))
+        x = jnp.mean(nn.LayerNorm(epsilon=1e-5)(x), axis=1)
+        return nn.Dense(self.num_classes)(x)
+
+
 def make_model(w: workloads.Workload) -> nn.Module:
     if w.name == "mlp":
         return MLP(tuple(w.config["features"]))
@@ -93,6 +112,9 @@ def make_model(w: workloads.Workload) -> nn.Module:
         return LeNet5(w.num_classes)
     if w.name.startswith("lstm"):
         return LSTMClassifier(w.config["hidden"], w.num_classes)
+    if w.name == "transformer":
+        return TransformerClassifier(w.config["blocks"], w.config["heads"], w.config["mlp"],
+                                     w.num_classes)
     return ResNet(w.config["depth"], w.num_classes)
 
 

@@ -60,8 +60,19 @@ def forward_fn(w: workloads.Workload):
                 x = _block(x, features, 2 if (i == 0 and features != 16) else 1, train)
         return hk.Linear(w.num_classes)(jnp.mean(x, axis=(1, 2)))
 
+    def transformer(x, train):   # pre-norm blocks, exact GELU (as fnn and torch)
+        f, heads = x.shape[-1], w.config["heads"]
+        norm = lambda: hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)  # noqa: E731
+        for _ in range(w.config["blocks"]):
+            h = norm()(x)
+            x = x + hk.MultiHeadAttention(heads, f // heads,
+                                          w_init=hk.initializers.VarianceScaling(1.0))(h, h, h)
+            h = hk.Linear(w.config["mlp"])(norm()(x))
+            x = x + hk.Linear(f)(jax.nn.gelu(h, approximate=False))
+        return hk.Linear(w.num_classes)(jnp.mean(norm()(x), axis=1))
+
     return {"mlp": mlp, "lenet5": lenet5, "lstm": lstm, "lstm_long": lstm,
-            "resnet20": resnet}[w.name]
+            "resnet20": resnet, "transformer": transformer}[w.name]
 
 
 def build(w: workloads.Workload, variant: str) -> Bench:

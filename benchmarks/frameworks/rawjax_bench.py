@@ -179,7 +179,48 @@ def resnet(w: workloads.Workload):
     return init, apply
 
 
-MODELS = {"mlp": mlp, "lenet5": lenet5, "lstm": lstm, "lstm_long": lstm, "resnet20": resnet}
+def transformer(w: workloads.Workload):
+    """Pre-norm blocks: x + MHA(LN(x)), x + W2 gelu(W1 LN(x)); then LN, mean over time, Dense."""
+    f, heads, width, blocks = w.input_shape[-1], w.config["heads"], w.config["mlp"], \
+        w.config["blocks"]
+    d = f // heads
+
+    def ln_init():
+        return {"g": jnp.ones((f,), jnp.float32), "b": jnp.zeros((f,), jnp.float32)}
+
+    def layer_norm(p, x, eps=1e-5):
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + eps) * p["g"] + p["b"]
+
+    def init(key):
+        keys = iter(jax.random.split(key, 6 * blocks + 1))
+        params = {"blocks": [{"ln1": ln_init(), "ln2": ln_init(),
+                              "qkv": dense_init(next(keys), f, 3 * f),
+                              "o": dense_init(next(keys), f, f),
+                              "w1": dense_init(next(keys), f, width),
+                              "w2": dense_init(next(keys), width, f)} for _ in range(blocks)],
+                  "ln": ln_init(), "out": dense_init(next(keys), f, w.num_classes)}
+        return params, {}
+
+    def attention(p, x):
+        n, t, _ = x.shape
+        q, k, v = jnp.split(dense(p["qkv"], x).reshape(n, t, 3 * heads, d), 3, axis=2)
+        a = jax.nn.softmax(jnp.einsum("nthd,nshd->nhts", q, k) / np.sqrt(d), axis=-1)
+        return dense(p["o"], jnp.einsum("nhts,nshd->nthd", a, v).reshape(n, t, f))
+
+    def apply(p, state, x):
+        for b in p["blocks"]:
+            x = x + attention(b, layer_norm(b["ln1"], x))
+            x = x + dense(b["w2"], jax.nn.gelu(dense(b["w1"], layer_norm(b["ln2"], x)),
+                                               approximate=False))
+        return dense(p["out"], jnp.mean(layer_norm(p["ln"], x), axis=1)), state
+
+    return init, apply
+
+
+MODELS = {"mlp": mlp, "lenet5": lenet5, "lstm": lstm, "lstm_long": lstm, "resnet20": resnet,
+          "transformer": transformer}
 
 
 # ---------------------------------------------------------------------------

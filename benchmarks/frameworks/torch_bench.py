@@ -80,6 +80,23 @@ class LSTMClassifier(nn.Module):
         return self.out(out[:, -1])
 
 
+class TransformerClassifier(nn.Module):
+    """`nn.TransformerEncoderLayer(norm_first=True, activation="gelu")` blocks, eager."""
+
+    def __init__(self, f, blocks, heads, width, num_classes):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(f, heads, width, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(blocks))
+        self.norm, self.out = nn.LayerNorm(f), nn.Linear(f, num_classes)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.norm(x).mean(dim=1))
+
+
 def make_model(w: workloads.Workload) -> nn.Module:
     if w.name == "mlp":
         sizes = [w.input_shape[0], *w.config["features"]]
@@ -95,6 +112,10 @@ def make_model(w: workloads.Workload) -> nn.Module:
             nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, w.num_classes))
     if w.name.startswith("lstm"):
         return LSTMClassifier(w.input_shape[-1], w.config["hidden"], w.num_classes)
+    if w.name == "transformer":
+        c = w.config
+        return TransformerClassifier(w.input_shape[-1], c["blocks"], c["heads"], c["mlp"],
+                                     w.num_classes)
     return resnet(w.config["depth"], w.num_classes)
 
 

@@ -1,6 +1,7 @@
 """Layer constructors; each returns a `fnn.Layer` (see API.md §1 for layouts)."""
 from fnn.layers._onednn_conv import use_onednn
 from fnn.layers.activation import PReLU
+from fnn.layers.attention import MultiHeadAttention, attention_weights
 from fnn.layers.bidirectional import Bidirectional
 from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rnn_cell
 from fnn.layers.conv import Conv2D, conv_output_size
@@ -11,7 +12,14 @@ from fnn.layers.embedding import Embedding
 from fnn.layers.group_norm import GroupNorm, InstanceNorm
 from fnn.layers.norm import BatchNorm, LayerNorm, RMSNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
+from fnn.layers.positional import (
+    PositionalEmbedding,
+    SinusoidalEmbedding,
+    rotary,
+    sinusoidal_positions,
+)
 from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from fnn.layers.transformer import TransformerBlock
 
 __all__ = [
     "Conv2D", "conv_output_size", "MaxPool", "AvgPool", "GlobalAvgPool", "Dropout",
@@ -19,5 +27,7 @@ __all__ = [
     "Dense", "Flatten", "LayerNorm", "Maxout", "PReLU", "Embedding",
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNNCarry", "LSTMCarry",
     "simple_rnn_cell", "lstm_cell", "gru_cell", "use_onednn",
+    "MultiHeadAttention", "attention_weights", "TransformerBlock", "PositionalEmbedding",
+    "SinusoidalEmbedding", "rotary", "sinusoidal_positions",
 ]
 __all__ += ["GroupNorm", "InstanceNorm", "RMSNorm", "DropPath"]

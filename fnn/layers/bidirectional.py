@@ -52,6 +52,10 @@ def Bidirectional(layer: Layer, merge: str = "concat") -> Layer:
     - `merge`: `"concat"` (default, on the feature axis: `2H` features), `"sum"`,
       `"mul"` or `"mean"`.
 
+    A wrapped layer built with `return_state=True` makes `apply` return
+    `((y, (forward_carry, backward_carry)), state)`, the backward carry being the state
+    after reading `x_0` (PyTorch's `h_n[1]`).
+
     **Params:** `{"forward": <layer params>, "backward": <layer params>}`, drawn
     with independent keys. **apply keyword:** `lengths: (N,)`, as for the layer.
     """
@@ -95,6 +99,10 @@ def Bidirectional(layer: Layer, merge: str = "concat") -> Layer:
                              key=kf, train=train, **extra)
         yb, sb = inner.apply(params.get("backward", {}), state.get("backward", {}),
                              reverse_sequences(x, lengths), key=kb, train=train, **extra)
+        carries = None
+        if isinstance(yf, tuple):   # a layer built with return_state=True: (y, final carry)
+            (yf, cf), (yb, cb) = yf, yb
+            carries = (cf, cb)
         if yb.ndim >= 3:
             if yb.shape[1] != t:   # known only now, from the wrapped layer's output
                 raise ValueError(f"Bidirectional: expected the wrapped layer to return (N, T, "
@@ -102,6 +110,7 @@ def Bidirectional(layer: Layer, merge: str = "concat") -> Layer:
                                  f"{shape_str(yb.shape)}.")
             yb = reverse_sequences(yb, lengths)
         new_state = {"forward": sf, "backward": sb} if (sf or sb) else state
-        return merge_fn(yf, yb), new_state
+        y = merge_fn(yf, yb)
+        return (y if carries is None else (y, carries)), new_state
 
     return Layer(init, apply, "Bidirectional", keywords=frozenset({"lengths"}))

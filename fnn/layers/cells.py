@@ -20,7 +20,7 @@ from fnn import activations
 from fnn._array_checks import require_axis_size, require_floating, require_params, require_rank
 from fnn._checks import BadType, BadValue, describe_value, flag, lookup, named, shape_str, within
 
-__all__ = ["RNNCarry", "LSTMCarry", "simple_rnn_step", "lstm_step", "gru_step",
+__all__ = ["RNNCarry", "LSTMCarry", "initial_carry", "simple_rnn_step", "lstm_step", "gru_step",
            "simple_rnn_cell", "lstm_cell", "gru_cell"]
 
 
@@ -50,6 +50,29 @@ class LSTMCarry(NamedTuple):
         """The initial carry: `h = c = 0` of shape `(batch, hidden)`."""
         z = jnp.zeros((batch, hidden), dtype)
         return cls(z, z)
+
+
+def initial_carry(initial_state, carry_type, n: int, hidden: int, dtype):
+    """The carry a layer starts from: `carry_type.zeros(n, hidden, dtype)`, or
+    `initial_state` checked and converted to `carry_type` (an `(N, H)` array `h`, or for
+    `LSTMCarry` a pair `(h, c)` of them); else `BadValue`/`BadType` for the layer to name."""
+    if initial_state is None:
+        return carry_type.zeros(n, hidden, dtype)
+    fields = carry_type._fields
+    if len(fields) == 1 and not isinstance(initial_state, tuple):
+        parts = (initial_state,)
+    elif isinstance(initial_state, tuple) and len(initial_state) == len(fields):
+        parts = tuple(initial_state)
+    else:
+        want = "an (N, H) array h" if len(fields) == 1 else "a pair (h, c) of (N, H) arrays"
+        raise BadType(f"initial_state must be {want} (as return_state=True returns), got "
+                      f"{describe_value(initial_state)}.")
+    for field, part in zip(fields, parts):
+        within(f"initial_state.{field}", require_floating, part)
+        if tuple(part.shape) != (n, hidden):
+            raise BadValue(f"initial_state.{field} must have shape ({n}, {hidden}) (batch, "
+                           f"hidden), got {shape_str(part.shape)}.")
+    return carry_type(*(jnp.asarray(part, dtype) for part in parts))
 
 
 # ---------------------------------------------------------------------------

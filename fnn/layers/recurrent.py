@@ -30,6 +30,13 @@ are zeroed before the projection, so even non-finite padding leaves outputs and
 gradients untouched. With `return_sequences=True` the outputs past a sequence's
 length are zeros.
 
+State across calls: `initial_state=` in `apply` starts from a given carry instead of
+zeros (`h: (N, H)`, or for the LSTM the pair `(h, c)`, PyTorch's `h0`/`c0` without the
+layer axis); a layer built with `return_state=True` returns `((y, final_carry), state)`,
+`final_carry` being `h` (or `(h, c)`) after each sequence's last valid step (with
+`lengths`, at its own last step: PyTorch's `h_n`/`c_n` of a packed sequence). So a long
+sequence can be run in pieces, each starting from the carry the last one returned.
+
 The steps the layers scan, their carries (`RNNCarry(h)`, `LSTMCarry(h, c)`, zeros
 at `t = 0`) and the public cells (`lstm_cell`, ...) live in `fnn.layers.cells`.
 
@@ -79,7 +86,14 @@ from fnn._checks import (
     shape_str,
 )
 from fnn.core import Layer
-from fnn.layers.cells import LSTMCarry, RNNCarry, gru_step, lstm_step, simple_rnn_step
+from fnn.layers.cells import (
+    LSTMCarry,
+    RNNCarry,
+    gru_step,
+    initial_carry,
+    lstm_step,
+    simple_rnn_step,
+)
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "SEQUENCE_LAYOUT", "sequence_lengths"]
 
@@ -159,7 +173,7 @@ def _run(step, carry, xw, mask, return_sequences: bool, unroll: int):
 
 
 def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, carry_type,
-                     return_sequences, unroll, input_projection):
+                     return_sequences, unroll, input_projection, return_state=False):
     """Build the `Layer` shared by SimpleRNN / LSTM / GRU.
 
     `make_params(key, in_features)` draws the params, whose names and shapes are
@@ -176,16 +190,19 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         return make_params(key, shape[-1]), {}
 
     @named(name)
-    def check(params, x, key, train, lengths):
-        """`lengths` as a jax array (or None), after every argument is checked."""
+    def check(params, x, key, train, lengths, initial_state):
+        """`(lengths, carry)`: `lengths` as a jax array (or None) and the initial carry,
+        after every argument is checked."""
         require_key_and_train(key, train)
         require_params(params, param_shapes, name)
         _require_sequence(x, params["w_x"].shape[0])
-        return sequence_lengths(lengths, x.shape[0], x.shape[1])
+        dtype = jnp.result_type(x, params["w_x"], params["w_h"])
+        carry = initial_carry(initial_state, carry_type, x.shape[0], hidden, dtype)
+        return sequence_lengths(lengths, x.shape[0], x.shape[1]), carry
 
-    def apply(params, state, x, *, key=None, train=False, lengths=None):
-        lengths = check(params, x, key, train, lengths)
-        n, t = x.shape[0], x.shape[1]
+    def apply(params, state, x, *, key=None, train=False, lengths=None, initial_state=None):
+        lengths, carry = check(params, x, key, train, lengths, initial_state)
+        t = x.shape[1]
         mask = None if lengths is None else _time_mask(lengths, t)
         if mask is not None:  # zero the padding, so it cannot reach values or gradients
             x = jnp.where(jnp.swapaxes(mask, 0, 1), x, jnp.zeros_like(x))
@@ -196,15 +213,16 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         else:
             xs = jnp.swapaxes(x, 0, 1)                             # (T, N, in)
             step = partial(_project_then, step, params["w_x"], params[bias])
-        carry, ys = _run(step, carry_type.zeros(n, hidden, dtype), xs.astype(dtype),
-                         mask, return_sequences, unroll)
+        carry, ys = _run(step, carry, xs.astype(dtype), mask, return_sequences, unroll)
         y = jnp.swapaxes(ys, 0, 1) if return_sequences else carry.h
+        if return_state:   # LSTM: the pair (h, c); SimpleRNN and GRU: h
+            return (y, carry if len(carry) > 1 else carry.h), state
         return y, state
 
     # named for Python's own argument errors ("LSTM.apply() got an unexpected keyword ...")
     init.__qualname__ = init.__wrapped__.__qualname__ = f"{name}.init"
     apply.__qualname__ = f"{name}.apply"
-    return Layer(init, apply, name, keywords=frozenset({"lengths"}))
+    return Layer(init, apply, name, keywords=frozenset({"lengths", "initial_state"}))
 
 
 def _project(params, x, bias: str):
@@ -230,7 +248,7 @@ def _projection(name: str, value) -> str:
 
 #: The checks of the options every recurrent layer takes (for `checked`).
 _OPTIONS = {"hidden": positive_int, "unroll": positive_int, "return_sequences": flag,
-            "input_projection": _projection}
+            "return_state": flag, "input_projection": _projection}
 
 
 # ---------------------------------------------------------------------------
@@ -241,7 +259,8 @@ _OPTIONS = {"hidden": positive_int, "unroll": positive_int, "return_sequences": 
 def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
               return_sequences: bool = False, w_x_init=initializers.lecun_normal,
               w_h_init=initializers.orthogonal, b_init=initializers.zeros,
-              unroll: int = 1, input_projection: str = "per_step") -> Layer:
+              unroll: int = 1, input_projection: str = "per_step",
+              return_state: bool = False) -> Layer:
     """Vanilla (Elman) RNN: `h_t = act(x_t w_x + h_{t-1} w_h + b)`, `h_0 = 0`.
 
     **Arguments:**
@@ -253,11 +272,14 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
       is computed (speed only; see `help(fnn.layers.recurrent)`).
+    - `return_state`: `apply` returns `((y, final_carry), state)`, the final carry being
+      h `(N, H)` after each sequence's last valid step (the carry to pass
+      as `initial_state` to continue the sequence).
 
     **Params:** `w_x: (in, H)`, `w_h: (H, H)`, `b: (H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
-    `help(fnn.layers.recurrent)`).
+    **apply keywords:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`); `initial_state`, the carry at `t = 0` (default zeros).
     """
     act = lookup(activations.get, activation)
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
@@ -272,14 +294,14 @@ def SimpleRNN(hidden: int, *, activation: str | Callable = activations.tanh,
         "SimpleRNN", hidden, make_params,
         {"w_x": ("in", hidden), "w_h": (hidden, hidden), "b": (hidden,)}, "b",
         lambda p: partial(simple_rnn_step, act, p["w_h"]), RNNCarry, return_sequences, unroll,
-        input_projection)
+        input_projection, return_state)
 
 
 @checked("LSTM", **_OPTIONS, forget_bias=number)
 def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.0,
          w_x_init=initializers.lecun_normal, w_h_init=initializers.orthogonal,
          b_init=initializers.zeros, unroll: int = 1,
-         input_projection: str = "per_step") -> Layer:
+         input_projection: str = "per_step", return_state: bool = False) -> Layer:
     """Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch gate order.
 
     With `z = x_t w_x + h_{t-1} w_h + b` split into blocks `[i | f | g | o]` of `H`:
@@ -297,11 +319,14 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
       is computed (speed only; see `help(fnn.layers.recurrent)`).
+    - `return_state`: `apply` returns `((y, final_carry), state)`, the final carry being
+      the pair `(h, c)` (an `LSTMCarry`, each `(N, H)`) after each sequence's last valid
+      step (the carry to pass as `initial_state` to continue the sequence).
 
     **Params:** `w_x: (in, 4H)`, `w_h: (H, 4H)`, `b: (4H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
-    `help(fnn.layers.recurrent)`).
+    **apply keywords:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`); `initial_state`, the carry at `t = 0` (default zeros).
     """
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
     b_init = initializers.get(b_init)
@@ -317,13 +342,13 @@ def LSTM(hidden: int, *, return_sequences: bool = False, forget_bias: float = 1.
         "LSTM", hidden, make_params,
         {"w_x": ("in", 4 * hidden), "w_h": (hidden, 4 * hidden), "b": (4 * hidden,)}, "b",
         lambda p: partial(lstm_step, p["w_h"]), LSTMCarry, return_sequences, unroll,
-        input_projection)
+        input_projection, return_state)
 
 
 @checked("GRU", **_OPTIONS)
 def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.lecun_normal,
         w_h_init=initializers.orthogonal, b_init=initializers.zeros, unroll: int = 1,
-        input_projection: str = "per_step") -> Layer:
+        input_projection: str = "per_step", return_state: bool = False) -> Layer:
     """Gated recurrent unit (Cho et al. 2014), PyTorch gate order and equations.
 
     Blocks `[r | z | n]`: `r = σ(x w_xr + b_xr + h w_hr + b_hr)`,
@@ -339,11 +364,14 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
     - `unroll`: steps per `lax.scan` iteration (speed only; results are identical).
     - `input_projection`: `"per_step"` (default) or `"hoisted"` — where `x_t @ w_x`
       is computed (speed only; see `help(fnn.layers.recurrent)`).
+    - `return_state`: `apply` returns `((y, final_carry), state)`, the final carry being
+      h `(N, H)` after each sequence's last valid step (the carry to pass
+      as `initial_state` to continue the sequence).
 
     **Params:** `w_x: (in, 3H)`, `w_h: (H, 3H)`, `b_x: (3H,)`, `b_h: (3H,)`.
     **Shapes:** `(N, T, in) -> (N, H)`, or `(N, T, H)` with `return_sequences`.
-    **apply keyword:** `lengths: (N,)` integer, for padded batches (see
-    `help(fnn.layers.recurrent)`).
+    **apply keywords:** `lengths: (N,)` integer, for padded batches (see
+    `help(fnn.layers.recurrent)`); `initial_state`, the carry at `t = 0` (default zeros).
     """
     x_init, h_init = lookup(initializers.get, w_x_init), lookup(initializers.get, w_h_init)
     b_init = initializers.get(b_init)
@@ -359,4 +387,4 @@ def GRU(hidden: int, *, return_sequences: bool = False, w_x_init=initializers.le
         {"w_x": ("in", 3 * hidden), "w_h": (hidden, 3 * hidden), "b_x": (3 * hidden,),
          "b_h": (3 * hidden,)}, "b_x",
         lambda p: partial(gru_step, p["w_h"], p["b_h"]), RNNCarry, return_sequences, unroll,
-        input_projection)
+        input_projection, return_state)

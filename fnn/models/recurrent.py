@@ -52,9 +52,10 @@ def lstm_classifier(hidden: int, num_classes: int, *, unroll: int = 1) -> Layer:
     return serial(LSTM(hidden, unroll=unroll), Dense(num_classes))
 
 
-@checked("char_lstm", vocab_size=positive_int, hidden=positive_int, unroll=positive_int)
+@checked("char_lstm", vocab_size=positive_int, hidden=positive_int, unroll=positive_int,
+         return_state=flag)
 def char_lstm(vocab_size: int, hidden: int, *, features: int | None = None,
-              unroll: int = 1) -> Layer:
+              unroll: int = 1, return_state: bool = False) -> Layer:
     """A character-level language model: Embedding → LSTM (all steps) → Dense(vocab).
 
     `serial(Embedding(vocab_size, features), LSTM(hidden, return_sequences=True),
@@ -64,8 +65,31 @@ def char_lstm(vocab_size: int, hidden: int, *, features: int | None = None,
     **Shapes:** integer ids `(N, T) -> (N, T, vocab_size)`: the logits at step `t`
     score the character at `t + 1` (train with `softmax_cross_entropy` on the
     flattened `(N·T, vocab)` logits against the shifted ids).
+
+    `return_state=True` gives a model with the same params whose `apply` takes
+    `initial_state=` (the LSTM carry `(h, c)`, default zeros) and returns
+    `((logits, (h, c)), state)`: for sampling one character at a time
+    (`fnn.models.generate`) or reading a long text in pieces.
     """
     features = hidden if features is None else positive_int("features", features)
-    return serial(Embedding(vocab_size, features),
-                  LSTM(hidden, return_sequences=True, unroll=unroll),
-                  Dense(vocab_size))
+    model = serial(Embedding(vocab_size, features),
+                   LSTM(hidden, return_sequences=True, unroll=unroll),
+                   Dense(vocab_size))
+    return _with_state(model, unroll) if return_state else model
+
+
+def _with_state(model: Layer, unroll: int) -> Layer:
+    """`char_lstm(..., return_state=True)`: the same params as `model` (Embedding, LSTM,
+    Dense), `apply(..., initial_state=None)` returning `((logits, (h, c)), state)`."""
+    (_, embed), (_, lstm), (_, dense) = model.children
+
+    def apply(params, state, x, *, key=None, train=False, initial_state=None):
+        h, _ = embed.apply(params["0_Embedding"], {}, x, key=key, train=train)
+        size = params["1_LSTM"]["w_h"].shape[0]
+        stateful = LSTM(size, return_sequences=True, return_state=True, unroll=unroll)
+        (h, carry), _ = stateful.apply(params["1_LSTM"], {}, h, initial_state=initial_state)
+        logits, _ = dense.apply(params["2_Dense"], {}, h)
+        return (logits, carry), state
+
+    return Layer(model.init, apply, "CharLSTM", keywords=frozenset({"initial_state"}),
+                 input_dtype=model.input_dtype)

@@ -20,6 +20,7 @@ from fnn.models.inception import inception_net
 from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
 from fnn.models.resnet import resnet, resnet18
+from fnn.models.transformer import char_transformer
 
 __all__ = ["NamedModel", "REGISTRY"]
 
@@ -57,4 +58,8 @@ REGISTRY: dict[str, NamedModel] = {
     "alexnet": NamedModel(lambda num_classes: alexnet(num_classes, small_input=True), (32, 32, 3),
                         "AlexNet, small-input layout (32x32)"),
     "inception": NamedModel(inception_net, (32, 32, 3), "small GoogLeNet-style net (32x32)"),
+    # a language model: num_classes is the vocabulary, logits (T, vocab) for ids (T,)
+    "char_transformer": NamedModel(
+        lambda num_classes: char_transformer(num_classes, 64, 4, 2, 64), (64,),
+        "causal transformer LM: 2 blocks, width 64, 4 heads; ids (64,) -> (64, vocab)"),
 }
