@@ -199,6 +199,8 @@ def test_dp_sgd_benchmark_compares_equal_steps(tmp_path):
     assert result["max_param_diff_fnn_vs_stax"] < 1e-5
     assert set(result["rows"]) == {"fnn", "fnn+options", "fnn+chosen", "stax"}
     assert result["rows"]["stax"]["vs_stax"] == 1.0
+
+
 @pytest.mark.parametrize("framework, needs", [
     ("fnn", ()), ("rawjax", ()), ("flax_linen", ("flax", "optax")),
     ("equinox", ("equinox", "optax")), ("haiku", ("haiku", "optax")), ("torch", ("torch",)),
