@@ -41,3 +41,7 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
+
+from fnn import augment  # noqa: E402  (on-device data augmentation, API.md §6.5)
+
+__all__ += ["augment"]

@@ -6,7 +6,9 @@ from fnn.models.mlp import mlp
 from fnn.models.recurrent import char_lstm, lstm_classifier, rnn_classifier
 from fnn.models.registry import REGISTRY as REGISTRY  # zoo models by name (fnn train)
 from fnn.models.resnet import resnet, resnet18
+from fnn.models.small_cnn import small_cnn
 
 __all__ = [
     "lenet5", "alexnet", "inception_block", "inception_net", "resnet", "resnet18",
     "mlp", "rnn_classifier", "lstm_classifier", "char_lstm"]
+__all__ += ["small_cnn"]

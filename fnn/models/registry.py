@@ -20,6 +20,7 @@ from fnn.models.inception import inception_net
 from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
 from fnn.models.resnet import resnet, resnet18
+from fnn.models.small_cnn import small_cnn
 
 __all__ = ["NamedModel", "REGISTRY"]
 
@@ -58,3 +59,8 @@ REGISTRY: dict[str, NamedModel] = {
                         "AlexNet, small-input layout (32x32)"),
     "inception": NamedModel(inception_net, (32, 32, 3), "small GoogLeNet-style net (32x32)"),
 }
+REGISTRY["cnn"] = NamedModel(small_cnn, (28, 28, 1),
+                             "small CNN, 2 conv 3x3 + avg-pool, Dense 128 (206,922 params)")
+REGISTRY["cnn-bn"] = NamedModel(
+    lambda num_classes: small_cnn(num_classes, width=32, batch_norm=True), (28, 28, 1),
+    "small CNN with BatchNorm, width 32 (for crop+flip recipes)")
