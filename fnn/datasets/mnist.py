@@ -178,11 +178,14 @@ def _from_npz(path: str, split: str):
     """Keras's archive: `x_train (N, 28, 28) uint8`, `y_train (N,)`, `x_test`, `y_test`."""
     try:
         with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (f"x_{split}", f"y_{split}") if k not in archive.files]
+            if missing:
+                raise ValueError(f"{path} lacks the array {missing[0]!r} (a Keras mnist.npz "
+                                 "holds x_train, y_train, x_test, y_test).")
             images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
-    except KeyError as e:
-        raise ValueError(f"{path} lacks the array {e} (a Keras mnist.npz holds x_train, "
-                         "y_train, x_test, y_test).") from None
     except ValueError as e:  # pickled object arrays, not a zip archive
+        if "lacks the array" in str(e):
+            raise
         raise ValueError(f"{path} is not a plain NumPy archive ({e}); fnn reads .npz files "
                          "without pickle.") from None
     return images, labels, path, path
