@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and write a run folder OUT/NAME/ with config.json,\n"
                     "history.json, checkpoints/ (every epoch), curves.png and results.json.\n"
                     "With no options: LeNet-5 on MNIST, Adam (lr 1e-3), 10 epochs of batch 32,\n"
-                    "10 % of the training set held out for validation.",
+                    "10 % of the training set held out for validation. --dataset fashion-mnist\n"
+                    "defaults to its recipe: --model cnn, batch 128, 10 epochs, Adam lr 2e-3.",
         epilog=f"models:\n{_listing(MODELS)}\n\ndata sets:\n{_listing(DATASETS)}\n\n"
                f"optimizers and their default learning rates:\n  "
                + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + "\n\n"
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Compiled programs are cached in ~/.cache/fnn/jax (or $FNN_CACHE_DIR/jax,\n"
                "$JAX_COMPILATION_CACHE_DIR); FNN_CACHE_DIR=off disables the cache.")
     t.add_argument("--model", choices=sorted(MODELS), metavar="NAME",
-                   help="model (default: lenet5 for mnist, mlp for the others); "
+                   help="model (default: lenet5 for mnist, cnn for fashion-mnist, mlp for "
+                        "the others); "
                         "one of: " + ", ".join(MODELS))
     t.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
                    help="data set (default: mnist); one of: " + ", ".join(DATASETS))

@@ -14,7 +14,9 @@ _TRAIN_DEFAULTS = {"dataset": "mnist", "optimizer": "adam", "lr": None, "epochs"
                    "batch_size": 32, "val_fraction": 0.1, "seed": 0, "limit": None,
                    "data_dir": None, "augment": None, "log": None, "metrics": None}
 # a data set's own defaults for the options not given (its recipe; README "Recipes")
-_DATASET_DEFAULTS = {"fashion-mnist": {"model": "cnn", "batch_size": 128, "epochs": 8}}
+# (its "lr" is for the default optimizer, adam, and applies only with it)
+_DATASET_DEFAULTS = {"fashion-mnist": {"model": "cnn", "batch_size": 128, "epochs": 10,
+                                       "lr": 2e-3}}
 _STEP_LOG_EVERY = 50
 _RESUMABLE = ("epochs", "no_progress", "resume")
 
@@ -86,7 +88,8 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
               for k, v in _TRAIN_DEFAULTS.items()}
     for k, v in _DATASET_DEFAULTS.get(config["dataset"], {}).items():
-        if k in _TRAIN_DEFAULTS and getattr(args, k) is None:
+        if k in _TRAIN_DEFAULTS and getattr(args, k) is None and (
+                k != "lr" or args.optimizer is None):
             config[k] = v
     config["model"] = args.model or _default_model(config["dataset"])
     if config["lr"] is None:
