@@ -2,8 +2,8 @@
 registry of named classification sets (`REGISTRY`, what `fnn train --dataset` reads)."""
 from fnn.datasets.cifar import CIFAR10_CLASSES, cifar10, read_cifar_batch
 from fnn.datasets.digits import digits
-from fnn.datasets.fashion import FASHION_MNIST_CLASSES, fashion_mnist, fashion_mnist_files
 from fnn.datasets.download import download
+from fnn.datasets.fashion import FASHION_MNIST_CLASSES, fashion_mnist, fashion_mnist_files
 from fnn.datasets.mnist import mnist, mnist_files, mnist_source, read_idx
 from fnn.datasets.registry import REGISTRY, NamedDataSet
 from fnn.datasets.sequences import adding_problem, image_rows, sine_sequences

@@ -102,9 +102,9 @@ def locate(spec: IdxSet, split: str, data_dir: str | None) -> Found | None:
         found = _under(spec, data_dir, split, "data_dir")
         if found is None:
             raise FileNotFoundError(
-                f"{spec.folder.replace('-', '_')}: no {spec.name} {split} files ({' and '.join(SPLIT_FILES[split])}, "
-                f"optionally .gz) in {data_dir}, its {spec.folder}/ or "
-                f"{spec.torchvision}/raw/ subfolder"
+                f"{spec.folder.replace('-', '_')}: no {spec.name} {split} files "
+                f"({' and '.join(SPLIT_FILES[split])}, optionally .gz) in {data_dir}, "
+                f"its {spec.folder}/ or {spec.torchvision}/raw/ subfolder"
                 + (f", nor {spec.keras}" if spec.keras.endswith(".npz") else "")
                 + f". {spec.how_to_get}")
         return found

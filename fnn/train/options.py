@@ -25,8 +25,8 @@ import os
 from typing import Any, NamedTuple
 
 from fnn import fused
-from fnn.augment import takes_labels
 from fnn._checks import BadType, BadValue, positive_int
+from fnn.augment import takes_labels
 from fnn.train.checkpointing import checkpoint
 from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
