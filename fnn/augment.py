@@ -109,9 +109,8 @@ def normalize(images, mean, std):
     - `mean`, `std`: numbers or vectors `(C,)`; `std` must be positive (checked when
       its values are known, i.e. outside `jit`).
 
-    **Returns** `(N, H, W, C)` in the images' dtype. Deterministic: use it in `chain`
-    as `functools.partial(normalize, mean=..., std=...)` with a `key` first, or
-    through `chain`, which accepts it as `lambda key, x: normalize(x, m, s)`.
+    **Returns** `(N, H, W, C)` in the images' dtype. It draws nothing, so it takes no
+    key; in `chain` or `fit(augment=)` write it as `lambda key, x: normalize(x, m, s)`.
     """
     c = images.shape[-1]
     for name, v in (("mean", mean), ("std", std)):
