@@ -5,7 +5,7 @@ example's randomness independently from one `key`, and works under `jax.jit`,
 `jax.vmap` (e.g. over groups of batches) and `jax.grad` (with respect to the
 images). Two shapes of augmentation exist, and `fit(..., augment=fn)` takes either:
 
-    x        = fn(key, x)          # random_crop, random_flip, a partial of normalize
+    x        = fn(key, x)          # random_crop, random_flip, lambda key, x: normalize(x, m, s)
     (x, y)   = fn(key, x, y)       # mixup, cutmix: the labels change with the images
 
 `chain(f, g, ...)` composes them into one `fn(key, x, y) -> (x, y)` (a key per
