@@ -46,3 +46,7 @@ __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
 __all__ += ["metrics"]
 __all__ += ["repeat", "remat", "testing"]
+
+from fnn import augment  # noqa: E402  (on-device data augmentation, API.md §6.5)
+
+__all__ += ["augment"]

@@ -1,4 +1,5 @@
 """The `fnn` command: argument errors in-process, one tiny run end to end in subprocesses."""
+import csv
 import importlib.util
 import json
 import os
@@ -7,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fnn import cli
@@ -386,3 +388,85 @@ def test_ctrl_c_before_training_is_one_line_and_status_130(capsys, monkeypatch, 
     status, _, err = _main(capsys, "train", *_TINY, "--out", str(tmp_path))
     assert (status, err) == (130, "fnn train: interrupted\n")
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------
+# Fashion-MNIST, --augment, --log, --metrics (datasets engineer)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--augment", "blur"],
+     "argument --augment: expected comma-separated names from crop, flip, got 'blur'"),
+    (["train", "--augment", "crop,crop"], "argument --augment: a name is repeated in 'crop,crop'"),
+    (["train", "--log", "xml"],
+     "argument --log: expected comma-separated names from jsonl, csv, tensorboard, got 'xml'"),
+    (["train", "--metrics", "top9"], "argument --metrics: expected comma-separated names from"),
+    (["train", "--dataset", "digits", "--data-dir", "d"],
+     "--data-dir is only read for --dataset mnist or fashion-mnist"),
+    (["train", "--dataset", "spiral", "--augment", "flip", "--limit", "20"],
+     "--augment flip needs images (H, W, C); --dataset spiral examples have shape (2,)"),
+])
+def test_new_options_refuse_bad_values_in_one_line(capsys, monkeypatch, tmp_path, argv, message):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = _main(capsys, *argv)
+    assert status == 2 and err.count("\n") == 1, err
+    assert message in err
+
+
+def _config(*argv):
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", *argv])
+    return cli_train._resolve_train_config(parser, args)[0]
+
+
+def test_fashion_mnist_defaults_to_its_recipe_and_the_rest_stays():
+    config = _config("--dataset", "fashion-mnist")
+    assert (config["model"], config["batch_size"], config["epochs"], config["lr"]) == (
+        "cnn", 128, 10, 2e-3)
+    assert _config("--dataset", "fashion-mnist", "--optimizer", "sgd")["lr"] == (
+        cli.DEFAULT_LR["sgd"])
+    assert _config("--dataset", "fashion-mnist", "--epochs", "3", "--model", "mlp")["model"] == (
+        "mlp")
+    plain = _config()   # the embedded default is unchanged
+    assert (plain["model"], plain["batch_size"], plain["epochs"], plain["lr"]) == (
+        "lenet5", 32, 10, cli.DEFAULT_LR["adam"])
+
+
+def test_fashion_mnist_run_with_augment_logs_and_metrics(capsys, tmp_path):
+    from test_datasets_paths import make_idx_folder
+
+    make_idx_folder(tmp_path / "fm")   # 6 training and 4 test images
+    argv = ["train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "fm"),
+            "--batch-size", "2", "--epochs", "1", "--augment", "crop,flip",
+            "--log", "jsonl,csv", "--metrics", "loss", "--no-progress",
+            "--out", str(tmp_path / "runs"), "--name", "fm"]
+    status, out, err = _main(capsys, *argv)
+    assert status == 0, err
+    assert f"data: Fashion-MNIST, IDX files in {tmp_path / 'fm'} (data_dir): " in out
+    assert "(Fashion-MNIST, 4 examples)" in out
+    folder = tmp_path / "runs" / "fm"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["augment"] == ["crop", "flip"] and config["metrics"] == ["loss"]
+    assert set(json.loads((folder / "history.json").read_text())) == {"loss", "val_loss", "lr"}
+    status, out, err = _main(capsys, "train", "--resume", str(folder), "--epochs", "2",
+                             "--no-progress")
+    assert status == 0, err
+    epochs = [json.loads(line)["epoch"] for line in (folder / "epochs.jsonl").open()]
+    assert epochs == [1, 2]
+    with (folder / "epochs.csv").open() as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_fashion_mnist_files_read_as_mnist_say_so(capsys, tmp_path):
+    from test_datasets_paths import make_idx_folder, write_idx
+
+    make_idx_folder(tmp_path / "fm")
+    labels = np.array([9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 1, 1], np.uint8)  # Fashion-MNIST's start
+    write_idx(tmp_path / "fm" / "train-labels-idx1-ubyte", labels, gz=True)
+    write_idx(tmp_path / "fm" / "train-images-idx3-ubyte", np.zeros((12, 28, 28), np.uint8),
+              gz=True)
+    status, out, err = _main(capsys, "train", "--data-dir", str(tmp_path / "fm"), "--model",
+                             "mlp", "--epochs", "1", "--batch-size", "2", "--no-progress",
+                             "--out", str(tmp_path / "runs"))
+    assert status == 0, err
+    assert "data: Fashion-MNIST files read as --dataset mnist" in out

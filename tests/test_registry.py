@@ -70,7 +70,7 @@ def test_each_named_optimizer_makes_its_rule(name):
 def test_model_names():
     assert list(models.REGISTRY) == [
         "lenet5", "mlp", "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
-        "resnet110", "resnet18", "alexnet", "inception", "char_transformer"]
+        "resnet110", "resnet18", "alexnet", "inception", "char_transformer", "cnn", "cnn-bn"]
 
 
 @pytest.mark.parametrize("name", list(models.REGISTRY))

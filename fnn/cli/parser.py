@@ -10,6 +10,7 @@ from fnn import datasets, models, optim
 
 __all__ = [
     "EXIT_USAGE", "MODELS", "DATASETS", "OPTIMIZERS", "DEFAULT_LR", "MAX_SEED", "build_parser",
+    "AUGMENTATIONS", "LOG_FORMATS", "FILE_DATASETS", "names_list",
 ]
 
 EXIT_USAGE = 2
@@ -22,6 +23,34 @@ MODELS = models.REGISTRY  # name -> NamedModel(build, input_shape, about)
 DATASETS = datasets.REGISTRY  # name -> NamedDataSet(load, num_classes, about, source)
 OPTIMIZERS = tuple(optim.REGISTRY)  # name -> NamedOptimizer(make, default_lr)
 DEFAULT_LR = {name: entry.default_lr for name, entry in optim.REGISTRY.items()}
+
+# the data sets read from files (--data-dir), the augmentations and log formats by name
+FILE_DATASETS = ("mnist", "fashion-mnist")
+AUGMENTATIONS = ("crop", "flip")      # fnn.augment.random_crop (padding 2), random_flip
+LOG_FORMATS = ("jsonl", "csv", "tensorboard")
+
+
+def _metric_names() -> tuple:
+    """The metric names `fit(metrics=...)` accepts."""
+    from fnn.train.options import METRICS
+    return tuple(METRICS)
+
+
+def names_list(allowed) -> Callable:
+    """An argparse `type=`: comma-separated names from `allowed()` (a tuple, or a function
+    giving one), each at most once, e.g. `crop,flip`."""
+    def parse(text: str) -> list:
+        choices = allowed() if callable(allowed) else allowed
+        names = [t.strip() for t in text.split(",")]
+        for name in names:
+            if name not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated names from {', '.join(choices)}, got {name!r}")
+        if len(set(names)) != len(names):
+            raise argparse.ArgumentTypeError(f"a name is repeated in {text!r}")
+        return names
+    return parse
+
 
 # jax.random.key takes a C long; the data split uses seed + 1
 MAX_SEED = 2**63 - 2
@@ -91,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and write a run folder OUT/NAME/ with config.json,\n"
                     "history.json, checkpoints/ (every epoch), curves.png and results.json.\n"
                     "With no options: LeNet-5 on MNIST, Adam (lr 1e-3), 10 epochs of batch 32,\n"
-                    "10 % of the training set held out for validation.",
+                    "10 % of the training set held out for validation. --dataset fashion-mnist\n"
+                    "defaults to its recipe: --model cnn, batch 128, 10 epochs, Adam lr 2e-3.",
         epilog=f"models:\n{_listing(MODELS)}\n\ndata sets:\n{_listing(DATASETS)}\n\n"
                f"optimizers and their default learning rates:\n  "
                + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + "\n\n"
@@ -100,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Compiled programs are cached in ~/.cache/fnn/jax (or $FNN_CACHE_DIR/jax,\n"
                "$JAX_COMPILATION_CACHE_DIR); FNN_CACHE_DIR=off disables the cache.")
     t.add_argument("--model", choices=sorted(MODELS), metavar="NAME",
-                   help="model (default: lenet5 for mnist, mlp for the others); "
+                   help="model (default: lenet5 for mnist, cnn for fashion-mnist, mlp for "
+                        "the others); "
                         "one of: " + ", ".join(MODELS))
     t.add_argument("--dataset", choices=list(DATASETS), metavar="NAME",
                    help="data set (default: mnist); one of: " + ", ".join(DATASETS))
@@ -121,8 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=_limit, metavar="N",
                    help="use only the first N training examples, N >= 2 (quick tests)")
     t.add_argument("--data-dir", metavar="DIR",
-                   help="folder with the MNIST IDX files, for --dataset mnist only "
-                        "(default: $FNN_DATA_DIR)")
+                   help="folder with the IDX files, for --dataset mnist or fashion-mnist "
+                        "(default: $FNN_DATA_DIR, /usr/share/datasets/NAME, ~/.keras/datasets)")
+    t.add_argument("--augment", type=names_list(AUGMENTATIONS), metavar="LIST",
+                   help="augment the training images on the device, in this order: "
+                        "crop (pad 2, random 28x28 crop), flip (left-right, p 0.5); "
+                        "e.g. crop,flip (default: none)")
+    t.add_argument("--log", type=names_list(LOG_FORMATS), metavar="LIST",
+                   help="also log every epoch and every 50 steps into the run folder: "
+                        "jsonl (epochs.jsonl, steps.jsonl), csv (epochs.csv, steps.csv), "
+                        "tensorboard (tensorboard/, needs tensorboardX); e.g. jsonl,tensorboard")
+    t.add_argument("--metrics", type=names_list(_metric_names), metavar="LIST",
+                   help="metrics recorded in the history, from: "
+                        + ", ".join(_metric_names()) + " (default: all of them)")
     t.add_argument("--out", metavar="DIR", help="folder for run folders (default: runs)")
     t.add_argument("--name", metavar="NAME",
                    help="run folder name (default: MODEL-DATASET-YYYYmmdd-HHMMSS)")

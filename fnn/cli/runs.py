@@ -10,12 +10,12 @@ from typing import NamedTuple
 from fnn import optim
 from fnn._atomic import atomic_file
 from fnn._checks import is_int
-from fnn.cli.parser import DATASETS, MAX_SEED, MODELS, OPTIMIZERS
+from fnn.cli.parser import AUGMENTATIONS, DATASETS, LOG_FORMATS, MAX_SEED, MODELS, OPTIMIZERS
 
 __all__ = [
     "Failure", "Data", "make_optimizer", "write_json", "fail", "CONFIG_KEYS", "read_config",
     "latest_epoch", "prepare", "eval_batch", "one_line", "damaged_checkpoint",
-    "enable_compile_cache",
+    "enable_compile_cache", "augmentation", "log_rules",
 ]
 
 
@@ -35,6 +35,10 @@ class Data(NamedTuple):
     source: str
 
 
+# the official Fashion-MNIST training set starts with these labels (MNIST's: 5 0 4 1 9 ...)
+_FASHION_FIRST_LABELS = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+
+
 def _load_dataset(name: str, seed: int, data_dir: str | None) -> Data:
     """Train and test splits as numpy arrays (sets without a test split: 80 % / 20 %)."""
     import jax
@@ -44,6 +48,9 @@ def _load_dataset(name: str, seed: int, data_dir: str | None) -> Data:
     entry = DATASETS[name]
     train, test = entry.load(jax.random.key(seed), data_dir)
     source = entry.source(data_dir, seed)
+    if name == "mnist" and train[1][:10].tolist() == _FASHION_FIRST_LABELS:
+        source = ("Fashion-MNIST files read as --dataset mnist (their first ten training "
+                  "labels are Fashion-MNIST's; use --dataset fashion-mnist): " + source)
     if test is None:
         train, test = train_val_split(jax.random.key(seed + 1), *train, val_fraction=0.2)
         source += ", 20 % held out for testing"
@@ -86,7 +93,50 @@ _CONFIG_RULES = {
              lambda v: is_int(v) and 0 <= v <= MAX_SEED),
     "limit": ("null or an integer >= 2", lambda v: v is None or is_int(v) and v >= 2),
     "data_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
+    "augment": ("null or a list of names from " + ", ".join(AUGMENTATIONS),
+                lambda v: _names_or_null(v, AUGMENTATIONS)),
+    "log": ("null or a list of names from " + ", ".join(LOG_FORMATS),
+            lambda v: _names_or_null(v, LOG_FORMATS)),
+    "metrics": ("null or a list of metric names",
+                lambda v: v is None or (isinstance(v, list) and all(isinstance(m, str)
+                                                                    for m in v))),
 }
+
+
+def _names_or_null(v, allowed) -> bool:
+    return v is None or (isinstance(v, list) and all(isinstance(n, str) and n in allowed
+                                                     for n in v))
+
+
+def augmentation(names):
+    """The augmentation `--augment` names (`AUGMENTATIONS`), chained in the order given, or
+    None: `crop` is `fnn.augment.random_crop` with padding 2, `flip` `random_flip`."""
+    if not names:
+        return None
+    import functools
+
+    from fnn import augment
+
+    table = {"crop": functools.partial(augment.random_crop, padding=2),
+             "flip": augment.random_flip}
+    return augment.chain(*(table[n] for n in names))
+
+
+def log_rules(formats, run_dir: str, every: int) -> list:
+    """The logging rules `--log` names: per epoch and every `every` steps, into the run
+    folder (`epochs.jsonl`/`steps.jsonl`, `.csv`, `tensorboard/`)."""
+    from fnn.train import log_epochs, log_steps
+
+    rules = []
+    for f in formats or ():
+        if f == "tensorboard":
+            path = os.path.join(run_dir, "tensorboard")
+            rules += [log_epochs(os.path.join(path, "epochs"), format=f),
+                      *log_steps(os.path.join(path, "steps"), every=every, format=f)]
+        else:
+            rules += [log_epochs(os.path.join(run_dir, f"epochs.{f}"), format=f),
+                      *log_steps(os.path.join(run_dir, f"steps.{f}"), every=every, format=f)]
+    return rules
 
 
 def read_config(parser, run_dir: str, keys=CONFIG_KEYS) -> dict:

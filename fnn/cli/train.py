@@ -6,17 +6,24 @@ import sys
 import time
 
 from fnn.cli import runs
-from fnn.cli.parser import DEFAULT_LR
+from fnn.cli.parser import DEFAULT_LR, FILE_DATASETS
 
 __all__ = ["run"]
 
 _TRAIN_DEFAULTS = {"dataset": "mnist", "optimizer": "adam", "lr": None, "epochs": 10,
                    "batch_size": 32, "val_fraction": 0.1, "seed": 0, "limit": None,
-                   "data_dir": None}
+                   "data_dir": None, "augment": None, "log": None, "metrics": None}
+# a data set's own defaults for the options not given (its recipe; README "Recipes")
+# (its "lr" is for the default optimizer, adam, and applies only with it)
+_DATASET_DEFAULTS = {"fashion-mnist": {"model": "cnn", "batch_size": 128, "epochs": 10,
+                                       "lr": 2e-3}}
+_STEP_LOG_EVERY = 50
 _RESUMABLE = ("epochs", "no_progress", "resume")
 
 
 def _default_model(dataset: str) -> str:
+    if dataset in _DATASET_DEFAULTS:
+        return _DATASET_DEFAULTS[dataset]["model"]
     return "lenet5" if dataset == "mnist" else "mlp"
 
 
@@ -80,12 +87,17 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
         return config, run_dir
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
               for k, v in _TRAIN_DEFAULTS.items()}
+    for k, v in _DATASET_DEFAULTS.get(config["dataset"], {}).items():
+        if k in _TRAIN_DEFAULTS and getattr(args, k) is None and (
+                k != "lr" or args.optimizer is None):
+            config[k] = v
     config["model"] = args.model or _default_model(config["dataset"])
     if config["lr"] is None:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
-    if args.data_dir is not None and config["dataset"] != "mnist":
-        runs.fail(parser, f"--data-dir is only read for --dataset mnist; --dataset "
-                          f"{config['dataset']} is generated or bundled (leave --data-dir out)")
+    if args.data_dir is not None and config["dataset"] not in FILE_DATASETS:
+        runs.fail(parser, f"--data-dir is only read for --dataset "
+                          f"{' or '.join(FILE_DATASETS)}; --dataset {config['dataset']} is "
+                          f"generated or bundled (leave --data-dir out)")
     out = args.out or "runs"
     existing = _nearest_existing(out)  # a file there, or above: say so before the data loads
     if not os.path.isdir(existing):
@@ -119,6 +131,9 @@ def run(parser, args) -> int:
     runs.enable_compile_cache()
     config_path = os.path.join(run_dir, "config.json") if run_dir else None
     data, train_data, val_data, model, shape = runs.prepare(config, parser, config_path)
+    if config.get("augment") and len(shape) != 3:
+        runs.fail(parser, f"--augment {','.join(config['augment'])} needs images (H, W, C); "
+                          f"--dataset {config['dataset']} examples have shape {tuple(shape)}")
 
     import jax
 
@@ -180,6 +195,7 @@ def run(parser, args) -> int:
 
     loss = losses.softmax_cross_entropy
     optimizer = runs.make_optimizer(config["optimizer"], config["lr"])
+    extra = {"metrics": tuple(config["metrics"])} if config.get("metrics") else {}
     start = time.perf_counter()
     try:
         ts, history = train.fit(
@@ -187,7 +203,8 @@ def run(parser, args) -> int:
             batch_size=batch_size, key=jax.random.key(config["seed"]), val_data=val_data,
             checkpoint_dir=ckpt_dir, progress=False if args.no_progress else "transient",
             eval_batch_size=runs.eval_batch(config),
-            on_epoch_end=on_epoch_end)
+            on_epoch_end=on_epoch_end, augment=runs.augmentation(config.get("augment")),
+            rules=runs.log_rules(config.get("log"), run_dir, _STEP_LOG_EVERY), **extra)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: fnn train --resume {run_dir}", file=sys.stderr)
         return 130

@@ -1,5 +1,9 @@
 """CIFAR-10 from the official *binary* version (never the pickled Python version).
 
+The "python version" batches are pickles; fnn refuses them rather than parse the
+pickle protocol (even a reader restricted to its data records is an unpickler, and
+the binary version holds the same bytes), and its error says how to convert them.
+
 The binary tarball `cifar-10-binary.tar.gz` unpacks to `cifar-10-batches-bin/`
 with `data_batch_1.bin` … `data_batch_5.bin` (training, 10,000 images each) and
 `test_batch.bin` (10,000). Each file is a sequence of 3,073-byte records: one
@@ -74,7 +78,12 @@ def _folder(data_dir: str | None, split: str) -> str:
     pickled = any(os.path.exists(os.path.join(c, "data_batch_1")) or
                   os.path.isdir(os.path.join(c, "cifar-10-batches-py")) for c in candidates)
     hint = (" Found the pickled Python version, which fnn never reads (unpickling can run "
-            "code); use the binary version." if pickled else "")
+            "code, and a restricted unpickler is still an unpickler); use the binary version, "
+            "or convert each batch once, in your own Python, if you trust the file: "
+            "d = pickle.load(open(name, 'rb'), encoding='bytes'); numpy.column_stack("
+            "[d[b'labels'], d[b'data']]).astype('uint8').tofile(name + '.bin') "
+            "(data_batch_1 -> data_batch_1.bin, ..., test_batch -> test_batch.bin)."
+            if pickled else "")
     raise FileNotFoundError(
         f"cifar10: no CIFAR-10 {split} files ({', '.join(_FILES[split])}) in {root} or its "
         f"cifar-10-batches-bin/ or cifar10/ subfolders.{hint} {_HOW_TO_GET}"

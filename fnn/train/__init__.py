@@ -32,3 +32,7 @@ __all__ = [
     "FitOptions", "Rule", "StepInfo", "EpochInfo", "Resumed", "as_rule", "early_stopping",
     "checkpoint", "restore_tree", "callback", "write_history",
 ]
+
+from fnn.train.logging import log_epochs, log_steps  # noqa: E402  (logging as rules)
+
+__all__ += ["log_epochs", "log_steps"]

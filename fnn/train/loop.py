@@ -15,7 +15,8 @@ checkpoints, callbacks. `fit`'s own keyword arguments `early_stopping`,
 `checkpoint_dir`, `reduce_lr`, `keep_checkpoints` and `on_epoch_end` are
 shorthands for the matching rules; `accumulate`, `check_finite`,
 `input_shape`, `eval_batch_size`, `mesh`, `steps_per_call` and `fused_form` are
-shorthands for the fields of a `FitOptions`.
+shorthands for the fields of a `FitOptions` (and `augment`, a data augmentation run
+inside the compiled step: `fnn.augment`).
 """
 from __future__ import annotations
 
@@ -121,13 +122,18 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       loss, so that every history list stays one entry per epoch (`ValueError`
       otherwise). The optimizer's hyperparameters may change (e.g. a lower learning
       rate to fine-tune); the run then continues with the new ones.
-    - `progress`: show a tqdm bar per epoch on stderr (step, running loss,
-      examples/s; at the end of the epoch its metrics); it stays off when stderr
+    - `progress`: show a tqdm bar per epoch on stderr (step, the epoch's time
+      left, running loss, examples/s, the whole run's time left estimated from
+      this epoch's pace; at the end of the epoch its metrics); it stays off when stderr
       is not a terminal or tqdm is not installed. `"transient"` erases each
       bar when its epoch ends (for callers that print their own epoch line).
     - `options`: a `FitOptions` (accumulation, NaN checks, the input shape, the
       validation batch, a mesh, fused steps); each of its fields may also be
       given as a keyword argument (`fit(..., accumulate=4)`).
+    - `augment`: `fn(key, x) -> x` or `fn(key, x, y) -> (x, y)` (`fnn.augment`, e.g.
+      `fnn.augment.chain(random_crop, random_flip)`), applied on the device to each
+      training batch inside the compiled step, its key drawn from the run's key
+      stream (so a resume stays exact); validation data are not augmented.
     - `reduce_lr`: a `reduce_on_plateau(...)` (shorthand for its rule), fed
       `history[rule.monitor]`. `on_epoch_end(epoch, logs)`: shorthand for
       `callback(on_epoch_end)`, called after each epoch (after the checkpoint) with
@@ -231,11 +237,11 @@ def _resume(rules, ts, states: dict, config: dict):
 
 
 def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite, rules,
-                  mesh=None, form="single"):
+                  mesh=None, form="single", augment=None):
     """The compiled step `fit` runs: single (`form="single"`) or `K` steps per call
     (`"scan"`/`"unroll"`, `fnn.fused`), on one device or data-parallel on `mesh`."""
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules)
+                      check_finite=check_finite, rules=rules, augment=augment)
     if form == "single":
         return compile_step(step, mesh)
     if mesh is not None:
@@ -243,13 +249,14 @@ def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite,
     return fused.make_fused_step(step, form)
 
 
-def auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, rules, x, y):
+def auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, rules, x, y,
+              augment=None):
     """`fused.choose_form` for this step on batches shaped like `x`, `y`
     (`ShapeDtypeStruct`s): traced once per model, settings and batch shape."""
     key = jax.ShapeDtypeStruct((2,), jnp.uint32)
     ts = jax.eval_shape(init_program(model, optimizer, tuple(x.shape[1:]), rules), key)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules)
+                      check_finite=check_finite, rules=rules, augment=augment)
     return fused.choose_form(step, ts, x, y)
 
 
@@ -274,7 +281,7 @@ class _Run(NamedTuple):
         opts, mesh = self.opts, self.opts.mesh
         step_key = (self.model, self.loss, self.optimizer, self.regularizer, opts.accumulate,
                     self.check_finite, self.step_rules)
-        step_fn = memoized(compiled_step, *step_key, mesh)
+        step_fn = memoized(compiled_step, *step_key, mesh, "single", opts.augment)
         x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
         fused_fn, form = None, "single"
         if opts.steps_per_call > 1:
@@ -282,9 +289,9 @@ class _Run(NamedTuple):
             if form == "auto":
                 batch = [jax.ShapeDtypeStruct((self.bs, *a.shape[1:]), a.dtype)
                          for a in (x_dev, y_dev)]
-                form = memoized(auto_form, *step_key, *batch)
+                form = memoized(auto_form, *step_key, *batch, opts.augment)
             if form != "single":
-                fused_fn = memoized(compiled_step, *step_key, mesh, form)
+                fused_fn = memoized(compiled_step, *step_key, mesh, form, opts.augment)
         config = dict(config, fused_form=form)
         if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
             ts = distributed.shard_model(mesh, ts)
@@ -370,9 +377,11 @@ class _Run(NamedTuple):
             if bar is not None:
                 done = i + 1
                 bar.update(1)
-                rate = done * self.bs / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix_str(f"loss {sums['loss'] / done:.4f}, {rate:,.0f} ex/s",
-                                    refresh=False)
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                left = (steps - done + (self.epochs - epoch - 1) * steps) * elapsed / done
+                bar.set_postfix_str(f"loss {sums['loss'] / done:.4f}, "
+                                    f"{done * self.bs / elapsed:,.0f} ex/s, "
+                                    f"run {_clock(left)} left", refresh=False)
 
         def consume(call):
             m, first, count = call
@@ -408,6 +417,13 @@ def _progress_bar(show, total: int, desc: str):
         return None
     return tqdm(total=total, desc=desc, unit="step", leave=show != "transient",
                 dynamic_ncols=True, file=sys.stderr)
+
+
+def _clock(seconds: float) -> str:
+    """`12:34` (minutes:seconds) or `1:02:03`, like tqdm's own times."""
+    m, sec = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def _format_logs(logs: dict) -> str:

@@ -13,7 +13,7 @@ stay as shorthands:
 | `checkpoint_dir=d, keep_checkpoints=k` | the rule `checkpoint(d, keep=k)` |
 | `on_epoch_end=fn` | the rule `callback(fn)` |
 | `accumulate`, `check_finite`, `input_shape`, `eval_batch_size`, | the `FitOptions` |
-| `mesh`, `steps_per_call`, `fused_form` | field of that name |
+| `mesh`, `steps_per_call`, `fused_form`, `augment` | field of that name |
 
 The rules run in this order: `rules` as given, then early stopping, the plateau,
 the checkpoint, the callback (so that the checkpoint saves the states the rules
@@ -29,6 +29,7 @@ import jax
 from fnn import fused
 from fnn._checks import BadType, BadValue, positive_int
 from fnn.metrics import streaming
+from fnn.augment import takes_labels
 from fnn.train.checkpointing import checkpoint
 from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
@@ -68,6 +69,11 @@ class FitOptions(NamedTuple):
     - `fused_form`: `"auto"` (`fnn.fused.choose_form`: single steps when the step
       contains a convolution on the CPU backend, `lax.scan` otherwise), `"scan"`,
       `"unroll"` or `"single"`; recorded in the checkpoint config as `"fused_form"`.
+    - `augment`: a data augmentation applied on the device to each training batch
+      inside the compiled step (`fnn.augment`: `fn(key, x) -> x` or
+      `fn(key, x, y) -> (x, y)`, e.g. `chain(random_crop, random_flip)`), its key
+      drawn from the run's key stream (`make_train_step(augment=)`), so a resume
+      stays exact. Validation data are never augmented.
     """
 
     accumulate: int = 1
@@ -77,6 +83,7 @@ class FitOptions(NamedTuple):
     mesh: Any = None
     steps_per_call: int = 1
     fused_form: str = "auto"
+    augment: Any = None
 
 
 RULE_SHORTHANDS = ("reduce_lr", "keep_checkpoints", "on_epoch_end")
@@ -93,6 +100,8 @@ def options_from(options, settings: dict) -> FitOptions:
     options = options._replace(accumulate=positive_int("accumulate", options.accumulate),
                                steps_per_call=positive_int("steps_per_call",
                                                            options.steps_per_call))
+    if options.augment is not None:
+        takes_labels(options.augment)   # a callable of (key, x) or (key, x, y)
     if options.fused_form not in fused.FORMS:
         raise BadValue(f"unknown fused_form {options.fused_form!r}; expected one of "
                        f"{list(fused.FORMS)}.")

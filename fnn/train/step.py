@@ -20,6 +20,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fnn import augment as augmentation
 from fnn import compiler, distributed, fused
 from fnn._checks import BadType, BadValue, named, positive_int
 from fnn.core import Layer
@@ -77,7 +78,8 @@ def _nonfinite(x, y, total, grads) -> dict:
 
 
 def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
-               *, accumulate: int = 1, check_finite: bool = False, rules=()) -> Callable:
+               *, accumulate: int = 1, check_finite: bool = False, rules=(),
+               augment: Callable | None = None) -> Callable:
     """The pure step `step(train_state, x, y) -> (train_state, metrics)`, not jitted
     (arguments unchecked: `make_train_step` checks them; see its docstring)."""
     accuracy = accuracy_rule(loss)     # how this loss counts a correct prediction
@@ -98,12 +100,12 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
-    def gradients(ts: TrainState, x, y):
+    def gradients(ts: TrainState, x, y, key):
         """`(objective, data loss, accuracy, model state, grads)`, the micro-batches
         (`accumulate > 1`) unrolled in Python, not a `lax.scan`: on XLA:CPU a
         convolution's weight gradient inside a scan body compiles into a much slower
         loop (see `make_train_step`)."""
-        key, params = step_key(ts), ts.opt_state.params      # unused key: XLA drops it
+        params = ts.opt_state.params      # an unused key: XLA drops it
         if accumulate == 1:
             (total, (data_loss, acc, model_state)), grads = grad_fn(
                 params, ts.model_state, x, y, key)
@@ -128,7 +130,11 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
     @named("make_train_step")
     def step(ts: TrainState, x, y):
         _state_and_batch(ts, x, y, rules)
-        total, data_loss, acc, model_state, grads = gradients(ts, x, y)
+        key = step_key(ts)
+        if augment is not None:  # the model's key stays step_key(ts) when there is none
+            aug_key, key = jax.random.split(key)
+            x, y = augmentation.apply(augment, aug_key, x, y)
+        total, data_loss, acc, model_state, grads = gradients(ts, x, y, key)
         opt_state, _ = optimizer.update(ts.opt_state, grads)
         metrics = {"loss": data_loss}
         if acc is not None:
@@ -162,7 +168,7 @@ def compile_step(step: Callable, mesh=None) -> Callable:
 @named("make_train_step")
 def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
                     *, accumulate: int = 1, check_finite: bool = False, jit: bool = True,
-                    mesh=None, rules=()):
+                    mesh=None, rules=(), augment: Callable | None = None):
     """Build `step(train_state, x, y) -> (train_state, metrics)`.
 
     One step: take the dropout key `fold_in(train_state.key, opt_state.step)`, run
@@ -196,6 +202,12 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
       the step after the update; the train state must hold their states
       (`init_train_state(..., rules=rules)`). With rules, `metrics["stop"]` says
       whether one of them asked to stop training.
+    - `augment`: a data augmentation (`fnn.augment`), `fn(key, x) -> x` or
+      `fn(key, x, y) -> (x, y)`, applied to the whole batch on the device before the
+      forward pass (before any micro-batch split). Its key is the first half of
+      `jax.random.split(fold_in(train_state.key, opt_state.step))` and the model's
+      dropout key the second (without `augment` the model's key is unchanged), so a
+      resumed run augments bit for bit as an uninterrupted one.
 
     **Metrics** (scalars on the device): `"loss"` (the data loss, mean over the
     batch, without the penalty), `"accuracy"` when the loss declares an accuracy
@@ -213,6 +225,8 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
     if mesh is not None and not jit:
         raise BadValue("mesh= needs jit=True (the shardings are those of the jitted step); "
                        "drop jit=False or mesh=.")
+    if augment is not None:
+        augmentation.takes_labels(augment)   # a callable of (key, x) or (key, x, y)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=step_rules(rules))
+                      check_finite=check_finite, rules=step_rules(rules), augment=augment)
     return compile_step(step, mesh) if jit else step
