@@ -10,6 +10,15 @@ from fnn.layers.embedding import Embedding
 from fnn.layers.norm import BatchNorm, LayerNorm
 from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
 from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from fnn.layers.conv import Conv1D, Conv3D
+from fnn.layers.conv_transpose import (
+    ConvTranspose1D,
+    ConvTranspose2D,
+    ConvTranspose3D,
+    conv_transpose_output_size,
+)
+from fnn.layers.upsample import Upsample
+from fnn.layers.pool import AvgPool1D, AvgPool3D, GlobalMaxPool, MaxPool1D, MaxPool3D
 
 __all__ = [
     "Conv2D", "conv_output_size", "MaxPool", "AvgPool", "GlobalAvgPool", "Dropout",
@@ -17,4 +26,7 @@ __all__ = [
     "Dense", "Flatten", "LayerNorm", "Maxout", "PReLU", "Embedding",
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "RNNCarry", "LSTMCarry",
     "simple_rnn_cell", "lstm_cell", "gru_cell", "use_onednn",
+    "Conv1D", "Conv3D", "ConvTranspose1D", "ConvTranspose2D", "ConvTranspose3D",
+    "conv_transpose_output_size", "Upsample", "MaxPool1D", "AvgPool1D", "MaxPool3D",
+    "AvgPool3D", "GlobalMaxPool",
 ]
