@@ -3,22 +3,29 @@ from fnn.layers._onednn_conv import use_onednn
 from fnn.layers.activation import PReLU
 from fnn.layers.bidirectional import Bidirectional
 from fnn.layers.cells import LSTMCarry, RNNCarry, gru_cell, lstm_cell, simple_rnn_cell
-from fnn.layers.conv import Conv2D, conv_output_size
-from fnn.layers.dense import Dense, Flatten, Maxout
-from fnn.layers.dropout import Dropout
-from fnn.layers.embedding import Embedding
-from fnn.layers.norm import BatchNorm, LayerNorm
-from fnn.layers.pool import AvgPool, GlobalAvgPool, MaxPool
-from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
-from fnn.layers.conv import Conv1D, Conv3D
+from fnn.layers.conv import Conv1D, Conv2D, Conv3D, conv_output_size
 from fnn.layers.conv_transpose import (
     ConvTranspose1D,
     ConvTranspose2D,
     ConvTranspose3D,
     conv_transpose_output_size,
 )
+from fnn.layers.dense import Dense, Flatten, Maxout
+from fnn.layers.dropout import Dropout
+from fnn.layers.embedding import Embedding
+from fnn.layers.norm import BatchNorm, LayerNorm
+from fnn.layers.pool import (
+    AvgPool,
+    AvgPool1D,
+    AvgPool3D,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool,
+    MaxPool1D,
+    MaxPool3D,
+)
+from fnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from fnn.layers.upsample import Upsample
-from fnn.layers.pool import AvgPool1D, AvgPool3D, GlobalMaxPool, MaxPool1D, MaxPool3D
 
 __all__ = [
     "Conv2D", "conv_output_size", "MaxPool", "AvgPool", "GlobalAvgPool", "Dropout",

@@ -214,11 +214,13 @@ def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1),
     - input gradient: im2col for those and for unpadded kernels of 5×5 and up
       (LeNet-5's C3), XLA's kernel otherwise (ResNet's 3×3);
     - weight gradient: XLA's kernel.
-    Everything else, and every pass on a GPU or TPU: `LAX`. A grouped convolution
-    (`x_shape[-1] / w_shape[2]` groups > 1): `ONEDNN` where it `supports` it, else `LAX`. (Three channels with a
+    Everything else, and every pass on a GPU or TPU: `LAX`. (Three channels with a
     3×3 kernel, ResNet-20's first layer, stay on XLA's kernel: im2col's faster
     forward pass did not make the training step measurably faster and compiled
     longer.) The timings behind each choice: benchmarks/RESULTS.md, item 4.
+
+    A grouped convolution (`x_shape[-1] / w_shape[2]` groups > 1): `ONEDNN` where
+    `supports(...)`, else `LAX` (benchmarks/conv_variants.py).
     """
     if jax.default_backend() != "cpu":
         return LAX
