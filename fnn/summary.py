@@ -125,6 +125,9 @@ def _eqn_macs(eqn) -> int:
     if prim == _onednn_conv.fwd_p.name:          # Conv2D on oneDNN: kernel (kh, kw, C/g, O)
         rhs = eqn.invars[1].aval
         return _size(eqn.outvars[0].aval) * (_size(rhs) // rhs.shape[-1])
+    if prim == _onednn_conv.bwd_data_p.name:     # ConvTranspose on oneDNN: each cell of
+        rhs = eqn.invars[1].aval                 # dy (N, H, W, O) meets kh·kw·C/g entries
+        return _size(eqn.invars[0].aval) * (_size(rhs) // rhs.shape[-1])
     return 0
 
 

@@ -15,6 +15,7 @@ from fnn.layers import (
     ConvTranspose1D,
     ConvTranspose2D,
     ConvTranspose3D,
+    _onednn_conv,
     conv_transpose_output_size,
 )
 
@@ -188,6 +189,33 @@ def test_summary_counts_each_input_cell_times_the_kernel(layer, shape):
     taps, features = int(np.prod(w.shape[:-2])), w.shape[-1]
     assert s.total_macs == int(np.prod(shape)) * taps * features
     assert s.total_params == w.size + features
+
+
+@pytest.mark.skipif(not _onednn_conv.enabled(), reason="fnn_onednn not installed or off")
+@pytest.mark.parametrize("layer,shape,on_onednn", [
+    (ConvTranspose2D(3, 4, stride=2, padding=1), (4, 4, 2), True),
+    (ConvTranspose1D(3, 3, stride=2, padding="SAME"), (5, 2), True),
+    (ConvTranspose1D(3, 2, stride=3, padding="SAME"), (5, 2), False),   # zeros appended
+    (ConvTranspose2D(3, 3, stride=2, output_padding=1), (4, 4, 2), False),  # q > p
+    (ConvTranspose3D(3, 2, stride=2), (2, 2, 2, 2), False),
+])
+def test_onednn_where_the_crops_are_paddings(layer, shape, on_onednn):
+    """1-D/2-D with crops >= 0 on oneDNN's backward-data kernel, the rest on lax; the
+    same values and gradients either way."""
+    params, _ = layer.init(jax.random.key(0), shape)
+    x = jax.random.normal(jax.random.key(1), (2, *shape))
+    loss = lambda p, x: jnp.sum(jnp.sin(layer.apply(p, {}, x)[0]))
+    text = str(jax.make_jaxpr(loss)(params, x))
+    assert ("onednn_conv_bwd_data" in text) == on_onednn
+    grads = jax.grad(loss, argnums=(0, 1))(params, x)
+    _onednn_conv.use_onednn(False)
+    try:
+        # a fresh function: make_jaxpr caches traces by function
+        assert "onednn" not in str(jax.make_jaxpr(lambda p, x: loss(p, x))(params, x))
+        lax_grads = jax.grad(loss, argnums=(0, 1))(params, x)
+    finally:
+        _onednn_conv.use_onednn(None)
+    chex.assert_trees_all_close(grads, lax_grads, rtol=1e-5, atol=1e-5)
 
 
 def _apply(layer, shape, x):

@@ -16,7 +16,13 @@ the end (or pads `−c` zeros at the end when `c < 0`), so that it is exactly th
 adjoint of `Conv2D(padding="SAME", stride=s)` on an input of size `n·s`
 (TensorFlow's `conv2d_transpose` with `"SAME"`).
 
-It runs as one `jax.lax.conv_general_dilated` over the input dilated by the stride
+On CPU with the oneDNN extension (`fnn.layers._onednn_conv.supports`), 1-D and 2-D
+transposed convolutions whose crops are >= 0 (every int `padding` >= `output_padding`,
+and `"SAME"` with `k_eff >= s`) run on oneDNN's backward-data kernel: the crops are the
+padding of the convolution they are the adjoint of (1-D as 2-D with a unit axis). It
+measured 2–3× faster forward and ~20× faster backward than XLA's convolution of the
+dilated input (benchmarks/conv_variants.py). Everywhere else the transposed convolution
+is one `jax.lax.conv_general_dilated` over the input dilated by the stride
 (`lhs_dilation`), the kernel flipped, padded by `k_eff − 1 − crop` on each side.
 """
 from __future__ import annotations
@@ -40,6 +46,7 @@ from fnn._checks import (
     shape_str,
 )
 from fnn.core import Layer
+from fnn.layers import _onednn_conv
 from fnn.layers.conv import EXAMPLE_LAYOUTS, positive_tuple, require_batch
 
 __all__ = ["conv_transpose_output_size", "ConvTranspose1D", "ConvTranspose2D",
@@ -180,18 +187,35 @@ def conv_transpose_layer(name: str, ndim: int, features: int, kernel_size, *, st
         check(params, x, key, train)
         dtype = jnp.result_type(x, params["w"])
         x, w = x.astype(dtype), params["w"].astype(dtype)
-        pads = []
-        for n, k, s, p, q, d in axes(x.shape[1:-1]):
-            lo, hi = _crops(n, k, s, p, q, d)
-            pads.append((d * (k - 1) - lo, d * (k - 1) - hi))
-        y = jax.lax.conv_general_dilated(
-            x, jnp.flip(w, axis=tuple(range(ndim))), (1,) * ndim, pads, lhs_dilation=strides,
-            rhs_dilation=dilations, dimension_numbers=_DIMS[ndim])
+        crops = [_crops(*a) for a in axes(x.shape[1:-1])]
+        out = output_spatial(x.shape[1:-1], x.shape)
+        y = _transpose(x, w, out, strides, crops, dilations)
         if use_bias:
             y = y + params["b"].astype(dtype).reshape((1,) * (ndim + 1) + (-1,))
         return y, state
 
     return Layer(init, apply, name)
+
+
+def _transpose(x, w, out, strides, crops, dilations):
+    """`(N, *spatial, in) -> (N, *out, features)` with `w: (*k, in, features)`; `crops`:
+    `(start, end)` per axis, cut from the full output (< 0: zeros added)."""
+    ndim = len(strides)
+    on_onednn = ndim <= 2 and min(v for c in crops for v in c) >= 0
+    if on_onednn:
+        unit = ((1,), ((0, 0),)) if ndim == 1 else ((), ())
+        x2, w2 = (x[:, None], w[None]) if ndim == 1 else (x, w)
+        out2, pads2 = (*unit[0], *out), (*unit[1], *crops)
+        w2 = jnp.swapaxes(w2, 2, 3)    # the kernel of the convolution (features -> in)
+        if _onednn_conv.supports((x.shape[0], *out2, w.shape[-1]), w2.shape, x.dtype, pads2):
+            y = _onednn_conv.conv2d_transpose(x2, w2, out2, (*unit[0], *strides), pads2,
+                                              (*unit[0], *dilations))
+            return y[:, 0] if ndim == 1 else y
+    pads = [(d * (k - 1) - lo, d * (k - 1) - hi)
+            for (lo, hi), k, d in zip(crops, w.shape[:ndim], dilations, strict=True)]
+    return jax.lax.conv_general_dilated(
+        x, jnp.flip(w, axis=tuple(range(ndim))), (1,) * ndim, pads, lhs_dilation=strides,
+        rhs_dilation=dilations, dimension_numbers=_DIMS[ndim])
 
 
 _SCALARS = dict(features=positive_int, use_bias=flag)
