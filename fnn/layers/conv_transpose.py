@@ -130,7 +130,7 @@ def _require_output_padding(out_pad, strides, dilations, pad) -> None:
                            f"rule), got {q} where stride is {s} and dilation {d}.")
 
 
-def conv_transpose_layer(name: str, ndim: int, features: int, kernel_size, *, stride=1,
+def _conv_transpose_layer(name: str, ndim: int, features: int, kernel_size, *, stride=1,
                          padding=0, output_padding=0, dilation=1, use_bias: bool = True,
                          w_init=initializers.lecun_normal,
                          b_init=initializers.zeros) -> Layer:
@@ -252,7 +252,7 @@ def ConvTranspose1D(features: int, kernel_size, *, stride=1, padding=0, output_p
     output_padding, dilation=dilation)` (channels last here).
     **Params:** `w: (k, in, features)`, `b: (features,)`.
     """
-    return conv_transpose_layer("ConvTranspose1D", 1, features, kernel_size, stride=stride,
+    return _conv_transpose_layer("ConvTranspose1D", 1, features, kernel_size, stride=stride,
                                 padding=padding, output_padding=output_padding,
                                 dilation=dilation, use_bias=use_bias, w_init=w_init,
                                 b_init=b_init)
@@ -270,7 +270,7 @@ def ConvTranspose2D(features: int, kernel_size, *, stride=1, padding=0, output_p
     same stride, padding, output_padding and dilation, on NCHW input.
     **Params:** `w: (kh, kw, in, features)`, `b: (features,)`.
     """
-    return conv_transpose_layer("ConvTranspose2D", 2, features, kernel_size, stride=stride,
+    return _conv_transpose_layer("ConvTranspose2D", 2, features, kernel_size, stride=stride,
                                 padding=padding, output_padding=output_padding,
                                 dilation=dilation, use_bias=use_bias, w_init=w_init,
                                 b_init=b_init)
@@ -287,7 +287,7 @@ def ConvTranspose3D(features: int, kernel_size, *, stride=1, padding=0, output_p
     `w.transpose(3, 4, 0, 1, 2)` on NCDHW input.
     **Params:** `w: (kd, kh, kw, in, features)`, `b: (features,)`.
     """
-    return conv_transpose_layer("ConvTranspose3D", 3, features, kernel_size, stride=stride,
+    return _conv_transpose_layer("ConvTranspose3D", 3, features, kernel_size, stride=stride,
                                 padding=padding, output_padding=output_padding,
                                 dilation=dilation, use_bias=use_bias, w_init=w_init,
                                 b_init=b_init)
