@@ -213,13 +213,14 @@ def _conv_nd(x, w, strides, pad, dilations, groups):
     """`x ⋆ w` with `len(strides)` spatial axes: Conv2D's per-pass plan (`_fast_conv`) for
     1-D (a unit H axis) and 2-D, `lax.conv_general_dilated` for 3-D."""
     ndim = len(strides)
+    grouped = {"groups": groups} if groups != 1 else {}   # one group: conv2d's 0.1 call
     if ndim == 1:
         pad2 = pad if isinstance(pad, str) else ((0, 0), *pad)
         y = _fast_conv.conv2d(x[:, None], w[None], (1, *strides), pad2, (1, *dilations),
-                              groups=groups)
+                              **grouped)
         return y[:, 0]
     if ndim == 2:
-        return _fast_conv.conv2d(x, w, strides, pad, dilations, groups=groups)
+        return _fast_conv.conv2d(x, w, strides, pad, dilations, **grouped)
     return jax.lax.conv_general_dilated(x, w, strides, pad if isinstance(pad, str) else list(pad),
                                         rhs_dilation=dilations,
                                         dimension_numbers=_spatial_dims(ndim),
