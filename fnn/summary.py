@@ -115,12 +115,20 @@ def _eqn_macs(eqn) -> int:
         k = math.prod(lhs.shape[d] for d in lhs_contract)
         return _size(eqn.outvars[0].aval) * k
     if prim == "conv_general_dilated":
-        rhs = eqn.invars[1].aval
-        out_features = rhs.shape[eqn.params["dimension_numbers"].rhs_spec[0]]
-        return _size(eqn.outvars[0].aval) * (_size(rhs) // out_features)
+        # A kernel (k..., C/g, O): each output cell takes k·C/g products. With an input
+        # dilated by a stride (a transposed convolution) most of those meet inserted
+        # zeros, so count as fvcore does: each input cell meets k·O/g kernel entries.
+        rhs, spec = eqn.invars[1].aval, eqn.params["dimension_numbers"].rhs_spec
+        if any(d > 1 for d in eqn.params["lhs_dilation"]):
+            per_input = _size(rhs) // rhs.shape[spec[1]] // eqn.params["feature_group_count"]
+            return _size(eqn.invars[0].aval) * per_input
+        return _size(eqn.outvars[0].aval) * (_size(rhs) // rhs.shape[spec[0]])
     if prim == _onednn_conv.fwd_p.name:          # Conv2D on oneDNN: kernel (kh, kw, C/g, O)
         rhs = eqn.invars[1].aval
         return _size(eqn.outvars[0].aval) * (_size(rhs) // rhs.shape[-1])
+    if prim == _onednn_conv.bwd_data_p.name:     # ConvTranspose on oneDNN: each cell of
+        rhs = eqn.invars[1].aval                 # dy (N, H, W, O) meets kh·kw·C/g entries
+        return _size(eqn.invars[0].aval) * (_size(rhs) // rhs.shape[-1])
     return 0
 
 

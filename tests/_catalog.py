@@ -46,6 +46,17 @@ LAYERS = {
     "transformer_block": (lambda: L.TransformerBlock(2, 8), (5, 4)),
     "positional_embedding": (lambda: L.PositionalEmbedding(6), (5, 4)),
     "sinusoidal_embedding": (lambda: L.SinusoidalEmbedding(), (5, 4)),
+    "conv1d": (lambda: L.Conv1D(4, 3, groups=2), (6, 2)),
+    "conv3d": (lambda: L.Conv3D(2, 2, padding="VALID"), (3, 3, 3, 1)),
+    "conv_transpose1d": (lambda: L.ConvTranspose1D(2, 3, stride=2), (4, 1)),
+    "conv_transpose2d": (lambda: L.ConvTranspose2D(2, 3, stride=2, padding="SAME"), (3, 3, 1)),
+    "conv_transpose3d": (lambda: L.ConvTranspose3D(2, 2, stride=2), (2, 2, 2, 1)),
+    "upsample": (lambda: L.Upsample(2, "bilinear"), (3, 3, 1)),
+    "maxpool1d": (lambda: L.MaxPool1D(2), (4, 1)),
+    "avgpool1d": (lambda: L.AvgPool1D(2), (4, 1)),
+    "maxpool3d": (lambda: L.MaxPool3D(2), (2, 2, 2, 1)),
+    "avgpool3d": (lambda: L.AvgPool3D(2), (2, 2, 2, 1)),
+    "gmp": (lambda: L.GlobalMaxPool(), (4, 4, 1)),
 }
 
 CONSTRUCTORS = ("sgd", "momentum", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam",

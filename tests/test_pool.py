@@ -1,4 +1,5 @@
-"""MaxPool, AvgPool and GlobalAvgPool against numpy loops written here."""
+"""MaxPool, AvgPool (1-D, 2-D, 3-D), GlobalAvgPool and GlobalMaxPool against numpy loops
+written here (and PyTorch for 1-D gradients)."""
 import math
 
 import jax
@@ -7,7 +8,16 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.layers import AvgPool, GlobalAvgPool, MaxPool
+from fnn.layers import (
+    AvgPool,
+    AvgPool1D,
+    AvgPool3D,
+    GlobalAvgPool,
+    GlobalMaxPool,
+    MaxPool,
+    MaxPool1D,
+    MaxPool3D,
+)
 
 
 def ref_pool(x, window, stride, padding, op):
@@ -136,3 +146,116 @@ def test_global_avg_pool_rejects_an_empty_spatial_axis():
     with pytest.raises(ValueError, match=r"GlobalAvgPool: the input of shape \(1, 3, 0, 2\)"):
         GlobalAvgPool().apply({}, {}, jnp.ones((1, 3, 0, 2)))
     assert GlobalAvgPool().apply({}, {}, jnp.ones((0, 3, 3, 2)))[0].shape == (0, 2)  # no examples
+
+
+# ---------------------------------------------------------------------------
+# 1-D and 3-D pools, GlobalMaxPool (issue 25)
+
+
+def ref_pool_nd(x, window, stride, pads, op):
+    """`op` over the real cells under each window, any number of spatial axes (float64)."""
+    x = np.asarray(x, np.float64)
+    spatial = x.shape[1:-1]
+    out = [(n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in zip(spatial, window, stride, pads)]
+    y = np.zeros((x.shape[0], *out, x.shape[-1]))
+    for idx in np.ndindex(*out):
+        cells = tuple(slice(max(i * s - lo, 0), min(i * s - lo + k, n))
+                      for i, k, s, (lo, _), n in zip(idx, window, stride, pads, spatial))
+        y[(slice(None), *idx)] = op(x[(slice(None), *cells)], axis=tuple(range(1, len(out) + 1)))
+    return y
+
+
+def same_pads(n, k, s):
+    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("ndim,window,stride,padding", [
+    (1, 2, None, "VALID"),
+    (1, 3, 2, "SAME"),
+    (1, 3, 1, ((2, 0),)),
+    (3, 2, None, "VALID"),
+    (3, (2, 3, 2), (1, 2, 2), "SAME"),
+    (3, 2, 1, 1),
+])
+def test_pool_1d_3d_against_numpy(seed, kind, ndim, window, stride, padding):
+    layer = {("max", 1): MaxPool1D, ("avg", 1): AvgPool1D, ("max", 3): MaxPool3D,
+             ("avg", 3): AvgPool3D}[kind, ndim](window, stride, padding)
+    shape = (2, 7, 3) if ndim == 1 else (2, 4, 5, 5, 2)
+    x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    tup = lambda v: (v,) * ndim if isinstance(v, int) else tuple(v)
+    win, st = tup(window), tup(stride or window)
+    if padding == "SAME":
+        pads = [same_pads(n, k, s) for n, k, s in zip(shape[1:-1], win, st)]
+    elif padding == "VALID":
+        pads = [(0, 0)] * ndim
+    elif isinstance(padding, int):
+        pads = [(padding, padding)] * ndim
+    else:
+        pads = list(padding)
+    op = np.max if kind == "max" else np.mean
+    y, _ = jax.jit(lambda x: layer.apply({}, {}, x))(x)
+    np.testing.assert_allclose(y, ref_pool_nd(x, win, st, pads, op), rtol=1e-6, atol=1e-6)
+    assert fnn.output_shape(layer, shape[1:]) == y.shape[1:]
+
+
+def test_pool_1d_gradients_equal_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(2, 9, 3)).astype(np.float32)
+    for layer, tfn in ((MaxPool1D(3, 2, 1), torch.nn.functional.max_pool1d),
+                       (AvgPool1D(3, 2, 1), lambda t, *a: torch.nn.functional.avg_pool1d(
+                           t, *a, count_include_pad=False))):
+        tx = torch.tensor(x.transpose(0, 2, 1), dtype=torch.float64, requires_grad=True)
+        ty = tfn(tx, 3, 2, 1)
+        ty.pow(2).sum().backward()
+        y, vjp = jax.vjp(lambda x, layer=layer: layer.apply({}, {}, x)[0], x)
+        np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 1), rtol=1e-6)
+        np.testing.assert_allclose(vjp(2 * y)[0], tx.grad.numpy().transpose(0, 2, 1),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_global_max_pool(seed):
+    x = np.random.default_rng(seed).normal(size=(2, 3, 4, 5)).astype(np.float32)
+    y, _ = GlobalMaxPool().apply({}, {}, x)
+    np.testing.assert_array_equal(y, x.max((1, 2)))
+    g = jax.grad(lambda x: GlobalMaxPool().apply({}, {}, x)[0].sum())(x)
+    np.testing.assert_array_equal(g, (x == x.max((1, 2), keepdims=True)).astype(np.float32))
+    assert fnn.output_shape(GlobalMaxPool(), (3, 4, 5)) == (5,)
+    x3 = jnp.arange(2 * 2 * 2 * 3 * 2.0).reshape(2, 2, 2, 3, 2)
+    np.testing.assert_array_equal(GlobalMaxPool().apply({}, {}, x3)[0], x3.max((1, 2, 3)))
+    vm = jax.vmap(lambda xi: GlobalMaxPool().apply({}, {}, xi[None])[0][0])(x)
+    np.testing.assert_array_equal(vm, y)
+
+
+BAD_INPUT = [
+    (lambda: MaxPool1D(0), ValueError, r"MaxPool1D: window must be positive, got 0"),
+    (lambda: AvgPool1D((2, 2)), TypeError, r"AvgPool1D: window must be an int, got \(2, 2\)"),
+    (lambda: MaxPool3D((2, 2)), TypeError,
+     r"MaxPool3D: window must be an int or a tuple of 3 ints, got \(2, 2\)"),
+    (lambda: AvgPool3D(2, padding="full"), ValueError, r"AvgPool3D: unknown padding 'full'"),
+    (lambda: MaxPool1D(2, padding=2), ValueError,
+     r"MaxPool1D: padding 2 must be smaller than the window 2 on every side \(got a pad of 2 "
+     r"on the L axis"),
+    (lambda: AvgPool3D(2, padding=((0, 0), (0, 0), (2, 0))), ValueError,
+     r"AvgPool3D: padding .* must be smaller than the window 2 .* on the W axis"),
+    (lambda: MaxPool3D(2).apply({}, {}, jnp.ones((2, 4, 4, 1))), ValueError,
+     r"MaxPool3D: expected a rank-5 input \(N, D, H, W, C\), got shape \(2, 4, 4, 1\)"),
+    (lambda: AvgPool1D(2).init(None, (4, 4, 1)), ValueError,
+     r"AvgPool1D: expected input_shape \(L, C\) for one sequence, got \(4, 4, 1\)"),
+    (lambda: MaxPool1D(5).init(None, (4, 1)), ValueError,
+     r"MaxPool1D: the window \(5,\) .* is larger than the input \(4, 1\)"),
+    (lambda: AvgPool1D(2).apply({}, {}, jnp.ones((1, 4, 1), jnp.int32)), TypeError,
+     r"AvgPool1D: expected a floating-point input, got dtype int32"),
+    (lambda: GlobalMaxPool().apply({}, {}, jnp.ones((2, 5))), ValueError,
+     r"GlobalMaxPool: expected an input \(N, H, W, C\), got shape \(2, 5\)"),
+    (lambda: GlobalMaxPool().init(None, (0, 3, 2)), ValueError,
+     r"GlobalMaxPool: input_shape \(0, 3, 2\) has an empty spatial axis .* the maximum over no "
+     r"positions"),
+]
+
+
+@pytest.mark.parametrize("trigger,exc,match", BAD_INPUT)
+def test_bad_input(trigger, exc, match):
+    with pytest.raises(exc, match=match):
+        trigger()

@@ -29,6 +29,11 @@ The rule `conv_plan` follows was measured per pass and per training step on
 XLA:CPU (the table and timings are in benchmarks/RESULTS.md, item 4, and
 "Measurements quoted from docstrings"): im2col where it won, `lax` elsewhere.
 GPUs and TPUs: always `lax`.
+
+Grouped convolutions (`w: (kh, kw, C/g, O)`, `g = C / w.shape[2]` groups, depthwise
+when `g = C`; XLA's `feature_group_count`) run on `lax` or, where `supports(...)`,
+every pass on oneDNN, whose primitive takes the group count; im2col is for `g = 1`
+only (a grouped convolution is `g` smaller products, not one).
 """
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ from jax.custom_derivatives import SymbolicZero
 from fnn._checks import BadValue, named
 from fnn.layers import _onednn_conv
 
-__all__ = ["ConvPlan", "LAX", "conv2d", "conv2d_im2col", "conv_plan", "explicit_padding"]
+__all__ = ["ConvPlan", "LAX", "conv2d", "conv2d_im2col", "conv_plan", "explicit_padding",
+           "groups_of"]
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 LOWERINGS = ("lax", "im2col", "onednn")
@@ -89,10 +95,17 @@ def _patches(x, kernel, strides, pads, dilation):
     return rows.reshape(n, ho, wo, kh * kw * c)
 
 
-def _require_conv_shapes(x, w) -> None:
-    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise BadValue(f"expected x (N, H, W, C) and w (kh, kw, C, O) with the same C, "
-                       f"got shapes {tuple(x.shape)} and {tuple(w.shape)}.")
+def _require_conv_shapes(x, w, groups=1) -> None:
+    if (x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2] * groups
+            or w.shape[3] % groups):
+        raise BadValue(f"expected x (N, H, W, C) and w (kh, kw, C/groups, O) with groups="
+                       f"{groups} dividing C and O, got shapes {tuple(x.shape)} and "
+                       f"{tuple(w.shape)}.")
+
+
+def groups_of(x_shape, w_shape) -> int:
+    """The number of groups of an NHWC × HWIO convolution: `C / w.shape[2]`."""
+    return int(x_shape[-1]) // int(w_shape[2])
 
 
 @named("conv2d_im2col")
@@ -111,10 +124,11 @@ def conv2d_im2col(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1)):
     return _im2col_conv(x, w, strides, pads, dilation)
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4))
-def _im2col_conv(x, w, strides, pads, dilation):
+@partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _im2col_conv(x, w, strides, pads, dilation, groups=1):
     # A named inner jit (inlined by XLA, so free at run time): it marks the
     # convolution in a traced step, which `fnn.fused.uses_convolution` looks for.
+    del groups   # always 1: `conv2d` sends no grouped convolution here
     patches = _patches(x, tuple(w.shape[:2]), strides, pads, dilation)
     n, ho, wo, k = patches.shape
     y = patches.reshape(n * ho * wo, k) @ w.reshape(k, w.shape[-1])
@@ -124,57 +138,63 @@ def _im2col_conv(x, w, strides, pads, dilation):
 IM2COL_NAME = _im2col_conv.__name__   # the name of that jit in a jaxpr
 
 
-def _lax_conv(x, w, strides, pads, dilation):
+def _lax_conv(x, w, strides, pads, dilation, groups=1):
     return jax.lax.conv_general_dilated(x, w, strides, list(pads), rhs_dilation=dilation,
-                                        dimension_numbers=DIMENSION_NUMBERS)
+                                        dimension_numbers=DIMENSION_NUMBERS,
+                                        feature_group_count=groups)
 
 
 _LOWERING = {"lax": _lax_conv, "im2col": _im2col_conv, "onednn": _onednn_conv.conv2d}
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5))
-def _planned_conv(x, w, strides, pads, dilation, plan):
-    return _LOWERING[plan.forward](x, w, strides, pads, dilation)
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _planned_conv(x, w, strides, pads, dilation, groups, plan):
+    return _LOWERING[plan.forward](x, w, strides, pads, dilation, groups)
 
 
 @partial(_planned_conv.defjvp, symbolic_zeros=True)
-def _planned_conv_jvp(strides, pads, dilation, plan, primals, tangents):
+def _planned_conv_jvp(strides, pads, dilation, groups, plan, primals, tangents):
     # The convolution is bilinear: d(x * w) = dx * w + x * dw, each term on the
     # lowering whose transpose is the pass chosen for that gradient.
     x, w = primals
     dx, dw = tangents
-    y = _planned_conv(x, w, strides, pads, dilation, plan)
+    y = _planned_conv(x, w, strides, pads, dilation, groups, plan)
     terms = []
     if not isinstance(dx, SymbolicZero):
-        terms.append(_LOWERING[plan.input_grad](dx, w, strides, pads, dilation))
+        terms.append(_LOWERING[plan.input_grad](dx, w, strides, pads, dilation, groups))
     if not isinstance(dw, SymbolicZero):
-        terms.append(_LOWERING[plan.weight_grad](x, dw, strides, pads, dilation))
+        terms.append(_LOWERING[plan.weight_grad](x, dw, strides, pads, dilation, groups))
     return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
 
 
 @named("conv2d")
-def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPlan | None = None):
+def conv2d(x, w, strides=(1, 1), padding="VALID", dilation=(1, 1), plan: ConvPlan | None = None,
+           groups: int = 1):
     """NHWC × HWIO convolution, each pass on the lowering `plan` names.
 
     **Arguments:** as `conv2d_im2col`; `plan`: a `ConvPlan`, by default
-    `conv_plan(...)` for these shapes on the current backend.
+    `conv_plan(...)` for these shapes on the current backend; `groups`: divides `C`
+    and `O`, `w: (kh, kw, C/groups, O)` (XLA's `feature_group_count`; im2col takes
+    `groups=1` only).
     **Returns:** `(N, H', W', O)`, equal to `jax.lax.conv_general_dilated` up to
     float32 rounding, values and derivatives of every order alike.
     """
-    _require_conv_shapes(x, w)
+    _require_conv_shapes(x, w, groups)
     strides, dilation = tuple(strides), tuple(dilation)
     pads = explicit_padding(x.shape[1:3], tuple(w.shape[:2]), strides, padding, dilation)
     if plan is None:
         plan = conv_plan(x.shape, w.shape, strides, pads, dilation, x.dtype)
     if not isinstance(plan, ConvPlan) or not set(plan) <= set(LOWERINGS):
         raise BadValue(f"plan must be a ConvPlan of {LOWERINGS}, got {plan!r}.")
+    if groups != 1 and "im2col" in plan:
+        raise BadValue(f"im2col takes groups=1 only, got groups={groups} with plan {plan!r}.")
     if plan == LAX:
-        return _lax_conv(x, w, strides, pads, dilation)
+        return _lax_conv(x, w, strides, pads, dilation, groups)
     if plan == IM2COL:
         return _im2col_conv(x, w, strides, pads, dilation)
     if plan == ONEDNN:
-        return _onednn_conv.conv2d(x, w, strides, pads, dilation)
-    return _planned_conv(x, w, strides, pads, dilation, plan)
+        return _onednn_conv.conv2d(x, w, strides, pads, dilation, groups)
+    return _planned_conv(x, w, strides, pads, dilation, groups, plan)
 
 
 def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1),
@@ -198,10 +218,16 @@ def conv_plan(x_shape, w_shape, strides, padding, dilation=(1, 1),
     3×3 kernel, ResNet-20's first layer, stay on XLA's kernel: im2col's faster
     forward pass did not make the training step measurably faster and compiled
     longer.) The timings behind each choice: benchmarks/RESULTS.md, item 4.
+
+    A grouped convolution (`x_shape[-1] / w_shape[2]` groups > 1): `ONEDNN` where
+    `supports(...)`, else `LAX` (benchmarks/conv_variants.py).
     """
     if jax.default_backend() != "cpu":
         return LAX
     kh, kw, c = w_shape[:3]
+    if groups_of(x_shape, w_shape) != 1:
+        pads = explicit_padding(x_shape[1:3], (kh, kw), strides, padding, dilation)
+        return ONEDNN if _onednn_conv.supports(x_shape, w_shape, dtype, pads) else LAX
     pads = explicit_padding(x_shape[1:3], (kh, kw), strides, padding, dilation)
     unit = tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
     unpadded = all(p == (0, 0) for p in pads)

@@ -29,8 +29,9 @@ Element types: float32; bfloat16 too where the CPU has bfloat16 instructions of 
 (`dtypes()`), with float32 accumulation and one rounding of each result, as XLA's.
 
 `conv2d` is the entry point; `Conv2D` reaches it through `fnn.layers._fast_conv` where
-`supports(...)` says so. Switch: the environment variable `FNN_ONEDNN=0` or
-`use_onednn(False)`, read when a program is traced and lowered; a program compiled
+`supports(...)` says so; `ConvTranspose1D/2D` reach `conv2d_transpose` (the backward-data
+primitive alone) from `fnn.layers.conv_transpose`. Switch: the environment variable
+`FNN_ONEDNN=0` or `use_onednn(False)`, read when a program is traced and lowered; a program compiled
 before a switch keeps the kernels it was compiled with.
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ else:
     LOAD_ERROR = None
 
 __all__ = ["available", "enabled", "use_onednn", "dtypes", "supports", "conv2d",
+           "conv2d_transpose",
            "PRIMITIVE_NAMES", "LOAD_ERROR"]
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -284,3 +286,20 @@ def conv2d(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), grou
     return fwd_p.bind(x, w, strides=tuple(map(int, strides)),
                       padding=tuple((int(lo), int(hi)) for lo, hi in padding),
                       dilation=tuple(map(int, dilation)), groups=int(groups))
+
+
+def conv2d_transpose(x, w, out_hw, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                     groups=1):
+    """The adjoint in its input of `conv2d(·, w, strides, padding, dilation, groups)` on
+    an input of spatial size `out_hw`: a transposed convolution, on oneDNN's
+    backward-data kernel (`onednn_conv_bwd_data`, with its transposes and vmap rule).
+
+    **Arguments:** `x: (N, H, W, O)`; `w: (kh, kw, C/groups, O)`; `out_hw`: `(H', W')`
+    with `conv2d` of an `(N, H', W', C)` input giving `(N, H, W, O)`; the rest as `conv2d`.
+    **Returns:** `(N, H', W', C)`. Callers check the shapes and `supports` (for the
+    output `(N, H', W', C)`), as for `conv2d`.
+    """
+    return bwd_data_p.bind(x, w, in_hw=tuple(map(int, out_hw)),
+                           strides=tuple(map(int, strides)),
+                           padding=tuple((int(lo), int(hi)) for lo, hi in padding),
+                           dilation=tuple(map(int, dilation)), groups=int(groups))

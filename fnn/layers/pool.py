@@ -1,8 +1,10 @@
-"""Pooling layers on `jax.lax.reduce_window`: `MaxPool`, `AvgPool`, `GlobalAvgPool`.
+"""Pooling layers on `jax.lax.reduce_window`: `MaxPool`, `AvgPool` (2-D), `MaxPool1D`,
+`AvgPool1D`, `MaxPool3D`, `AvgPool3D`, `GlobalAvgPool`, `GlobalMaxPool`.
 
-Inputs are NHWC `(N, H, W, C)`; windows slide over H and W, one channel at a
-time. `padding` takes the same forms as `Conv2D` (`"SAME"`, `"VALID"`, an int,
-`((top, bottom), (left, right))`); output sizes follow `fnn.conv_output_size`.
+Inputs are channels-last, `(N, L, C)`, NHWC `(N, H, W, C)` or `(N, D, H, W, C)`;
+windows slide over the spatial axes, one channel at a time. `padding` takes the
+same forms as the convolutions (`"SAME"`, `"VALID"`, an int, one `(before, after)`
+pair per spatial axis); output sizes follow `fnn.conv_output_size`.
 """
 from __future__ import annotations
 
@@ -15,15 +17,16 @@ from fnn._checks import BadValue, named, shape_str
 from fnn._util import at_least_float32
 from fnn.core import Layer
 from fnn.layers.conv import (
-    IMAGE_LAYOUT,
+    EXAMPLE_LAYOUTS,
     padding_form,
-    positive_pair,
-    require_image_batch,
+    positive_tuple,
+    require_batch,
     window_output,
 )
 
 __all__ = [
-    "MaxPool", "AvgPool", "GlobalAvgPool",
+    "MaxPool", "AvgPool", "GlobalAvgPool", "MaxPool1D", "AvgPool1D", "MaxPool3D", "AvgPool3D",
+    "GlobalMaxPool",
 ]
 
 
@@ -45,7 +48,8 @@ def _require_pads_inside_window(pad, window, padding, window_arg, fill: str) -> 
     """
     if isinstance(pad, str):
         return
-    for axis, (lo, hi), k in zip(("H", "W"), pad, window, strict=True):
+    names = ("L",) if len(window) == 1 else "DHW"[3 - len(window):]
+    for axis, (lo, hi), k in zip(names, pad, window, strict=True):
         if max(lo, hi) >= k:
             raise BadValue(
                 f"padding {padding!r} must be smaller than the window {window_arg!r} on every "
@@ -54,34 +58,36 @@ def _require_pads_inside_window(pad, window, padding, window_arg, fill: str) -> 
                 f"{k - 1}, or padding=\"SAME\".")
 
 
-def _pool(name: str, window, stride, padding, reduce, fill: str) -> Layer:
-    """The pooling layer `name`: `reduce` over each window; `fill` is what a window of
-    padding only would give (the reason explicit pads must be smaller than the window)."""
+def _pool(name: str, window, stride, padding, reduce, fill: str, ndim: int = 2) -> Layer:
+    """The pooling layer `name` over `ndim` spatial axes: `reduce` over each window; `fill`
+    is what a window of padding only would give (the reason explicit pads must be smaller
+    than the window)."""
     window_arg = window
-    window = positive_pair("window", window)
-    strides = window if stride is None else positive_pair("stride", stride)
-    pad = padding_form("padding", padding)
+    window = positive_tuple("window", window, ndim)
+    strides = window if stride is None else positive_tuple("stride", stride, ndim)
+    pad = padding_form("padding", padding, ndim)
     _require_pads_inside_window(pad, window, padding, window_arg, fill)
+    ones = (1,) * ndim
 
     @named(name)
     def init(key, input_shape):
         del key
-        input_shape = example_shape(input_shape, IMAGE_LAYOUT, rank=3)
-        window_output(input_shape[:2], window, strides, pad, x_shape=input_shape,
+        input_shape = example_shape(input_shape, EXAMPLE_LAYOUTS[ndim], rank=ndim + 1)
+        window_output(input_shape[:ndim], window, strides, pad, ones, x_shape=input_shape,
                       kernel_shape=window, what="window")
         return {}, {}
 
     @named(name)
     def check(x, key, train) -> None:
         require_key_and_train(key, train)
-        require_image_batch(x)
-        window_output(x.shape[1:3], window, strides, pad, x_shape=x.shape, kernel_shape=window,
-                      what="window")
+        require_batch(x, ndim)
+        window_output(x.shape[1:-1], window, strides, pad, ones, x_shape=x.shape,
+                      kernel_shape=window, what="window")
 
     def apply(params, state, x, *, key=None, train=False):
         del params
         check(x, key, train)
-        pads = ((0, 0), *_explicit_pads(x.shape[1:3], window, strides, pad), (0, 0))
+        pads = ((0, 0), *_explicit_pads(x.shape[1:-1], window, strides, pad), (0, 0))
         return reduce(x, (1, *window, 1), (1, *strides, 1), pads), state
 
     return Layer(init, apply, name)
@@ -103,8 +109,8 @@ def _avg(x, dims, strides, pads):
     zero = np.asarray(0, acc.dtype)
     total = jax.lax.reduce_window(acc, zero, jax.lax.add, dims, strides, pads)
     if not any(lo or hi for lo, hi in pads):  # every window is full: one constant divisor
-        return (total * np.asarray(1.0 / (dims[1] * dims[2]), acc.dtype)).astype(x.dtype)
-    count = jax.lax.reduce_window(np.ones((1, *x.shape[1:3], 1), acc.dtype), zero,
+        return (total * np.asarray(1.0 / np.prod(dims), acc.dtype)).astype(x.dtype)
+    count = jax.lax.reduce_window(np.ones((1, *x.shape[1:-1], 1), acc.dtype), zero,
                                   jax.lax.add, dims, strides, pads)
     return (total / count).astype(x.dtype)
 
@@ -141,26 +147,49 @@ def AvgPool(window, stride=None, padding="VALID") -> Layer:
     return _pool("AvgPool", window, stride, padding, _avg, "NaN (0/0)")
 
 
-def GlobalAvgPool() -> Layer:
-    """Mean over all spatial positions: `(N, H, W, C) -> (N, C)`.
+def _pool_doc(kind: str, ndim: int) -> str:
+    layout = {1: "(N, L, C) -> (N, L', C)", 3: "(N, D, H, W, C) -> (N, D', H', W', C)"}[ndim]
+    shape = "an int" if ndim == 1 else "an int or a triple `(d, h, w)`"
+    return (f"{kind} pooling over {ndim} spatial axis{'es' if ndim > 1 else ''}: "
+            f"`{layout}`, as `{kind}Pool` (2-D).\n\n"
+            f"    **Arguments:** `window`, `stride` (default `window`): {shape}; `padding`: "
+            f'`"SAME"`, `"VALID"`, an int or {ndim} `(before, after)` pair(s), each pad '
+            "smaller than the window.\n\n"
+            "    **Shapes:** each spatial size follows `conv_output_size` on its axis.\n")
 
-    Any input of rank >= 3 is accepted: the mean runs over every axis between
-    the batch axis and the channel (last) axis, e.g. `(N, T, C) -> (N, C)`.
-    """
 
-    def require_positions(spatial, what) -> None:
-        if not all(spatial):   # the mean of no positions would be NaN
-            raise BadValue(f"{what} has an empty spatial axis (a size 0 between the batch and "
-                           "channel axes); the mean over no positions is undefined.")
+def _named_pool(name: str, kind: str, ndim: int, reduce, fill: str):
+    @named(name)
+    def constructor(window, stride=None, padding="VALID") -> Layer:
+        return _pool(name, window, stride, padding, reduce, fill, ndim)
+    constructor.__name__ = constructor.__qualname__ = name
+    constructor.__doc__ = _pool_doc(kind, ndim)
+    return constructor
 
-    @named("GlobalAvgPool")
+
+MaxPool1D = _named_pool("MaxPool1D", "Max", 1, _max, "-inf")
+AvgPool1D = _named_pool("AvgPool1D", "Avg", 1, _avg, "NaN (0/0)")
+MaxPool3D = _named_pool("MaxPool3D", "Max", 3, _max, "-inf")
+AvgPool3D = _named_pool("AvgPool3D", "Avg", 3, _avg, "NaN (0/0)")
+
+
+def _global(name: str, reduce, what: str) -> Layer:
+    """`reduce(x, axis=spatial axes)`: `(N, *spatial, C) -> (N, C)`; `what` names the
+    result of a reduction over no positions."""
+
+    def require_positions(spatial, where) -> None:
+        if not all(spatial):
+            raise BadValue(f"{where} has an empty spatial axis (a size 0 between the batch and "
+                           f"channel axes); the {what} over no positions is undefined.")
+
+    @named(name)
     def init(key, input_shape):
         del key
         shape = example_shape(input_shape, "(H, W, C)", min_rank=2)
         require_positions(shape[:-1], f"input_shape {shape_str(shape)}")
         return {}, {}
 
-    @named("GlobalAvgPool")
+    @named(name)
     def check(x, key, train) -> None:
         require_key_and_train(key, train)
         require_array(x)
@@ -173,6 +202,25 @@ def GlobalAvgPool() -> Layer:
     def apply(params, state, x, *, key=None, train=False):
         del params
         check(x, key, train)
-        return jnp.mean(x, axis=tuple(range(1, x.ndim - 1))), state
+        return reduce(x, axis=tuple(range(1, x.ndim - 1))), state
 
-    return Layer(init, apply, "GlobalAvgPool")
+    return Layer(init, apply, name)
+
+
+def GlobalAvgPool() -> Layer:
+    """Mean over all spatial positions: `(N, H, W, C) -> (N, C)`.
+
+    Any input of rank >= 3 is accepted: the mean runs over every axis between
+    the batch axis and the channel (last) axis, e.g. `(N, T, C) -> (N, C)`.
+    """
+    return _global("GlobalAvgPool", jnp.mean, "mean")
+
+
+def GlobalMaxPool() -> Layer:
+    """Maximum over all spatial positions: `(N, H, W, C) -> (N, C)`.
+
+    Any input of rank >= 3 is accepted: the maximum runs over every axis between the
+    batch axis and the channel (last) axis (`(N, L, C)`, `(N, D, H, W, C)`). Its
+    gradient goes to the maximal cell (split evenly between ties, as `jnp.max`).
+    """
+    return _global("GlobalMaxPool", jnp.max, "maximum")
