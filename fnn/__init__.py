@@ -14,6 +14,7 @@ from fnn import (
     fused,
     gradcheck,
     initializers,
+    interop,
     layers,
     losses,
     models,
@@ -24,6 +25,7 @@ from fnn import (
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from fnn.core import Layer, concat, init, output_shape, residual, serial
+from fnn.export import export
 from fnn.intermediates import intermediates
 from fnn.layers.conv import conv_output_size
 from fnn.per_example import per_example_grads
@@ -41,3 +43,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
+__all__ += ["interop", "export"]
