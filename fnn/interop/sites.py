@@ -18,7 +18,7 @@ from fnn._checks import BadValue, shape_str
 from fnn.core import Layer, output_struct
 from fnn.interop.converters import CONVERTERS, Converter, Site
 
-__all__ = ["sites", "match", "default_name", "describe_site"]
+__all__ = ["sites", "match", "default_name", "describe_site", "converter", "check_shapes"]
 
 _WALKED = ("serial", "concat", "residual")
 
