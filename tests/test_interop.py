@@ -91,6 +91,47 @@ TWINS = {
                                 _seq, lambda o: np.concatenate(
                                     [_same(o[1][0]), _same(o[1][1])], axis=-1)),
 }
+class _SelfAttention(nn.MultiheadAttention):
+    """torch's attention as a one-input module (its state_dict keys unchanged)."""
+
+    def forward(self, x):
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+# The 0.2 layers (API.md §6.1), from the branches that add them: tested once they are in
+# fnn.layers (each is one entry of fnn.interop.CONVERTERS already).
+if hasattr(L, "Conv1D") and hasattr(L, "ConvTranspose2D"):
+    TWINS.update({
+        "Conv1D-groups": (lambda: L.Conv1D(4, 3, groups=2, padding="VALID"), (7, 4),
+                          lambda: nn.Conv1d(4, 4, 3, groups=2), _nchw, _nhwc),
+        "Conv2D-depthwise": (lambda: L.Conv2D(6, 3, groups=3, padding=1), (5, 5, 3),
+                             lambda: nn.Conv2d(3, 6, 3, padding=1, groups=3), _nchw, _nhwc),
+        "Conv3D": (lambda: L.Conv3D(3, 2, stride=2, padding="VALID"), (4, 4, 4, 2),
+                   lambda: nn.Conv3d(2, 3, 2, stride=2), _nchw, _nhwc),
+        "ConvTranspose1D": (lambda: L.ConvTranspose1D(3, 3, stride=2, padding=1), (5, 2),
+                            lambda: nn.ConvTranspose1d(2, 3, 3, stride=2, padding=1), _nchw,
+                            _nhwc),
+        "ConvTranspose2D": (lambda: L.ConvTranspose2D(3, 3, stride=2, padding=1,
+                                                      output_padding=1), (4, 4, 2),
+                            lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
+                                                       output_padding=1), _nchw, _nhwc),
+        "ConvTranspose3D": (lambda: L.ConvTranspose3D(2, 2, stride=2), (3, 3, 3, 2),
+                            lambda: nn.ConvTranspose3d(2, 2, 2, stride=2), _nchw, _nhwc),
+    })
+if hasattr(L, "GroupNorm") and hasattr(L, "RMSNorm"):
+    TWINS.update({
+        "GroupNorm": (lambda: L.GroupNorm(2), (4, 4, 6), lambda: nn.GroupNorm(2, 6), _nchw,
+                      _nhwc),
+        "InstanceNorm": (lambda: L.InstanceNorm(), (4, 4, 3),
+                         lambda: nn.InstanceNorm2d(3, affine=True), _nchw, _nhwc),
+        "RMSNorm": (lambda: L.RMSNorm(), (3, 6), lambda: nn.RMSNorm(6, eps=1e-6), _seq, _same),
+        "LayerNorm-no-bias": (lambda: L.LayerNorm(use_bias=False), (3, 6),
+                              lambda: nn.LayerNorm(6, bias=False), _seq, _same),
+    })
+if hasattr(L, "MultiHeadAttention"):
+    TWINS["MultiHeadAttention"] = (lambda: L.MultiHeadAttention(2), (5, 8),
+                                   lambda: _SelfAttention(8, 2, batch_first=True), _seq, _same)
+
 # torch's RNN/LSTM biases bias_ih + bias_hh become one fnn `b`: exact only as a sum
 _SUMMED = ("SimpleRNN", "LSTM", "Bidirectional-LSTM", "Bidirectional-SimpleRNN")
 
