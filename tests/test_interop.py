@@ -346,3 +346,43 @@ BAD_INPUT = [
 def test_bad_input(trigger, exc, match):
     with pytest.raises(exc, match=match):
         trigger()
+
+
+# ---------------------------------------------------------------------------
+# the layouts of API.md, for any sizes
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_sizes = st.integers(1, 4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(kh=_sizes, kw=_sizes, cin=_sizes, cout=_sizes, dense_out=_sizes)
+def test_layouts_are_api_md_s_for_any_sizes(kh, kw, cin, cout, dense_out):
+    """Conv2D `w = weight.transpose(2, 3, 1, 0)`; a Dense after a Flatten of `(H, W, C)`
+    reads torch's `(C, H, W)` columns: row `(h, w, c)` of fnn's `w` = column
+    `c·H·W + h·W + w` of torch's weight."""
+    model = fnn.serial(L.Conv2D(cout, (kh, kw), padding="SAME"), L.Flatten(),
+                       L.Dense(dense_out))
+    shape = (3, 2, cin)
+    rng = np.random.default_rng(kh * 1000 + kw * 100 + cin * 10 + cout)
+    params, state = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(s.dtype),
+                                 jax.eval_shape(lambda: model.init(KEY, shape)))
+    sd = to_torch(model, params, state, shape, numpy=True)
+    w = np.asarray(params["0_Conv2D"]["w"])
+    np.testing.assert_array_equal(sd["0.weight"], w.transpose(3, 2, 0, 1))
+    dense = np.asarray(params["2_Dense"]["w"])
+    h, wd, c = 3, 2, cout
+    for i, j, k in np.ndindex(h, wd, c):
+        np.testing.assert_array_equal(sd["2.weight"][:, k * h * wd + i * wd + j],
+                                      dense[(i * wd + j) * c + k])
+    _assert_exact(from_torch(model, sd, shape), (params, state))
+
+
+def test_flatten_of_a_sequence_keeps_the_order():
+    """torch's recurrent layers are batch-first `(N, T, F)` like fnn: no reordering."""
+    model = fnn.serial(L.Flatten(), L.Dense(2))
+    params, state = model.init(KEY, (3, 4))
+    sd = to_torch(model, params, state, (3, 4), numpy=True)
+    np.testing.assert_array_equal(sd["1.weight"], np.asarray(params["1_Dense"]["w"]).T)

@@ -75,7 +75,7 @@ def _model(model) -> Layer:
     return model
 
 
-def _matched(model: Layer, params, state, shape, arrays: dict, what: str):
+def _matched(model: Layer, params, state, shape, arrays: dict):
     """`match` of the model's sites with `arrays`, each pair checked for shapes:
     `[(site, module, {converter key: array}, expected torch arrays)]`."""
     found = sites(model, params, state, shape, model.input_dtype)
@@ -143,8 +143,7 @@ def from_torch(model: Layer, state_dict: Mapping, input_shape) -> tuple[dict, di
     arrays = _arrays(state_dict, "state_dict")
     like_params, like_state = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), shape))
     params, state = _rebuild(like_params), _rebuild(like_state)
-    for site, module, given in _matched(model, like_params, like_state, shape, arrays,
-                                        "state_dict"):
+    for site, module, given in _matched(model, like_params, like_state, shape, arrays):
         try:
             p, s = converter(site).from_torch(given, site)
         except KindMismatch as e:
@@ -185,8 +184,7 @@ def to_torch(model: Layer, params: dict, state: dict, input_shape, *, like: Mapp
     host = jax.tree.map(np.asarray, (dict(params), dict(state)))
     if like is not None:
         arrays = _arrays(like, "like")
-        pairs = [(site, module) for site, module, _ in _matched(model, *host, shape, arrays,
-                                                                 "like")]
+        pairs = [(site, module) for site, module, _ in _matched(model, *host, shape, arrays)]
     else:
         found = sites(model, *host, shape, model.input_dtype)
         pairs = [(site, _name(model, site)) for site in found]
