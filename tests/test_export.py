@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -46,7 +47,8 @@ def test_lenet5_runs_from_its_bytes_in_a_process_with_only_jax(tmp_path):
 
 
 def test_any_batch_size_and_inference_mode():
-    model = fnn.models.resnet(8)              # BatchNorm: eval uses the running statistics
+    model = fnn.serial(fnn.layers.Conv2D(4, 3), fnn.layers.BatchNorm(), fnn.relu,
+                       fnn.layers.Dropout(0.5), fnn.layers.GlobalAvgPool(), fnn.layers.Dense(3))
     params, state = fnn.init(model, jax.random.PRNGKey(0), (16, 16, 3))
     state = jax.tree.map(lambda v: v + 0.5, state)
     restored = jax.export.deserialize(fnn.export(model, params, state, (16, 16, 3)).serialize())
@@ -81,29 +83,37 @@ def test_export_leaves_the_onednn_switch_as_it_was():
                 jax.ShapeDtypeStruct((2, 5, 5, 2), np.float32))
 
 
-def test_cli_export_of_a_trained_run(tmp_path, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
     from fnn import cli
-    monkeypatch.setenv("FNN_CACHE_DIR", "off")
-    assert cli.main(["train", "--dataset", "spiral", "--limit", "64", "--batch-size", "16",
-                     "--epochs", "1", "--no-progress", "--out", str(tmp_path),
-                     "--name", "run"]) == 0
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FNN_CACHE_DIR", "off")
+        assert cli.main(["train", "--dataset", "spiral", "--limit", "64", "--batch-size", "16",
+                         "--epochs", "1", "--no-progress", "--out", str(out),
+                         "--name", "run"]) == 0
+    return out / "run"
+
+
+def test_cli_export_of_a_trained_run(trained_run, tmp_path, capsys):
+    from fnn import cli
     out = tmp_path / "m.bin"
-    assert cli.main(["export", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert cli.main(["export", str(trained_run), "--out", str(out)]) == 0
     assert f"exported to {out}" in capsys.readouterr().out
     restored = jax.export.deserialize(out.read_bytes())
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (4, 2)), np.float32)
     assert restored.call(x).shape == (4, 3)      # spiral: 2-D points, 3 classes
 
 
-def test_cli_export_without_checkpoint_fails(tmp_path, monkeypatch, capsys):
+def test_cli_export_without_checkpoint_fails(trained_run, tmp_path, capsys):
     from fnn import cli
-    monkeypatch.setenv("FNN_CACHE_DIR", "off")
-    assert cli.main(["train", "--dataset", "spiral", "--limit", "64", "--epochs", "1",
-                     "--no-progress", "--out", str(tmp_path), "--name", "run"]) == 0
-    for ckpt in (tmp_path / "run" / "checkpoints").iterdir():
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    for ckpt in (run / "checkpoints").iterdir():
         ckpt.unlink()
-    assert cli.main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.bin")]) == 1
+    assert cli.main(["export", str(run), "--out", str(tmp_path / "m.bin")]) == 1
     assert "has no checkpoint yet" in capsys.readouterr().err
+    assert not (tmp_path / "m.bin").exists()
 
 
 _DENSE = fnn.layers.Dense(2)

@@ -111,6 +111,8 @@ BAD_INPUT = [
      r"save_safetensors: cannot write .* does not exist"),
     ("load-missing", lambda d: load_safetensors(d / "none"), FileNotFoundError,
      r"load_safetensors: .*none does not exist"),
+    ("load-folder", lambda d: load_safetensors(d), IsADirectoryError,
+     r"load_safetensors: .* is a folder; expected a .safetensors file"),
     ("load-path-type", lambda d: load_safetensors(None), TypeError,
      r"load_safetensors: path must be a str or os.PathLike"),
     ("load-damaged", lambda d: (d / "bad").write_bytes(b"garbage!garbage") and load_safetensors(

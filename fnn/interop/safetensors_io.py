@@ -137,12 +137,15 @@ def load_safetensors(path, like=None):
     when JAX's x64 is off). With `like`, its key order and leaf types (a NumPy leaf
     gives NumPy) after checking structure, dtypes and shapes as `fnn.checkpoint.load`
     does: a `ValueError` names the first mismatching leaf, what `like` expects and
-    what the file holds. A missing file is a `FileNotFoundError`, a damaged one a
-    `ValueError`.
+    what the file holds. A missing file is a `FileNotFoundError`, a folder an
+    `IsADirectoryError`, a damaged file a `ValueError`.
     """
     path = _path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"fnn.interop.load_safetensors: {path} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"fnn.interop.load_safetensors: {path} is a folder; expected "
+                                "a .safetensors file.")
     tree = unflatten({k: Stored(v, "jax", False) for k, v in _read(path).items()})
     if like is None:
         return restore(tree)
