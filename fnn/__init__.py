@@ -4,6 +4,7 @@ The public face: re-exports only. See README.md for a tour and API.md for the co
 """
 from fnn import (
     activations,
+    augment,
     checkpoint,
     compiler,
     data,
@@ -14,6 +15,7 @@ from fnn import (
     fused,
     gradcheck,
     initializers,
+    interop,
     layers,
     losses,
     metrics,
@@ -26,6 +28,7 @@ from fnn import (
 )
 from fnn.activations import elu, identity, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from fnn.core import Layer, concat, init, output_shape, residual, serial
+from fnn.export import export
 from fnn.intermediates import intermediates
 from fnn.layers.conv import conv_output_size
 from fnn.per_example import per_example_grads
@@ -44,9 +47,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
-__all__ += ["metrics"]
-__all__ += ["repeat", "remat", "testing"]
-
-from fnn import augment  # noqa: E402  (on-device data augmentation, API.md §6.5)
-
-__all__ += ["augment"]
+__all__ += ["metrics", "augment", "repeat", "remat", "testing", "interop", "export"]

@@ -118,8 +118,21 @@ def checked(where: str, **table: Callable | dict) -> Callable[[Callable], Callab
 
 
 def shape_str(shape) -> str:
-    """`(3, 4)` -> "(3, 4)" with a trailing comma only for rank 1, like Python."""
-    return str(tuple(int(s) for s in shape))
+    """`(3, 4)` -> "(3, 4)" with a trailing comma only for rank 1, like Python; a symbolic
+    size (`jax.export`'s batch `N`) is written as its name."""
+    return str(tuple(_size(s) for s in shape))
+
+
+def _size(s):
+    try:
+        return int(s)
+    except (TypeError, jax.errors.InconclusiveDimensionOperation):
+        return _Symbol(str(s))
+
+
+class _Symbol(str):
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def positive_int(name: str, value: Any) -> int:

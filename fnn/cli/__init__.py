@@ -5,6 +5,7 @@
     fnn train --resume runs/lenet5-mnist-20250101-120000 --epochs 20
     fnn evaluate runs/lenet5-mnist-20250101-120000
     fnn summary --model resnet20
+    fnn export runs/lenet5-mnist-20250101-120000 --out model.bin
 
 Each `fnn train` writes a run folder `<out>/<name>/`:
 
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import sys
 
-from fnn.cli import evaluate, runs, summary, train
+from fnn.cli import evaluate, export, runs, summary, train
 from fnn.cli.parser import DATASETS, DEFAULT_LR, EXIT_USAGE, MODELS, OPTIMIZERS, build_parser
 
 __all__ = ["main", "build_parser", "MODELS", "DATASETS", "OPTIMIZERS", "DEFAULT_LR", "EXIT_USAGE"]
 
 _COMMANDS = {"train": train.run, "evaluate": evaluate.run, "summary": summary.run}
+_COMMANDS["export"] = export.run
 
 
 def main(argv=None) -> int:

@@ -196,9 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. 28,28,1 for lenet5)")
     s.add_argument("--num-classes", type=_positive_int, default=10, metavar="N",
                    help="number of output classes (default: 10)")
+    x = sub.add_parser(
+        "export", formatter_class=fmt, help="a run's model as a serialised jax.export program",
+        description="Export the latest checkpoint of a run folder for inference (batch size "
+                    "symbolic, weights inside) as jax.export bytes, which\n"
+                    "jax.export.deserialize(open(OUT, 'rb').read()).call(x) runs with only jax.")
+    x.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'fnn train'")
+    x.add_argument("--out", metavar="FILE", default="model.bin",
+                   help="the file to write (default: model.bin)")
     parser.epilog = (
         "commands and their options (what each option means: 'fnn COMMAND --help'):\n"
-        + "".join(p.format_usage() for p in (t, e, s))
+        + "".join(p.format_usage() for p in (t, e, s, x))
         + "\nQuick start: 'fnn train' trains LeNet-5 on MNIST in a few minutes on a CPU.")
     return parser
 
