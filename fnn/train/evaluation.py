@@ -25,11 +25,13 @@ from fnn._checks import BadValue, named, positive_int
 from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
+from fnn.train.feed import batch_format, pad
 from fnn.metrics import accuracy_rule
 
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
     "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
+    "evaluate_stream",
 ]
 
 
@@ -88,7 +90,7 @@ def evaluation_program(model: Layer, loss: Callable):
     accuracy = accuracy_rule(loss)
 
     def per_example_loss(pred, y):
-        return jax.vmap(lambda p, t: loss(p[None], t[None]))(pred, y)
+        return jax.vmap(lambda p, t: loss(p[None], jax.tree.map(lambda a: a[None], t)))(pred, y)
 
     def run(params, model_state, x, y, mask):
         pred, _ = model.apply(params, model_state, x, train=False)
@@ -109,8 +111,9 @@ def prediction_program(model: Layer):
 
 
 @named("evaluate")
-def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
-             batch_size: int | None = 256) -> dict:
+def evaluate(model: Layer, params, model_state, loss: Callable, x, y=None,
+             batch_size: int | None = 256, *, input_key: str = "x",
+             target_key: str | None = "y") -> dict:
     """Mean loss (and accuracy, for classification) over a whole data set, `train=False`.
 
     Runs fixed-shape batches of `batch_size` (the last one padded, with a mask)
@@ -121,7 +124,14 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     loss's rule applies, `fnn.metrics`). Sums are taken in float64 on the host.
     Int class ids in `y` are checked against the model's outputs first (for a loss
     that declares class ids): inside the compiled program an id out of range gives NaN.
+
+    `x` may instead be an iterable of batches, `y` left out (`evaluate(model, params,
+    state, loss, batches)`): tuples `(x, y)` or dicts (`input_key`, `target_key` as in
+    `fit`, `fnn.train.feed`); see `evaluate_stream`.
     """
+    if y is None and not hasattr(x, "shape"):
+        return evaluate_stream(model, params, model_state, loss, x, input_key=input_key,
+                               target_key=target_key)
     n = num_examples((x, y))
     bs = eval_batch_size("batch_size", batch_size, n)
     class_ids_in_range("y", loss, model_output(model, params, model_state, x), y)
@@ -134,6 +144,27 @@ def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs
     parts = jax.device_get([fn(params, model_state, xb, yb, mask)
                             for (xb, yb), mask in iter_padded_batches((x, y), bs)])
     return {k: float(math.fsum(float(p[k]) for p in parts) / x.shape[0])
+            for k in ("loss", "accuracy") if k in parts[0]}
+
+
+def evaluate_stream(model: Layer, params, model_state, loss: Callable, batches, *,
+                    input_key: str = "x", target_key: str | None = "y") -> dict:
+    """`evaluate` over an iterable of batches: every batch padded to the first one's size
+    with a mask (one compiled program), sums in float64 over all the examples."""
+    fn = memoized(evaluation_program, model, loss)
+    fmt, parts, n = None, [], 0
+    for i, batch in enumerate(batches):
+        if fmt is None:
+            fmt = batch_format(batch, None, input_key, target_key, "data")
+        bx, by, m = fmt.split(batch, f"data's batch {i + 1}")
+        bs = fmt.batch_size
+        parts.append(fn(params, model_state, pad(bx, m, bs), pad(by, m, bs),
+                        np.arange(bs) < m))
+        n += m
+    if fmt is None:
+        raise BadValue("data yielded no batch.")
+    parts = jax.device_get(parts)
+    return {k: float(math.fsum(float(p[k]) for p in parts) / n)
             for k in ("loss", "accuracy") if k in parts[0]}
 
 

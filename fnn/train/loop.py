@@ -60,6 +60,8 @@ from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
+from fnn.train.feed import Stream, is_arrays, stream_of
+from fnn.train.streaming import open_feed, train_epochs
 
 
 def validation_params(opt_state):
@@ -148,10 +150,15 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     require_callables(loss, regularizer)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise BadValue(f"epochs must be a positive int, got {epochs!r}.")
-    x, y = data_pair("train_data", train_data)
-    n = labelled("fit (train_data)", num_examples, (x, y))
-    bs = batch_size_for(batch_size, n)
     opts = options_from(options, settings)
+    feed = None
+    if is_arrays(train_data):
+        x, y = data_pair("train_data", train_data)
+        n = labelled("fit (train_data)", num_examples, (x, y))
+        bs = batch_size_for(batch_size, n)
+    else:  # streamed batches (fnn.train.streaming)
+        feed = open_feed(train_data, epochs, batch_size, opts)
+        x, y, n, bs = feed.x, feed.y, None, feed.batch_size
     if bs % opts.accumulate:
         raise BadValue(f"accumulate must be a positive divisor of the batch size {bs}, got "
                        f"{opts.accumulate}.")
@@ -163,13 +170,15 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if progress not in (True, False, "transient"):
         raise BadValue(f"progress must be True, False or 'transient', got {progress!r}.")
     val_bs = None
-    if val_data is not None:
+    if val_data is not None and not is_arrays(val_data) and not isinstance(val_data, tuple):
+        val_data = stream_of("val_data", val_data, epochs, None)   # a Stream of batches
+    elif val_data is not None:
         val_data = data_pair("val_data", val_data)
         val_bs = eval_batch_size("eval_batch_size", opts.eval_batch_size,
                                  labelled("fit (val_data)", num_examples, val_data))
     rules = rules_from(rules, early_stopping, checkpoint_dir, settings)
     monitors_recorded(rules, metrics, val_data)
-    if check_finite:
+    if check_finite and feed is None and not isinstance(val_data, Stream):
         for name, a in (("train_data x", x), ("train_data y", y),
                         *(() if val_data is None else (("val_data x", val_data[0]),
                                                        ("val_data y", val_data[1])))):
@@ -185,23 +194,31 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if regularizer is not None:  # before tracing the step, so the error names fit
         require_scalar("regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
     pred = model_output(model, ts.opt_state.params, ts.model_state, x)
-    class_ids_in_range("train_data's y", loss, pred, y)
-    if val_data is not None:
+    if hasattr(y, "ndim"):   # streamed: the first batch's labels
+        class_ids_in_range("train_data's y", loss, pred, y)
+    if val_data is not None and not isinstance(val_data, Stream):
         class_ids_in_range("val_data's y", loss, pred, val_data[1])
     for r in rules:
-        if r.monitor is not None and r.monitor.endswith("accuracy"):
+        if r.monitor is not None and r.monitor.endswith("accuracy") and hasattr(y, "shape"):
             accuracy_applies(f"{r.name} monitors {r.monitor!r}", loss, pred, y)
     # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
-    config = {"batch_size": bs, "steps_per_epoch": n // bs, "num_examples": n,
+    config = {"batch_size": bs, "steps_per_epoch": opts.steps_per_epoch if feed else n // bs,
+              "num_examples": n,
               "accumulate": opts.accumulate, "input_shape": list(shape),
               "metrics": [m for m in METRICS if m in metrics],
-              "val_data": None if val_data is None else "(x, y)"}
+              "val_data": None if val_data is None else "(x, y)",
+              **({} if feed is None else {"train_data": "stream"})}
     states = {r.name: r.init(ts) for r in epoch_rules}
     saved_before(epoch_rules, states)
     ts, states, saved = _resume(epoch_rules, ts, states, config)
+    if feed is not None:
+        feed.resume(saved.position)
+    elif any(r.every_steps for r in epoch_rules):
+        raise BadValue("checkpoint(every_steps=...) saves mid-epoch positions of streamed "
+                       "train_data; with (x, y) arrays checkpoints are saved per epoch.")
 
     run = _Run(model, loss, optimizer, regularizer, opts, check_finite, step_rules, epochs,
-               n // bs, bs, saved.source)
+               None if feed else n // bs, bs, saved.source, feed)
     ts, history, states = run.train(ts, x, y, val_data, val_bs, metrics, epoch_rules, states,
                                     saved.history, saved.stopped, config, progress)
     for i, r in enumerate(step_rules):
@@ -262,14 +279,20 @@ class _Run(NamedTuple):
     steps: int
     bs: int
     source: Any    # where a checkpoint rule saves the run (for messages), or None
+    feed: Any = None   # streamed train_data (fnn.train.streaming.Feed), or None
 
     def train(self, ts, x, y, val_data, val_bs, metrics, epoch_rules, states, history,
               stopped, config, progress):
         """The epochs: `(train_state, history, rule states)`."""
         opts, mesh = self.opts, self.opts.mesh
-        step_key = (self.model, self.loss, self.optimizer, self.regularizer, opts.accumulate,
-                    self.check_finite, self.step_rules)
+        step_key = (self.model, self.loss if self.feed is None else self.feed.step_loss(self.loss),
+                    self.optimizer, self.regularizer, opts.accumulate, self.check_finite,
+                    self.step_rules)
         step_fn = memoized(compiled_step, *step_key, mesh)
+        if self.feed is not None:
+            return train_epochs(self.feed, self, step_fn, ts, val_data, val_bs, metrics,
+                                epoch_rules, states, history, stopped, config, progress,
+                                _progress_bar)
         x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
         fused_fn, form = None, "single"
         if opts.steps_per_call > 1:

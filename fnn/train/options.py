@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from fnn import fused
 from fnn._checks import BadType, BadValue, positive_int
 from fnn.train.checkpointing import checkpoint
+from fnn.train.feed import check_stream_options
 from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
 from fnn.train.stopping import EarlyStopping
@@ -64,6 +65,14 @@ class FitOptions(NamedTuple):
     - `fused_form`: `"auto"` (`fnn.fused.choose_form`: single steps when the step
       contains a convolution on the CPU backend, `lax.scan` otherwise), `"scan"`,
       `"unroll"` or `"single"`; recorded in the checkpoint config as `"fused_form"`.
+    - Streamed `train_data` (an iterable of batches, `fnn.train.feed`): `prefetch`,
+      the batches moved to the device ahead of the step on a background thread;
+      `ragged`, what a batch smaller than `batch_size` does: `"drop"`, `"pad"` (padded
+      and masked out of the loss and accuracy) or `"error"`; `steps_per_epoch`, the
+      batches per epoch (None: until the epoch's iterator ends; needed for a one-shot
+      iterator and `epochs > 1`); `input_key` / `target_key`, the entries of a dict
+      batch the model and the loss get (`target_key=None`: the loss gets the dict
+      without `input_key`).
     """
 
     accumulate: int = 1
@@ -73,6 +82,11 @@ class FitOptions(NamedTuple):
     mesh: Any = None
     steps_per_call: int = 1
     fused_form: str = "auto"
+    prefetch: int = 2
+    ragged: str = "drop"
+    steps_per_epoch: int | None = None
+    input_key: str = "x"
+    target_key: str | None = "y"
 
 
 RULE_SHORTHANDS = ("reduce_lr", "keep_checkpoints", "on_epoch_end")
@@ -92,6 +106,7 @@ def options_from(options, settings: dict) -> FitOptions:
     if options.fused_form not in fused.FORMS:
         raise BadValue(f"unknown fused_form {options.fused_form!r}; expected one of "
                        f"{list(fused.FORMS)}.")
+    check_stream_options(options)
     return options
 
 
