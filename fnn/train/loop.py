@@ -61,7 +61,7 @@ from fnn.train.state import fresh, init_program, init_train_state, next_epoch, r
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
 from fnn.train.feed import Stream, is_arrays, stream_of
-from fnn.train.streaming import open_feed, train_epochs
+from fnn.train.streaming import evaluate_val, open_feed, train_epochs
 
 
 def validation_params(opt_state):
@@ -326,9 +326,8 @@ class _Run(NamedTuple):
                         self.epochs, self.steps - 1, self.steps, self.source, self.check_finite))
                 logs = {k: sums[k] / self.steps for k in METRICS if k in sums and k in metrics}
                 if val_data is not None:
-                    val = evaluate_batches(self.model, validation_params(ts.opt_state),
-                                           ts.model_state, self.loss, val_data[0], val_data[1],
-                                           val_bs)
+                    val = evaluate_val(self.model, validation_params(ts.opt_state),
+                                       ts.model_state, self.loss, val_data, val_bs, epoch, opts)
                     logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
                 epoch += 1
                 ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))

@@ -46,7 +46,7 @@ from fnn.train.options import METRICS
 from fnn.train.rules import EpochInfo, append_record
 from fnn.train.state import next_epoch
 
-__all__ = ["Feed", "open_feed", "train_epochs", "encode_state", "decode_state"]
+__all__ = ["Feed", "open_feed", "evaluate_val", "train_epochs", "encode_state", "decode_state"]
 
 
 def encode_state(state) -> Any:
@@ -152,7 +152,8 @@ class Feed:
             x, y, n = self.format.split(raw, f"{what}, batch {step + 1}")
             return place(x, y, n, bs, ragged, self.mesh, f"{what}, batch {step + 1}")
 
-        feed = Prefetch(_Drawn(it, ahead), prepare, self.opts.prefetch,
+        source = _Drawn(it, ahead)
+        feed = Prefetch(source, prepare, self.opts.prefetch,
                         None if limit is None else limit - i, where=what)
         stop, pending, state = False, None, None
 
@@ -193,8 +194,8 @@ class Feed:
             feed.close()
         if i == 0:
             raise BadValue(f"{what} yielded no batch"
-                           + (" of full size (ragged='drop' dropped them)." if drawn else
-                              " (an iterator that ends early?)."))
+                           + (" of full size (ragged='drop' dropped them)." if source.count
+                              else " (an iterator that ends early?)."))
         if limit is not None and i < limit:
             raise BadValue(f"{what} ended after {i} of steps_per_epoch={limit} batches.")
         self.total = total
@@ -230,6 +231,15 @@ class _Drawn:
 
     def get_state(self):
         return self.state, self.count
+
+
+def evaluate_val(model, params, model_state, loss, val_data, val_bs, epoch: int, opts) -> dict:
+    """`fit`'s validation pass: over `(x, y)` arrays or a `Stream` of batches (its epoch
+    `epoch`)."""
+    if isinstance(val_data, Stream):
+        return evaluate_stream(model, params, model_state, loss, val_data.open(epoch),
+                               input_key=opts.input_key, target_key=opts.target_key)
+    return evaluate_batches(model, params, model_state, loss, val_data[0], val_data[1], val_bs)
 
 
 def open_feed(train_data, epochs: int, batch_size, opts) -> Feed:
@@ -274,13 +284,8 @@ def train_epochs(feed: Feed, run, step_fn, ts, val_data, val_bs, metrics, epoch_
             if val_data is not None:
                 params = (ema_params(ts.opt_state) if hasattr(ts.opt_state, "ema")
                           else ts.opt_state.params)
-                if isinstance(val_data, Stream):
-                    val = evaluate_stream(run.model, params, ts.model_state, run.loss,
-                                          val_data.open(epoch), input_key=opts.input_key,
-                                          target_key=opts.target_key)
-                else:
-                    val = evaluate_batches(run.model, params, ts.model_state, run.loss,
-                                           val_data[0], val_data[1], val_bs)
+                val = evaluate_val(run.model, params, ts.model_state, run.loss, val_data,
+                                   val_bs, epoch, opts)
                 logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
             epoch += 1
             ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))
