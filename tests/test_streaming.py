@@ -106,7 +106,7 @@ def test_pad_masks_the_ragged_batch_out_of_loss_and_accuracy(data):
     # reference: plain steps on the unpadded batches, the last one of 10 examples
     state = init_train_state(MODEL, OPT, KEY, (5,))
     state = state._replace(key=jax.random.split(state.key)[0])      # the epoch's key split
-    step = make_train_step(MODEL, LOSS, OPT, jit=False)
+    step = make_train_step(MODEL, LOSS, OPT)
     losses, accs = [], []
     for bx, by in ragged:
         state, m = step(state, bx, by)
@@ -121,7 +121,7 @@ def test_masked_loss_equals_the_loss_of_the_real_examples(data):
     x, y = data
     pred = x[:, :3] * 2.0
     mask = np.arange(N) < 17
-    np.testing.assert_allclose(masked_loss(LOSS)(pred, (y, mask)), LOSS(pred[:17], y[:17]),
+    np.testing.assert_allclose(jax.jit(masked_loss(LOSS))(pred, (y, mask)), LOSS(pred[:17], y[:17]),
                                rtol=1e-6)
     assert masked_loss(LOSS) is masked_loss(LOSS)          # one compiled step per loss
 
