@@ -42,4 +42,5 @@ __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "interm
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
 from fnn import sources  # noqa: E402  (data larger than memory)
+
 __all__ += ["sources"]

@@ -25,8 +25,8 @@ from fnn._checks import BadValue, named, positive_int
 from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
-from fnn.train.feed import batch_format, pad
 from fnn.metrics import accuracy_rule
+from fnn.train.feed import batch_format, pad
 
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",

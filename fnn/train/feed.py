@@ -4,11 +4,12 @@ the step.
 
 **What `train_data` may be** (besides `(x, y)` arrays, `fit`'s in-memory path):
 
-| `train_data` | epoch `e` (0-based) reads |
-|---|---|
-| a callable `f(epoch) -> iterable` | `iter(f(e))`: e.g. a grain dataset reshuffled per epoch |
-| a re-iterable (has `__iter__`, no `__next__`) | `iter(train_data)`, once per epoch: a list of batches, a PyTorch `DataLoader`, a grain `MapDataset` or `DataLoader` |
-| an iterator (has `__next__`: a generator, `tf.data`'s `as_numpy_iterator()`) | one stream for the whole run: `steps_per_epoch` batches per epoch (needed when `epochs > 1`) |
+- a callable `f(epoch) -> iterable`: epoch `e` (0-based) reads `iter(f(e))`, e.g. a
+  grain dataset reshuffled per epoch;
+- a re-iterable (has `__iter__`, no `__next__`): `iter(train_data)` once per epoch: a
+  list of batches, a PyTorch `DataLoader`, a grain `MapDataset` or `DataLoader`;
+- an iterator (has `__next__`: a generator, `tf.data`'s `as_numpy_iterator()`): one
+  stream for the whole run, `steps_per_epoch` batches per epoch (needed when `epochs > 1`).
 
 With `steps_per_epoch=None` an epoch ends where its iterator ends; with `N`, an
 epoch is the next `N` batches (a per-epoch iterator must hold at least `N`).
@@ -34,7 +35,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +68,7 @@ class Stream(NamedTuple):
 
 
 def stream_of(name: str, data, epochs: int, steps_per_epoch) -> Stream:
-    """The `Stream` of an iterable `data` (see the table in `help(fnn.train.feed)`)."""
+    """The `Stream` of an iterable `data` (see `help(fnn.train.feed)`)."""
     if hasattr(data, "__next__"):
         if steps_per_epoch is None and epochs > 1:
             raise BadValue(

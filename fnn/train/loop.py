@@ -34,22 +34,20 @@ from fnn._array_checks import example_shape
 from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
 from fnn.core import Layer
-from fnn.data import batch_size_for, epoch_batches, num_examples
+from fnn.data import epoch_batches
 from fnn.optim import ema_params
 from fnn.optim.base import an_optimizer
 from fnn.train.evaluation import (
     accuracy_applies,
     class_ids_in_range,
-    eval_batch_size,
-    evaluate_batches,
     model_output,
 )
+from fnn.train.feed import Stream
 from fnn.train.guards import all_finite, first_nonfinite, nan_message, report_nonfinite
 from fnn.train.options import (
     METRICS,
     RULE_SHORTHANDS,
     FitOptions,
-    data_pair,
     metric_names,
     monitors_recorded,
     options_from,
@@ -60,8 +58,7 @@ from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
-from fnn.train.feed import Stream, is_arrays, stream_of
-from fnn.train.streaming import evaluate_val, open_feed, train_epochs
+from fnn.train.streaming import evaluate_val, train_epochs, training_input, validation_input
 
 
 def validation_params(opt_state):
@@ -87,6 +84,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `model`: a `fnn.Layer`; new params come from `model.init(init_key, input_shape)`
       with `input_shape = x.shape[1:]` unless given.
     - `optimizer`: a `fnn.optim.Optimizer`; `loss(pred, y) -> scalar` (`fnn.losses`).
+    - `train_data`: `(x, y)` arrays, or any iterable of batches (a callable
+      `epoch -> iterable`, a list, a DataLoader, a grain dataset, a generator with
+      `steps_per_epoch`), tuples `(x, y)` or dicts; see `help(fnn.train.feed)` and
+      `help(fnn.train.streaming)` (prefetch, ragged batches, exact resume).
     - `epochs`: the total number of epochs of the run (a resumed run continues
       up to it; a run already past it is returned as saved).
     - `batch_size`: `None` = the whole set per step (batch gradient descent),
@@ -151,14 +152,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise BadValue(f"epochs must be a positive int, got {epochs!r}.")
     opts = options_from(options, settings)
-    feed = None
-    if is_arrays(train_data):
-        x, y = data_pair("train_data", train_data)
-        n = labelled("fit (train_data)", num_examples, (x, y))
-        bs = batch_size_for(batch_size, n)
-    else:  # streamed batches (fnn.train.streaming)
-        feed = open_feed(train_data, epochs, batch_size, opts)
-        x, y, n, bs = feed.x, feed.y, None, feed.batch_size
+    x, y, n, bs, feed = training_input(train_data, epochs, batch_size, opts)  # feed: streamed
     if bs % opts.accumulate:
         raise BadValue(f"accumulate must be a positive divisor of the batch size {bs}, got "
                        f"{opts.accumulate}.")
@@ -169,13 +163,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     check_finite = flag("check_finite", opts.check_finite)
     if progress not in (True, False, "transient"):
         raise BadValue(f"progress must be True, False or 'transient', got {progress!r}.")
-    val_bs = None
-    if val_data is not None and not is_arrays(val_data) and not isinstance(val_data, tuple):
-        val_data = stream_of("val_data", val_data, epochs, None)   # a Stream of batches
-    elif val_data is not None:
-        val_data = data_pair("val_data", val_data)
-        val_bs = eval_batch_size("eval_batch_size", opts.eval_batch_size,
-                                 labelled("fit (val_data)", num_examples, val_data))
+    val_data, val_bs = validation_input(val_data, epochs, opts)   # (x, y) or a Stream
     rules = rules_from(rules, early_stopping, checkpoint_dir, settings)
     monitors_recorded(rules, metrics, val_data)
     if check_finite and feed is None and not isinstance(val_data, Stream):

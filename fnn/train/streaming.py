@@ -11,7 +11,7 @@ What `train_data` may be and how a batch becomes the step's `(x, y)`: `fnn.train
 `e` is the epoch in progress (0-based), `i` the steps done in it, `t` the steps of the
 whole run, `d` the batches drawn from the epoch's iterator (dropped ragged ones
 included), `sums` the epoch's metric sums so far, `s` the iterator's `get_state()`
-(grain's iterators have one; `fnn.sources.Loader`'s too), JSON-encoded, or None.
+(grain's iterators have one; `fnn.sources.loader`'s too), JSON-encoded, or None.
 A run resumed mid-epoch (`checkpoint(..., every_steps=N)`) continues from there:
 
 - an iterator with `get_state()/set_state()`: the epoch's iterator is opened and set to
@@ -27,26 +27,37 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
 import time
 import warnings
 from typing import Any
-
-import sys
 
 import jax
 import jax.numpy as jnp
 
 from fnn import distributed
-from fnn._checks import BadValue, positive_int
+from fnn._checks import BadValue, labelled, positive_int
+from fnn.data import batch_size_for, num_examples
 from fnn.optim import ema_params
-from fnn.train.evaluation import evaluate_batches, evaluate_stream
-from fnn.train.feed import Prefetch, Stream, batch_format, masked_loss, place, stream_of
+from fnn.train.evaluation import eval_batch_size, evaluate_batches, evaluate_stream
+from fnn.train.feed import (
+    Prefetch,
+    Stream,
+    batch_format,
+    is_arrays,
+    masked_loss,
+    place,
+    stream_of,
+)
 from fnn.train.guards import all_finite, nan_message, report_nonfinite
-from fnn.train.options import METRICS
+from fnn.train.options import METRICS, data_pair
 from fnn.train.rules import EpochInfo, append_record
 from fnn.train.state import next_epoch
 
-__all__ = ["Feed", "open_feed", "evaluate_val", "train_epochs", "encode_state", "decode_state"]
+__all__ = [
+    "Feed", "training_input", "validation_input", "open_feed", "evaluate_val", "train_epochs",
+    "encode_state", "decode_state",
+]
 
 
 def encode_state(state) -> Any:
@@ -240,6 +251,29 @@ def evaluate_val(model, params, model_state, loss, val_data, val_bs, epoch: int,
         return evaluate_stream(model, params, model_state, loss, val_data.open(epoch),
                                input_key=opts.input_key, target_key=opts.target_key)
     return evaluate_batches(model, params, model_state, loss, val_data[0], val_data[1], val_bs)
+
+
+def training_input(train_data, epochs: int, batch_size, opts):
+    """`fit`'s `(x, y, n, batch_size, feed)`: `(x, y)` arrays with their `n` examples and
+    no feed, or a streamed `train_data`'s first batch, `n = None` and its `Feed`."""
+    if is_arrays(train_data):
+        x, y = data_pair("train_data", train_data)
+        n = labelled("fit (train_data)", num_examples, (x, y))
+        return x, y, n, batch_size_for(batch_size, n), None
+    feed = open_feed(train_data, epochs, batch_size, opts)
+    return feed.x, feed.y, None, feed.batch_size, feed
+
+
+def validation_input(val_data, epochs: int, opts):
+    """`fit`'s `(val_data, eval batch size)`: checked `(x, y)` arrays, or a `Stream` of
+    batches (any iterable but a tuple, which stands for `(x, y)`), or `(None, None)`."""
+    if val_data is None:
+        return None, None
+    if not is_arrays(val_data) and not isinstance(val_data, tuple):
+        return stream_of("val_data", val_data, epochs, None), None
+    val_data = data_pair("val_data", val_data)
+    return val_data, eval_batch_size("eval_batch_size", opts.eval_batch_size,
+                                     labelled("fit (val_data)", num_examples, val_data))
 
 
 def open_feed(train_data, epochs: int, batch_size, opts) -> Feed:
