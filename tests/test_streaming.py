@@ -211,6 +211,10 @@ X4, Y4 = np.zeros((4, 5), np.float32), np.zeros(4, np.int32)
 BAD_INPUT = [
     ("one-shot", lambda: bad(iter([(X4, Y4)])), ValueError,
      "fit: train_data is a one-shot iterator .* cannot restart for epoch 2 of 2"),
+    ("one array", lambda: bad(X4), TypeError,
+     r"fit: train_data must be a pair \(x, y\), got ndarray of shape \(4, 5\)"),
+    ("val one array", lambda: bad(steps(1), val_data=X4), TypeError,
+     r"fit: val_data must be a pair \(x, y\) or None"),
     ("not iterable", lambda: bad(3), TypeError,
      "fit: train_data must be a pair .* got int"),
     ("callable returns junk", lambda: bad(lambda e: 3), TypeError,

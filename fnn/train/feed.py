@@ -69,6 +69,9 @@ class Stream(NamedTuple):
 
 def stream_of(name: str, data, epochs: int, steps_per_epoch) -> Stream:
     """The `Stream` of an iterable `data` (see `help(fnn.train.feed)`)."""
+    if hasattr(data, "shape"):    # one array iterates over its rows: not batches
+        raise BadType(f"{name} must be a pair (x, y), got {type(data).__name__} of shape "
+                      f"{tuple(data.shape)} (or an iterable of batches (x, y)).")
     if hasattr(data, "__next__"):
         if steps_per_epoch is None and epochs > 1:
             raise BadValue(

@@ -269,7 +269,8 @@ def validation_input(val_data, epochs: int, opts):
     batches (any iterable but a tuple, which stands for `(x, y)`), or `(None, None)`."""
     if val_data is None:
         return None, None
-    if not is_arrays(val_data) and not isinstance(val_data, tuple):
+    if not (is_arrays(val_data) or isinstance(val_data, (tuple, str, dict))
+            or hasattr(val_data, "shape")):
         return stream_of("val_data", val_data, epochs, None), None
     val_data = data_pair("val_data", val_data)
     return val_data, eval_batch_size("eval_batch_size", opts.eval_batch_size,
