@@ -47,9 +47,9 @@ def run_batches(x, y, epochs=EPOCHS):
     return out
 
 
-def train(train_data, **kw):
+def train(train_data, loss=LOSS, **kw):
     kw = dict(dict(epochs=EPOCHS, batch_size=BS, key=KEY, progress=False), **kw)
-    return fit(MODEL, OPT, LOSS, train_data, **kw)
+    return fit(MODEL, OPT, loss, train_data, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,21 @@ def test_dict_batches_and_a_one_shot_stream_equal_the_in_memory_path(data, refer
     same_run(train(dicts, input_key="image", target_key="label", prefetch=1), reference)
     stream = iter([b for epoch in per_epoch for b in epoch])
     same_run(train(stream, steps_per_epoch=N // BS), reference)
+
+
+def test_target_key_none_gives_the_loss_the_rest_of_the_dict(data, reference):
+    per_epoch = run_batches(*data)
+    weighted = [[{"x": a, "y": b, "w": np.ones(len(b), np.float32)} for a, b in epoch]
+                for epoch in per_epoch]
+
+    def loss(pred, batch):      # the reference loss, weighted by an all-ones "w"
+        return LOSS(pred, batch["y"]) * batch["w"].mean()
+
+    ts, history = train(lambda e: weighted[e], loss=loss, target_key=None,
+                        val_data=weighted[0])
+    chex.assert_trees_all_close(ts.params, reference[0].params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(history["loss"], reference[1]["loss"], rtol=1e-6)
+    assert "accuracy" not in history and "val_loss" in history
 
 
 def test_a_list_is_read_again_every_epoch(data):
@@ -258,6 +273,10 @@ BAD_INPUT = [
      "fit: input_key must be a str"),
     ("target_key", lambda: bad(steps(1), target_key=1), TypeError,
      "fit: target_key must be a str or None"),
+    ("loss key", lambda: bad([{"x": X4, "y": Y4, "w": Y4}], target_key=None,
+                             loss=lambda pred, b: LOSS(pred, b["label"])), ValueError,
+     r"fit: the loss reads the key 'label' of the batch, which has \['w', 'y'\] besides the "
+     r"model's input 'x'"),
     ("nothing for the loss", lambda: bad([{"x": X4}], target_key=None), ValueError,
      r"holds only \['x'\]: nothing for the loss"),
     ("batch_size", lambda: bad(steps(1), batch_size=0), ValueError,
@@ -266,6 +285,8 @@ BAD_INPUT = [
      "fit: steps_per_call=2 needs"),
     ("check_finite pad", lambda: bad(steps(1), check_finite=True, ragged="pad"), ValueError,
      "fit: check_finite=True needs array targets"),
+    ("accumulate dict", lambda: bad(steps(1), accumulate=2, target_key=None), ValueError,
+     "fit: accumulate=2 needs array targets: not with ragged='pad' or target_key=None"),
     ("every_steps arrays", lambda: bad((X4, Y4), batch_size=2, rules=[
         fnn.train.checkpoint("/tmp/fnn-unused", every_steps=2)]), ValueError,
      r"fit: checkpoint\(every_steps=...\) saves mid-epoch positions of streamed"),

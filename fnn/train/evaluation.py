@@ -26,7 +26,7 @@ from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
 from fnn.metrics import accuracy_rule
-from fnn.train.feed import batch_format, pad
+from fnn.train.feed import batch_format, dict_target_loss, pad
 
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
@@ -130,6 +130,7 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y=None,
     `fit`, `fnn.train.feed`); see `evaluate_stream`.
     """
     if y is None and not hasattr(x, "shape"):
+        loss = dict_target_loss(loss) if target_key is None else loss
         return evaluate_stream(model, params, model_state, loss, x, input_key=input_key,
                                target_key=target_key)
     n = num_examples((x, y))

@@ -47,7 +47,7 @@ from fnn.metrics import AccuracyRule, accuracy_rule
 
 __all__ = [
     "RAGGED", "is_arrays", "Stream", "stream_of", "check_stream_options", "BatchFormat",
-    "batch_format", "pad", "place", "masked_loss", "Prefetch",
+    "batch_format", "pad", "place", "dict_target_loss", "masked_loss", "Prefetch",
 ]
 
 RAGGED = ("drop", "pad", "error")
@@ -216,6 +216,19 @@ def place(x, y, n: int, bs: int, ragged: str, mesh, where: str):
     if mesh is None:
         return jax.device_put((x, y))
     return jax.device_put((x, y), distributed.batch_sharding(mesh))
+
+
+@functools.cache
+def dict_target_loss(loss: Callable) -> Callable:
+    """`loss` for `target_key=None` (it gets a dict of the batch's other entries): the
+    same function, with no accuracy unless `loss` declares one itself (`fnn.metrics`'s
+    default rule reads class ids, not a dict)."""
+    def on_dict(pred, batch):
+        return loss(pred, batch)
+
+    on_dict.accuracy = getattr(getattr(loss, "func", loss), "accuracy", None)
+    on_dict.__name__ = getattr(getattr(loss, "func", loss), "__name__", "loss")
+    return on_dict
 
 
 @functools.cache

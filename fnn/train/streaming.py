@@ -44,6 +44,7 @@ from fnn.train.feed import (
     Prefetch,
     Stream,
     batch_format,
+    dict_target_loss,
     is_arrays,
     masked_loss,
     place,
@@ -99,7 +100,9 @@ class Feed:
         return self.format.batch_size
 
     def step_loss(self, loss):
-        """The loss the step differentiates: masked for `ragged="pad"` (`feed.masked_loss`)."""
+        """The loss the step differentiates: on a dict for `target_key=None`
+        (`feed.dict_target_loss`), masked for `ragged="pad"` (`feed.masked_loss`)."""
+        loss = dict_target_loss(loss) if self.opts.target_key is None else loss
         return masked_loss(loss) if self.opts.ragged == "pad" else loss
 
     def resume(self, position: dict | None) -> None:
@@ -191,7 +194,7 @@ class Feed:
 
         try:
             for (x, y), (state, n_drawn) in feed:
-                ts, m = step_fn(ts, x, y)
+                ts, m = self._step(step_fn, ts, x, y)
                 if pending is not None:   # read the previous step while this one runs
                     consume(pending)
                 pending, i, total = (m, i), i + 1, total + 1
@@ -213,6 +216,18 @@ class Feed:
         end = self._position(epoch + 1, 0, total, 0, {},
                              state if self.stream.one_shot else None)
         return ts, sums, stop, i, end
+
+    def _step(self, step_fn, ts, x, y):
+        """`step_fn(ts, x, y)`; a key the loss reads from a dict batch (`target_key=None`)
+        that the batch lacks is named with the keys it has (the step is traced here)."""
+        try:
+            return step_fn(ts, x, y)
+        except KeyError as e:
+            if self.format.target_key is None and isinstance(y, dict):
+                raise BadValue(f"the loss reads the key {e.args[0]!r} of the batch, which has "
+                               f"{sorted(y)} besides the model's input "
+                               f"{self.format.input_key!r}.") from None
+            raise
 
     @staticmethod
     def _position(epoch, step, total, drawn, sums, state) -> dict:
@@ -248,6 +263,7 @@ def evaluate_val(model, params, model_state, loss, val_data, val_bs, epoch: int,
     """`fit`'s validation pass: over `(x, y)` arrays or a `Stream` of batches (its epoch
     `epoch`)."""
     if isinstance(val_data, Stream):
+        loss = dict_target_loss(loss) if opts.target_key is None else loss
         return evaluate_stream(model, params, model_state, loss, val_data.open(epoch),
                                input_key=opts.input_key, target_key=opts.target_key)
     return evaluate_batches(model, params, model_state, loss, val_data[0], val_data[1], val_bs)
@@ -284,9 +300,11 @@ def open_feed(train_data, epochs: int, batch_size, opts) -> Feed:
     if opts.steps_per_call > 1:
         raise BadValue(f"steps_per_call={opts.steps_per_call} needs (x, y) arrays; streamed "
                        "train_data runs one step per call.")
-    if opts.check_finite and (opts.ragged == "pad" or opts.target_key is None):
-        raise BadValue("check_finite=True needs array targets: not with ragged='pad' or "
-                       "target_key=None.")
+    for name, on in (("check_finite=True", opts.check_finite),
+                     (f"accumulate={opts.accumulate}", opts.accumulate > 1)):
+        if on and (opts.ragged == "pad" or opts.target_key is None):
+            raise BadValue(f"{name} needs array targets: not with ragged='pad' or "
+                           "target_key=None.")
     return Feed("train_data", train_data, epochs, batch_size, opts)
 
 
