@@ -9,6 +9,7 @@ in-memory `evaluate`.
 """
 from __future__ import annotations
 
+import json
 import threading
 
 import chex
@@ -21,6 +22,7 @@ from fnn.data import epoch_batches
 from fnn.train import fit, make_train_step
 from fnn.train.feed import Prefetch, masked_loss
 from fnn.train.state import init_train_state
+from fnn.train.streaming import decode_state, encode_state
 
 KEY = jax.random.key(7)
 N, BS, EPOCHS = 60, 12, 2
@@ -106,6 +108,22 @@ def test_a_torch_dataloader(data):
         batch_size=BS, shuffle=False)
     fixed = [(x[i:i + BS], y[i:i + BS]) for i in range(0, N, BS)]
     same_run(train(loader), train(fixed))
+
+
+def test_a_grain_dataloader_and_its_bytes_state(data):
+    grain = pytest.importorskip("grain")
+    x, y = data
+    loader = grain.DataLoader(
+        data_source=fnn.sources.ArraySource(x, y), operations=[grain.transforms.Batch(BS)],
+        sampler=grain.samplers.IndexSampler(N, shuffle=False, num_epochs=1, seed=0),
+        worker_count=0)
+    fixed = [(x[i:i + BS], y[i:i + BS]) for i in range(0, N, BS)]
+    same_run(train(loader), train(fixed))
+    it = iter(loader)
+    next(it)
+    state = it.get_state()
+    assert isinstance(state, bytes)
+    assert decode_state(json.loads(json.dumps(encode_state(state)))) == state
 
 
 def test_drop_skips_the_ragged_batch(data):
@@ -292,6 +310,9 @@ BAD_INPUT = [
      r"fit: checkpoint\(every_steps=...\) saves mid-epoch positions of streamed"),
     ("every_steps value", lambda: fnn.train.checkpoint("/tmp/x", every_steps=0), ValueError,
      "checkpoint: every_steps must be a positive int"),
+    ("state not JSON", lambda: encode_state(object()), ValueError,
+     "the state of train_data's iterator .* must be JSON or bytes to be checkpointed, got "
+     "object"),
     ("evaluate empty", lambda: fnn.train.evaluate(MODEL, {}, {}, LOSS, []), ValueError,
      "evaluate: data yielded no batch"),
 ]
