@@ -23,6 +23,7 @@ from fnn import (
     optim,
     preprocessing,
     regularizers,
+    sources,
     testing,
     train,
 )
@@ -47,4 +48,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
-__all__ += ["metrics", "augment", "repeat", "remat", "testing", "interop", "export"]
+__all__ += ["metrics", "augment", "repeat", "remat", "testing", "interop", "export", "sources"]

@@ -20,8 +20,8 @@ from fnn.models.inception import inception_net
 from fnn.models.lenet import lenet5
 from fnn.models.mlp import mlp
 from fnn.models.resnet import resnet, resnet18
-from fnn.models.transformer import char_transformer
 from fnn.models.small_cnn import small_cnn
+from fnn.models.transformer import char_transformer
 
 __all__ = ["NamedModel", "REGISTRY"]
 

@@ -8,7 +8,8 @@ After every epoch it saves, with `fnn.checkpoint.CheckpointManager` (the last
     {"train_state": TrainState, <rule name>: <rule state>, ...}   (rules with a state)
 
 and the metadata `{"format": "fnn.train.fit/1", "epoch", "history", "config",
-"stopped"}`. It saves the run as the rules listed before it left it, so `fit`
+"stopped"}` (and, for streamed `train_data`, `"data"`: the data position,
+`fnn.train.streaming`). It saves the run as the rules listed before it left it, so `fit`
 runs it after them (rules listed after it must keep no state). Its `restore`
 reads the latest checkpoint against the tree a fresh run would save (`like`), so a
 resumed run continues exactly as the uninterrupted one (same key stream, same
@@ -28,7 +29,7 @@ import os
 import jax
 import numpy as np
 
-from fnn._checks import BadType, BadValue, named
+from fnn._checks import BadType, BadValue, named, positive_int
 from fnn.checkpoint import CheckpointManager
 from fnn.optim import copy_hyperparams
 from fnn.train.rules import EpochInfo, Resumed, Rule, append_record
@@ -44,13 +45,20 @@ _FNN_01_TRAIN_STATE = ("opt_state", "model_state", "key", "epoch", "lr_scale")
 
 
 @named("checkpoint")
-def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint") -> Rule:
+def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint",
+               every_steps: int | None = None) -> Rule:
     """A rule that saves the run in the folder `directory` after every epoch and
     resumes from its latest checkpoint (see `help(fnn.train.checkpointing)`). The folder is
-    created when `fit` starts."""
+    created when `fit` starts.
+
+    `every_steps=N` (streamed `train_data` only, `fnn.train.streaming`): also save after
+    every `N` steps of the run, mid-epoch, with the data position; checkpoints are then
+    numbered by the steps of the run (not by epoch) and `keep` counts both kinds."""
     if not isinstance(directory, (str, os.PathLike)):
         raise BadType(f"directory must be a folder path (a str or os.PathLike), got "
                       f"{directory!r}.")
+    if every_steps is not None:
+        every_steps = positive_int("every_steps", every_steps)
     path = os.fspath(directory)
     managers: list[CheckpointManager] = []
 
@@ -86,17 +94,28 @@ def checkpoint(directory, keep: int | None = 3, *, name: str = "checkpoint") -> 
         ts = tree["train_state"]
         ts = ts._replace(opt_state=copy_hyperparams(ts.opt_state, like["train_state"].opt_state))
         return Resumed({**tree, "train_state": ts}, history, bool(meta.get("stopped", False)),
-                       path)
+                       path, meta.get("data"))
+
+    def write(ts, states: dict, epoch: int, history: dict, config: dict, stop: bool,
+              position):
+        tree = {"train_state": ts, **{k: s for k, s in states.items() if s is not None}}
+        meta = {"format": FORMAT, "epoch": epoch, "history": history, "config": config,
+                "stopped": bool(stop)}
+        if position is not None:
+            meta["data"] = position
+        number = epoch if every_steps is None else position["total"]
+        manager().save(number, tree, metadata=meta)
 
     def update(state, ts, info: EpochInfo):
         history = append_record(info.history, info.logs, info.epoch, path)
-        tree = {"train_state": ts, **{k: s for k, s in info.states.items() if s is not None}}
-        manager().save(info.epoch, tree, metadata={
-            "format": FORMAT, "epoch": info.epoch, "history": history, "config": info.config,
-            "stopped": bool(info.stop)})
+        write(ts, info.states, info.epoch, history, info.config, info.stop, info.position)
         return state, ts, info
 
-    return Rule(lambda ts: None, update, name=name, restore=restore)
+    def save(ts, states: dict, history: dict, config: dict, position: dict):
+        write(ts, states, position["epoch"], history, config, False, position)
+
+    return Rule(lambda ts: None, update, name=name, restore=restore, every_steps=every_steps,
+                save=save)
 
 
 def restore_tree(manager: CheckpointManager, step: int, like: dict):

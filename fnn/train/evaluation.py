@@ -27,11 +27,13 @@ from fnn._util import memoized
 from fnn.core import Layer, output_struct
 from fnn.data import iter_padded_batches, num_examples
 from fnn.metrics import accuracy_rule, streaming
+from fnn.train.feed import batch_format, dict_target_loss, pad
 
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
     "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
     "streaming_metrics",
+    "evaluate_stream",
 ]
 
 
@@ -92,7 +94,7 @@ def evaluation_program(model: Layer, loss: Callable, metrics: tuple = ()):
     accuracy = accuracy_rule(loss)
 
     def per_example_loss(pred, y):
-        return jax.vmap(lambda p, t: loss(p[None], t[None]))(pred, y)
+        return jax.vmap(lambda p, t: loss(p[None], jax.tree.map(lambda a: a[None], t)))(pred, y)
 
     def run(params, model_state, x, y, mask, states=()):
         pred, _ = model.apply(params, model_state, x, train=False)
@@ -115,8 +117,9 @@ def prediction_program(model: Layer):
 
 
 @named("evaluate")
-def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
-             batch_size: int | None = 256, *, metrics=()) -> dict:
+def evaluate(model: Layer, params, model_state, loss: Callable, x, y=None,
+             batch_size: int | None = 256, *, metrics=(), input_key: str = "x",
+             target_key: str | None = "y") -> dict:
     """Mean loss (and accuracy, for classification) over a whole data set, `train=False`.
 
     Runs fixed-shape batches of `batch_size` (the last one padded, with a mask)
@@ -134,7 +137,16 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     names such as `"top5_accuracy"`) run over the same batches on the model's
     outputs and `y`; each adds `{metric.name: value}` to the result (a float; a dict
     result per key as `f"{name}_{key}"`; a confusion matrix as a NumPy array).
+
+    `x` may instead be an iterable of batches, `y` left out (`evaluate(model, params,
+    state, loss, batches)`): tuples `(x, y)` or dicts (`input_key`, `target_key` as in
+    `fit`, `fnn.train.feed`); see `evaluate_stream`.
     """
+    if y is None and not hasattr(x, "shape"):
+        loss = dict_target_loss(loss) if target_key is None else loss
+        return evaluate_stream(model, params, model_state, loss, x,
+                               metrics=streaming_metrics(metrics), input_key=input_key,
+                               target_key=target_key)
     n = num_examples((x, y))
     bs = eval_batch_size("batch_size", batch_size, n)
     extra = streaming_metrics(metrics)
@@ -166,13 +178,44 @@ def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs
                      metrics: tuple = ()) -> dict:
     """`evaluate` on checked arguments (`fit` checks them once for every epoch)."""
     fn = memoized(evaluation_program, model, loss, metrics)
+    return _averaged(fn, params, model_state, metrics, iter_padded_batches((x, y), bs),
+                     lambda: x.shape[0])
+
+
+def evaluate_stream(model: Layer, params, model_state, loss: Callable, batches, *,
+                    metrics: tuple = (), input_key: str = "x",
+                    target_key: str | None = "y") -> dict:
+    """`evaluate` over an iterable of batches: every batch padded to the first one's size
+    with a mask (one compiled program), sums in float64 over all the examples."""
+    fn = memoized(evaluation_program, model, loss, metrics)
+    seen = {"n": 0}
+
+    def padded():
+        fmt = None
+        for i, batch in enumerate(batches):
+            if fmt is None:
+                fmt = batch_format(batch, None, input_key, target_key, "data")
+            bx, by, m = fmt.split(batch, f"data's batch {i + 1}")
+            bs = fmt.batch_size
+            seen["n"] += m
+            yield (pad(bx, m, bs), pad(by, m, bs)), np.arange(bs) < m
+        if fmt is None:
+            raise BadValue("data yielded no batch.")
+
+    return _averaged(fn, params, model_state, metrics, padded(), lambda: seen["n"])
+
+
+def _averaged(fn, params, model_state, metrics: tuple, padded_batches, count) -> dict:
+    """Run the evaluation program `fn` over `((x, y), mask)` batches: the loss and accuracy
+    summed in float64 and divided by `count()` (the examples, known once the batches are
+    spent), and the streaming `metrics`' results."""
     states, parts = tuple(m.init() for m in metrics), []
-    for (xb, yb), mask in iter_padded_batches((x, y), bs):
+    for (xb, yb), mask in padded_batches:
         out = fn(params, model_state, xb, yb, mask, states)
         states = out.pop("states", ())
         parts.append(out)
-    parts = jax.device_get(parts)
-    result = {k: float(math.fsum(float(p[k]) for p in parts) / x.shape[0])
+    parts, n = jax.device_get(parts), count()
+    result = {k: float(math.fsum(float(p[k]) for p in parts) / n)
               for k in ("loss", "accuracy") if k in parts[0]}
     for m, state in zip(metrics, states):
         result.update(streaming.flat_result(m, state))

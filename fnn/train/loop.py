@@ -35,22 +35,20 @@ from fnn._array_checks import example_shape
 from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
 from fnn.core import Layer
-from fnn.data import batch_size_for, epoch_batches, num_examples
+from fnn.data import epoch_batches
 from fnn.optim import ema_params
 from fnn.optim.base import an_optimizer
 from fnn.train.evaluation import (
     accuracy_applies,
     class_ids_in_range,
-    eval_batch_size,
-    evaluate_batches,
     model_output,
 )
+from fnn.train.feed import Stream
 from fnn.train.guards import all_finite, first_nonfinite, nan_message, report_nonfinite
 from fnn.train.options import (
     METRICS,
     RULE_SHORTHANDS,
     FitOptions,
-    data_pair,
     metric_config,
     metric_names,
     monitors_recorded,
@@ -63,6 +61,7 @@ from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
 from fnn.train.stopping import EarlyStopping
+from fnn.train.streaming import evaluate_val, train_epochs, training_input, validation_input
 
 
 def validation_params(opt_state):
@@ -88,6 +87,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `model`: a `fnn.Layer`; new params come from `model.init(init_key, input_shape)`
       with `input_shape = x.shape[1:]` unless given.
     - `optimizer`: a `fnn.optim.Optimizer`; `loss(pred, y) -> scalar` (`fnn.losses`).
+    - `train_data`: `(x, y)` arrays, or any iterable of batches (a callable
+      `epoch -> iterable`, a list, a DataLoader, a grain dataset, a generator with
+      `steps_per_epoch`), tuples `(x, y)` or dicts; see `help(fnn.train.feed)` and
+      `help(fnn.train.streaming)` (prefetch, ragged batches, exact resume).
     - `epochs`: the total number of epochs of the run (a resumed run continues
       up to it; a run already past it is returned as saved).
     - `batch_size`: `None` = the whole set per step (batch gradient descent),
@@ -159,10 +162,8 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     require_callables(loss, regularizer)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
         raise BadValue(f"epochs must be a positive int, got {epochs!r}.")
-    x, y = data_pair("train_data", train_data)
-    n = labelled("fit (train_data)", num_examples, (x, y))
-    bs = batch_size_for(batch_size, n)
     opts = options_from(options, settings)
+    x, y, n, bs, feed = training_input(train_data, epochs, batch_size, opts)  # feed: streamed
     if bs % opts.accumulate:
         raise BadValue(f"accumulate must be a positive divisor of the batch size {bs}, got "
                        f"{opts.accumulate}.")
@@ -173,14 +174,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     check_finite = flag("check_finite", opts.check_finite)
     if progress not in (True, False, "transient"):
         raise BadValue(f"progress must be True, False or 'transient', got {progress!r}.")
-    val_bs = None
-    if val_data is not None:
-        val_data = data_pair("val_data", val_data)
-        val_bs = eval_batch_size("eval_batch_size", opts.eval_batch_size,
-                                 labelled("fit (val_data)", num_examples, val_data))
+    val_data, val_bs = validation_input(val_data, epochs, opts)   # (x, y) or a Stream
     rules = rules_from(rules, early_stopping, checkpoint_dir, settings)
     monitors_recorded(rules, metrics, val_data)
-    if check_finite:
+    if check_finite and feed is None and not isinstance(val_data, Stream):
         for name, a in (("train_data x", x), ("train_data y", y),
                         *(() if val_data is None else (("val_data x", val_data[0]),
                                                        ("val_data y", val_data[1])))):
@@ -196,23 +193,31 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     if regularizer is not None:  # before tracing the step, so the error names fit
         require_scalar("regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
     pred = model_output(model, ts.opt_state.params, ts.model_state, x)
-    class_ids_in_range("train_data's y", loss, pred, y)
-    if val_data is not None:
+    if hasattr(y, "ndim"):   # streamed: the first batch's labels
+        class_ids_in_range("train_data's y", loss, pred, y)
+    if val_data is not None and not isinstance(val_data, Stream):
         class_ids_in_range("val_data's y", loss, pred, val_data[1])
     for r in rules:
-        if r.monitor is not None and r.monitor.endswith("accuracy"):
+        if r.monitor is not None and r.monitor.endswith("accuracy") and hasattr(y, "shape"):
             accuracy_applies(f"{r.name} monitors {r.monitor!r}", loss, pred, y)
     # metrics and val_data decide the history's keys: a resume must keep them (aligned lists)
-    config = {"batch_size": bs, "steps_per_epoch": n // bs, "num_examples": n,
+    config = {"batch_size": bs, "steps_per_epoch": opts.steps_per_epoch if feed else n // bs,
+              "num_examples": n,
               "accumulate": opts.accumulate, "input_shape": list(shape),
               "metrics": metric_config(metrics),
-              "val_data": None if val_data is None else "(x, y)"}
+              "val_data": None if val_data is None else "(x, y)",
+              **({} if feed is None else {"train_data": "stream"})}
     states = {r.name: r.init(ts) for r in epoch_rules}
     saved_before(epoch_rules, states)
     ts, states, saved = _resume(epoch_rules, ts, states, config)
+    if feed is not None:
+        feed.resume(saved.position)
+    elif any(r.every_steps for r in epoch_rules):
+        raise BadValue("checkpoint(every_steps=...) saves mid-epoch positions of streamed "
+                       "train_data; with (x, y) arrays checkpoints are saved per epoch.")
 
     run = _Run(model, loss, optimizer, regularizer, opts, check_finite, step_rules, epochs,
-               n // bs, bs, saved.source)
+               None if feed else n // bs, bs, saved.source, feed)
     ts, history, states = run.train(ts, x, y, val_data, val_bs, metrics, epoch_rules, states,
                                     saved.history, saved.stopped, config, progress)
     for i, r in enumerate(step_rules):
@@ -274,14 +279,20 @@ class _Run(NamedTuple):
     steps: int
     bs: int
     source: Any    # where a checkpoint rule saves the run (for messages), or None
+    feed: Any = None   # streamed train_data (fnn.train.streaming.Feed), or None
 
     def train(self, ts, x, y, val_data, val_bs, metrics, epoch_rules, states, history,
               stopped, config, progress):
         """The epochs: `(train_state, history, rule states)`."""
         opts, mesh = self.opts, self.opts.mesh
-        step_key = (self.model, self.loss, self.optimizer, self.regularizer, opts.accumulate,
-                    self.check_finite, self.step_rules)
+        step_key = (self.model, self.loss if self.feed is None else self.feed.step_loss(self.loss),
+                    self.optimizer, self.regularizer, opts.accumulate, self.check_finite,
+                    self.step_rules)
         step_fn = memoized(compiled_step, *step_key, mesh, "single", opts.augment)
+        if self.feed is not None:
+            return train_epochs(self.feed, self, step_fn, ts, val_data, val_bs, metrics,
+                                epoch_rules, states, history, stopped, config, progress,
+                                _progress_bar)
         x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
         fused_fn, form = None, "single"
         if opts.steps_per_call > 1:
@@ -315,9 +326,9 @@ class _Run(NamedTuple):
                         self.epochs, self.steps - 1, self.steps, self.source, self.check_finite))
                 logs = {k: sums[k] / self.steps for k in METRICS if k in sums and k in metrics}
                 if val_data is not None:
-                    val = evaluate_batches(self.model, validation_params(ts.opt_state),
-                                           ts.model_state, self.loss, val_data[0], val_data[1],
-                                           val_bs, streaming_of(metrics))
+                    val = evaluate_val(self.model, validation_params(ts.opt_state),
+                                       ts.model_state, self.loss, val_data, val_bs, epoch, opts,
+                                       streaming_of(metrics))
                     logs.update({f"val_{k}": v for k, v in val.items()
                                  if k in metrics or k not in METRICS})
                 epoch += 1

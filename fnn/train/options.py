@@ -28,9 +28,10 @@ import jax
 
 from fnn import fused
 from fnn._checks import BadType, BadValue, positive_int
-from fnn.metrics import streaming
 from fnn.augment import takes_labels
+from fnn.metrics import streaming
 from fnn.train.checkpointing import checkpoint
+from fnn.train.feed import check_stream_options
 from fnn.train.plateau import ReduceOnPlateau
 from fnn.train.rules import Rule, as_rule, callback, unique_names
 from fnn.train.stopping import EarlyStopping
@@ -74,6 +75,14 @@ class FitOptions(NamedTuple):
       `fn(key, x, y) -> (x, y)`, e.g. `chain(random_crop, random_flip)`), its key
       drawn from the run's key stream (`make_train_step(augment=)`), so a resume
       stays exact. Validation data are never augmented.
+    - Streamed `train_data` (an iterable of batches, `fnn.train.feed`): `prefetch`,
+      the batches moved to the device ahead of the step on a background thread;
+      `ragged`, what a batch smaller than `batch_size` does: `"drop"`, `"pad"` (padded
+      and masked out of the loss and accuracy) or `"error"`; `steps_per_epoch`, the
+      batches per epoch (None: until the epoch's iterator ends; needed for a one-shot
+      iterator and `epochs > 1`); `input_key` / `target_key`, the entries of a dict
+      batch the model and the loss get (`target_key=None`: the loss gets the dict
+      without `input_key`).
     """
 
     accumulate: int = 1
@@ -84,6 +93,11 @@ class FitOptions(NamedTuple):
     steps_per_call: int = 1
     fused_form: str = "auto"
     augment: Any = None
+    prefetch: int = 2
+    ragged: str = "drop"
+    steps_per_epoch: int | None = None
+    input_key: str = "x"
+    target_key: str | None = "y"
 
 
 RULE_SHORTHANDS = ("reduce_lr", "keep_checkpoints", "on_epoch_end")
@@ -105,6 +119,7 @@ def options_from(options, settings: dict) -> FitOptions:
     if options.fused_form not in fused.FORMS:
         raise BadValue(f"unknown fused_form {options.fused_form!r}; expected one of "
                        f"{list(fused.FORMS)}.")
+    check_stream_options(options)
     return options
 
 

@@ -75,6 +75,7 @@ class EpochInfo(NamedTuple):
     states: dict     # rule name -> state, as this epoch has left them so far
     config: dict     # the run's settings (saved with a checkpoint; a resume must match)
     started: float   # time.perf_counter() when the epoch started
+    position: Any = None  # streamed train_data: the data position at the epoch's end
 
 
 class Resumed(NamedTuple):
@@ -84,6 +85,7 @@ class Resumed(NamedTuple):
     history: dict    # name -> list of floats, one entry per saved epoch
     stopped: bool    # a rule had stopped the run
     source: str      # where it was saved (for messages)
+    position: Any = None  # streamed train_data: the saved data position (fnn.train.streaming)
 
 
 class Rule(NamedTuple):
@@ -96,6 +98,8 @@ class Rule(NamedTuple):
     monitor: str | None = None         # the history key it reads, checked by fit
     final: Callable | None = None      # final(state, train_state) -> train_state
     restore: Callable | None = None    # restore(like, config) -> Resumed
+    every_steps: int | None = None     # a saver's mid-epoch saves (streamed train_data) ...
+    save: Callable | None = None       # ... save(train_state, states, history, config, position)
 
 
 def as_rule(rule) -> Rule:
