@@ -6,10 +6,11 @@ import argparse
 import math
 from collections.abc import Callable
 
-from fnn import datasets, models, optim
+from fnn import datasets, models, optim, precision
 
 __all__ = [
     "EXIT_USAGE", "MODELS", "DATASETS", "OPTIMIZERS", "DEFAULT_LR", "MAX_SEED", "build_parser",
+    "PRECISIONS",
 ]
 
 EXIT_USAGE = 2
@@ -22,6 +23,7 @@ MODELS = models.REGISTRY  # name -> NamedModel(build, input_shape, about)
 DATASETS = datasets.REGISTRY  # name -> NamedDataSet(load, num_classes, about, source)
 OPTIMIZERS = tuple(optim.REGISTRY)  # name -> NamedOptimizer(make, default_lr)
 DEFAULT_LR = {name: entry.default_lr for name, entry in optim.REGISTRY.items()}
+PRECISIONS = precision.POLICIES  # fnn.precision.get's names
 
 # jax.random.key takes a C long; the data split uses seed + 1
 MAX_SEED = 2**63 - 2
@@ -131,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "saved options (only --epochs and --no-progress may be given)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is also off when stderr is not a terminal)")
+    t.add_argument("--precision", choices=PRECISIONS, metavar="NAME",
+                   help="precision policy (default: float32); one of: " + ", ".join(PRECISIONS)
+                        + "; with --resume: the policy from here on (master params stay float32)")
 
     e = sub.add_parser(
         "evaluate", formatter_class=fmt, help="test loss, accuracy and confusion matrix of a run",

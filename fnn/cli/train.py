@@ -12,8 +12,8 @@ __all__ = ["run"]
 
 _TRAIN_DEFAULTS = {"dataset": "mnist", "optimizer": "adam", "lr": None, "epochs": 10,
                    "batch_size": 32, "val_fraction": 0.1, "seed": 0, "limit": None,
-                   "data_dir": None}
-_RESUMABLE = ("epochs", "no_progress", "resume")
+                   "data_dir": None, "precision": "float32"}
+_RESUMABLE = ("epochs", "no_progress", "resume", "precision")
 
 
 def _default_model(dataset: str) -> str:
@@ -77,6 +77,8 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
                 runs.fail(parser, f"--epochs {args.epochs}: {run_dir} already holds {done} epochs; "
                                   f"give --epochs {done} or more")
             config["epochs"] = args.epochs
+        if args.precision is not None:  # the checkpoint holds float32 master params
+            config["precision"] = args.precision
         return config, run_dir
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
               for k, v in _TRAIN_DEFAULTS.items()}
@@ -166,6 +168,7 @@ def run(parser, args) -> int:
                   if limit and limit > available else "")
     print(f"  data: {data.source}{limit_note}")
     print(f"  {config['optimizer']} lr {config['lr']:g}, batch {batch_size}{batch_note}, "
+          f"precision {config.get('precision', 'float32')}, "
           f"{config['epochs']} epochs, seed {config['seed']} -> {run_dir}")
     if resuming and history:
         print(f"  continuing after epoch {len(history.get('loss', []))}")
@@ -187,7 +190,7 @@ def run(parser, args) -> int:
             batch_size=batch_size, key=jax.random.key(config["seed"]), val_data=val_data,
             checkpoint_dir=ckpt_dir, progress=False if args.no_progress else "transient",
             eval_batch_size=runs.eval_batch(config),
-            on_epoch_end=on_epoch_end)
+            on_epoch_end=on_epoch_end, precision=config.get("precision", "float32"))
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: fnn train --resume {run_dir}", file=sys.stderr)
         return 130
@@ -201,7 +204,8 @@ def run(parser, args) -> int:
     runs.write_json(os.path.join(run_dir, "history.json"), history)
 
     test = train.evaluate(model, ts.params, ts.model_state, loss, *data.test,
-                          batch_size=runs.eval_batch(config))
+                          batch_size=runs.eval_batch(config),
+                          precision=config.get("precision", "float32"))
     results = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                "epochs": int(ts.epoch), "train_seconds": round(seconds, 2)}
     runs.write_json(os.path.join(run_dir, "results.json"), results)

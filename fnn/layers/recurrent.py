@@ -196,7 +196,11 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         else:
             xs = jnp.swapaxes(x, 0, 1)                             # (T, N, in)
             step = partial(_project_then, step, params["w_x"], params[bias])
-        carry, ys = _run(step, carry_type.zeros(n, hidden, dtype), xs.astype(dtype),
+        # the carry in float32 at least: it accumulates over T steps (half-precision
+        # inputs and weights, e.g. under fnn.precision's mixed policies, keep their
+        # dtype in the products)
+        carry_dtype = jnp.promote_types(dtype, jnp.float32)
+        carry, ys = _run(step, carry_type.zeros(n, hidden, carry_dtype), xs.astype(dtype),
                          mask, return_sequences, unroll)
         y = jnp.swapaxes(ys, 0, 1) if return_sequences else carry.h
         return y, state

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler
+from fnn import precision as precision_lib
 from fnn._array_checks import concrete_range
 from fnn._checks import BadValue, named, positive_int
 from fnn._util import memoized
@@ -30,6 +31,7 @@ from fnn.metrics import accuracy_rule
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
     "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
+    "loss_model",
 ]
 
 
@@ -110,7 +112,7 @@ def prediction_program(model: Layer):
 
 @named("evaluate")
 def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
-             batch_size: int | None = 256) -> dict:
+             batch_size: int | None = 256, *, precision=None) -> dict:
     """Mean loss (and accuracy, for classification) over a whole data set, `train=False`.
 
     Runs fixed-shape batches of `batch_size` (the last one padded, with a mask)
@@ -121,11 +123,23 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y,
     loss's rule applies, `fnn.metrics`). Sums are taken in float64 on the host.
     Int class ids in `y` are checked against the model's outputs first (for a loss
     that declares class ids): inside the compiled program an id out of range gives NaN.
+    `precision`: a `fnn.precision.Policy` or its name; the model runs under it
+    (`fnn.precision.apply_policy`) and the loss is computed in float32.
     """
+    model = loss_model(model, precision)
     n = num_examples((x, y))
     bs = eval_batch_size("batch_size", batch_size, n)
     class_ids_in_range("y", loss, model_output(model, params, model_state, x), y)
     return evaluate_batches(model, params, model_state, loss, x, y, bs)
+
+
+def loss_model(model: Layer, precision) -> Layer:
+    """`model` under the policy `precision` (None: as is), its output in float32 for the
+    loss."""
+    if precision is None:
+        return model
+    policy = precision_lib.get(precision)
+    return precision_lib.apply_policy(model, policy._replace(output_dtype=jnp.dtype("float32")))
 
 
 def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs: int) -> dict:
@@ -138,11 +152,15 @@ def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs
 
 
 @named("predict")
-def predict(model: Layer, params, model_state, x, batch_size: int | None = 256):
+def predict(model: Layer, params, model_state, x, batch_size: int | None = 256, *,
+            precision=None):
     """Model outputs for all of `x` (`train=False`), in fixed-shape padded batches.
 
-    Returns a jax array `(N, *output_shape)`.
+    Returns a jax array `(N, *output_shape)`. `precision`: a `fnn.precision.Policy` or
+    its name; the model runs under it and the outputs have its `output_dtype`.
     """
+    if precision is not None:
+        model = precision_lib.apply_policy(model, precision)
     n = num_examples((x,))
     fn = memoized(prediction_program, model)
     outs = [fn(params, model_state, xb)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import distributed, fused
+from fnn import precision as precision_lib
 from fnn._array_checks import example_shape
 from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
@@ -42,6 +43,7 @@ from fnn.train.evaluation import (
     class_ids_in_range,
     eval_batch_size,
     evaluate_batches,
+    loss_model,
     model_output,
 )
 from fnn.train.guards import all_finite, first_nonfinite, nan_message, report_nonfinite
@@ -78,7 +80,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         batch_size: int | None, key, val_data=None, metrics=METRICS,
         regularizer: Callable | None = None, early_stopping: EarlyStopping | None = None,
         checkpoint_dir=None, progress: bool | str = True, rules=(),
-        options: FitOptions | None = None, **settings):
+        options: FitOptions | None = None, precision=None, **settings):
     """Train `model` with `optimizer` on `train_data = (x, y)`; returns `(train_state, history)`.
 
     **Arguments:**
@@ -123,6 +125,12 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     - `options`: a `FitOptions` (accumulation, NaN checks, the input shape, the
       validation batch, a mesh, fused steps); each of its fields may also be
       given as a keyword argument (`fit(..., accumulate=4)`).
+    - `precision`: a `fnn.precision.Policy` or its name (`"mixed_bfloat16"`, ...):
+      the step and the validation run under it (`make_train_step(..., precision=)`);
+      the optimizer keeps the params in its `param_dtype` (float32 master params
+      for the mixed policies), which is what checkpoints hold, so a run may resume
+      under another policy with the same `param_dtype` and loss scaling (or none).
+      With loss scaling the history has `"skipped_steps"` per epoch.
     - `reduce_lr`: a `reduce_on_plateau(...)` (shorthand for its rule), fed
       `history[rule.monitor]`. `on_epoch_end(epoch, logs)`: shorthand for
       `callback(on_epoch_end)`, called after each epoch (after the checkpoint) with
@@ -181,7 +189,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         raise BadValue("a key is required, e.g. fit(..., key=jax.random.key(0)).")
     step_rules = tuple(r for r in rules if r.every == "step")
     epoch_rules = tuple(r for r in rules if r.every == "epoch")
-    ts = init_train_state(model, optimizer, raw_key(key), shape, rules=step_rules)
+    if precision is not None:
+        precision = labelled("fit", precision_lib.get, precision)
+    ts = init_train_state(model, optimizer, raw_key(key), shape, rules=step_rules,
+                          precision=precision)
     if regularizer is not None:  # before tracing the step, so the error names fit
         require_scalar("regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
     pred = model_output(model, ts.opt_state.params, ts.model_state, x)
@@ -201,7 +212,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     ts, states, saved = _resume(epoch_rules, ts, states, config)
 
     run = _Run(model, loss, optimizer, regularizer, opts, check_finite, step_rules, epochs,
-               n // bs, bs, saved.source)
+               n // bs, bs, saved.source, precision)
     ts, history, states = run.train(ts, x, y, val_data, val_bs, metrics, epoch_rules, states,
                                     saved.history, saved.stopped, config, progress)
     for i, r in enumerate(step_rules):
@@ -226,11 +237,11 @@ def _resume(rules, ts, states: dict, config: dict):
 
 
 def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite, rules,
-                  mesh=None, form="single"):
+                  mesh=None, form="single", precision=None):
     """The compiled step `fit` runs: single (`form="single"`) or `K` steps per call
     (`"scan"`/`"unroll"`, `fnn.fused`), on one device or data-parallel on `mesh`."""
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules)
+                      check_finite=check_finite, rules=rules, precision=precision)
     if form == "single":
         return compile_step(step, mesh)
     if mesh is not None:
@@ -238,13 +249,15 @@ def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite,
     return fused.make_fused_step(step, form)
 
 
-def auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, rules, x, y):
+def auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, rules, x, y,
+              precision=None):
     """`fused.choose_form` for this step on batches shaped like `x`, `y`
     (`ShapeDtypeStruct`s): traced once per model, settings and batch shape."""
     key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    ts = jax.eval_shape(init_program(model, optimizer, tuple(x.shape[1:]), rules), key)
+    ts = jax.eval_shape(init_program(model, optimizer, tuple(x.shape[1:]), rules, precision),
+                        key)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules)
+                      check_finite=check_finite, rules=rules, precision=precision)
     return fused.choose_form(step, ts, x, y)
 
 
@@ -262,6 +275,7 @@ class _Run(NamedTuple):
     steps: int
     bs: int
     source: Any    # where a checkpoint rule saves the run (for messages), or None
+    precision: Any = None   # a fnn.precision.Policy, or None
 
     def train(self, ts, x, y, val_data, val_bs, metrics, epoch_rules, states, history,
               stopped, config, progress):
@@ -269,7 +283,7 @@ class _Run(NamedTuple):
         opts, mesh = self.opts, self.opts.mesh
         step_key = (self.model, self.loss, self.optimizer, self.regularizer, opts.accumulate,
                     self.check_finite, self.step_rules)
-        step_fn = memoized(compiled_step, *step_key, mesh)
+        step_fn = memoized(compiled_step, *step_key, mesh, "single", self.precision)
         x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
         fused_fn, form = None, "single"
         if opts.steps_per_call > 1:
@@ -277,9 +291,9 @@ class _Run(NamedTuple):
             if form == "auto":
                 batch = [jax.ShapeDtypeStruct((self.bs, *a.shape[1:]), a.dtype)
                          for a in (x_dev, y_dev)]
-                form = memoized(auto_form, *step_key, *batch)
+                form = memoized(auto_form, *step_key, *batch, self.precision)
             if form != "single":
-                fused_fn = memoized(compiled_step, *step_key, mesh, form)
+                fused_fn = memoized(compiled_step, *step_key, mesh, form, self.precision)
         config = dict(config, fused_form=form)
         if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
             ts = distributed.shard_model(mesh, ts)
@@ -302,8 +316,11 @@ class _Run(NamedTuple):
                         "a parameter or model-state value became non-finite", epoch,
                         self.epochs, self.steps - 1, self.steps, self.source, self.check_finite))
                 logs = {k: sums[k] / self.steps for k in METRICS if k in sums and k in metrics}
+                if "skipped" in sums:  # loss scaling: the steps skipped this epoch
+                    logs["skipped_steps"] = sums["skipped"]
                 if val_data is not None:
-                    val = evaluate_batches(self.model, validation_params(ts.opt_state),
+                    val = evaluate_batches(loss_model(self.model, self.precision),
+                                           validation_params(ts.opt_state),
                                            ts.model_state, self.loss, val_data[0], val_data[1],
                                            val_bs)
                     logs.update({f"val_{k}": v for k, v in val.items() if k in metrics})
