@@ -14,12 +14,13 @@ from fnn.precision.policy import (
     POLICIES,
     Policy,
     apply_policy,
+    as_policy,
     cast_floating,
     get,
     pin,
 )
 
 __all__ = [
-    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "pin", "apply_policy", "cast_floating",
+    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "pin", "apply_policy", "cast_floating",
     "LossScale", "LossScaleState", "loss_scale", "scaled",
 ]

@@ -28,7 +28,7 @@ from fnn.core import Layer, concat, output_struct, residual, serial
 from fnn.precision.loss_scale import LossScale, loss_scale
 
 __all__ = [
-    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "cast_floating", "pin", "apply_policy",
+    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "cast_floating", "pin", "apply_policy",
 ]
 
 #: Leaf layers (by `Layer.name`) that compute in float32 under every policy: the
@@ -97,6 +97,16 @@ def _checked(policy: Policy) -> Policy:
                            output_dtype=dtypes[2])
 
 
+def as_policy(name) -> Policy:
+    """`get` for a function that names its own errors: a `BadValue`/`BadType` unnamed."""
+    if isinstance(name, Policy):
+        return _checked(name)
+    if isinstance(name, str) and name in POLICIES:
+        return _policy(name)
+    raise BadValue(f"unknown precision policy {name!r}; expected a fnn.precision.Policy or "
+                   f"one of {list(POLICIES)}.")
+
+
 @named("fnn.precision.get")
 def get(name) -> Policy:
     """The policy named `name`, or `name` itself when it is a `Policy` (checked).
@@ -111,12 +121,7 @@ def get(name) -> Policy:
     Under every policy the layers of `FLOAT32_LAYERS` compute in float32 and a
     training step computes the loss in float32.
     """
-    if isinstance(name, Policy):
-        return _checked(name)
-    if isinstance(name, str) and name in POLICIES:
-        return _policy(name)
-    raise BadValue(f"unknown precision policy {name!r}; expected a fnn.precision.Policy or "
-                   f"one of {list(POLICIES)}.")
+    return as_policy(name)
 
 
 def cast_floating(tree, dtype):
@@ -214,5 +219,5 @@ def apply_policy(model: Layer, policy) -> Layer:
     fnn's compiled programs keyed on the model are reused."""
     if not isinstance(model, Layer):
         raise BadType(f"model must be a fnn.Layer, got {type(model).__name__}.")
-    policy = get(policy)
+    policy = as_policy(policy)
     return model if policy.is_float32 else memoized(_with_policy, model, policy)

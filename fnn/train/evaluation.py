@@ -138,7 +138,7 @@ def loss_model(model: Layer, precision) -> Layer:
     loss."""
     if precision is None:
         return model
-    policy = precision_lib.get(precision)
+    policy = precision_lib.as_policy(precision)
     return precision_lib.apply_policy(model, policy._replace(output_dtype=jnp.dtype("float32")))
 
 
@@ -160,7 +160,7 @@ def predict(model: Layer, params, model_state, x, batch_size: int | None = 256, 
     its name; the model runs under it and the outputs have its `output_dtype`.
     """
     if precision is not None:
-        model = precision_lib.apply_policy(model, precision)
+        model = precision_lib.apply_policy(model, precision_lib.as_policy(precision))
     n = num_examples((x,))
     fn = memoized(prediction_program, model)
     outs = [fn(params, model_state, xb)

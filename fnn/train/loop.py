@@ -190,7 +190,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
     step_rules = tuple(r for r in rules if r.every == "step")
     epoch_rules = tuple(r for r in rules if r.every == "epoch")
     if precision is not None:
-        precision = labelled("fit", precision_lib.get, precision)
+        precision = precision_lib.as_policy(precision)
     ts = init_train_state(model, optimizer, raw_key(key), shape, rules=step_rules,
                           precision=precision)
     if regularizer is not None:  # before tracing the step, so the error names fit

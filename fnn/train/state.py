@@ -116,7 +116,7 @@ def init_train_state(model: Layer, optimizer, key, input_shape, *, rules=(),
     if key is None:
         raise BadValue("a key is required, e.g. init_train_state(..., key=jax.random.key(0)).")
     shape = example_shape(input_shape, "(d1, ..., dk)")
-    policy = None if precision is None else precision_lib.get(precision)
+    policy = None if precision is None else precision_lib.as_policy(precision)
     return fresh(memoized(init_program, model, optimizer, shape, tuple(rules), policy)(
         raw_key(key)))
 

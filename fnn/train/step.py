@@ -84,7 +84,7 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
     (arguments unchecked: `make_train_step` checks them; see its docstring)."""
     accuracy = accuracy_rule(loss)     # how this loss counts a correct prediction
     rules = tuple(rules)
-    policy = None if precision is None else precision_lib.get(precision)
+    policy = None if precision is None else precision_lib.as_policy(precision)
     if policy is not None:
         model = precision_lib.apply_policy(model, policy)
         if policy.loss_scale is not None:
@@ -252,7 +252,7 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
         raise BadValue("mesh= needs jit=True (the shardings are those of the jitted step); "
                        "drop jit=False or mesh=.")
     if precision is not None:
-        precision = precision_lib.get(precision)
+        precision = precision_lib.as_policy(precision)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
                       check_finite=check_finite, rules=step_rules(rules), precision=precision)
     return compile_step(step, mesh) if jit else step
