@@ -18,6 +18,7 @@ from fnn import (
     losses,
     models,
     optim,
+    precision,
     preprocessing,
     regularizers,
     train,
@@ -41,3 +42,4 @@ __all__ += ["losses", "regularizers"]
 __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "intermediates"]
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
+__all__ += ["precision"]

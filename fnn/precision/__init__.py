@@ -21,6 +21,7 @@ from fnn.precision.policy import (
 )
 
 __all__ = [
-    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "pin", "apply_policy", "cast_floating",
+    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "pin", "apply_policy",
+    "cast_floating",
     "LossScale", "LossScaleState", "loss_scale", "scaled",
 ]

@@ -28,7 +28,8 @@ from fnn.core import Layer, concat, output_struct, residual, serial
 from fnn.precision.loss_scale import LossScale, loss_scale
 
 __all__ = [
-    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "cast_floating", "pin", "apply_policy",
+    "Policy", "POLICIES", "FLOAT32_LAYERS", "get", "as_policy", "cast_floating", "pin",
+    "apply_policy",
 ]
 
 #: Leaf layers (by `Layer.name`) that compute in float32 under every policy: the
