@@ -5,6 +5,8 @@
     python -m benchmarks.run --hugepages           # every process with glibc.malloc.hugetlb=1
     python -m benchmarks.run --workloads lenet5,resnet20 --frameworks fnn,rawjax,torch
     python -m benchmarks.run --smoke --out /tmp/smoke.json   # tiny shapes, 2 steps (tests)
+    python -m benchmarks.run --precision mixed_bfloat16   # each framework's mixed precision
+    python -m benchmarks.run --size large          # ResNet-50 224², LSTM H=1024: MFU
 
 Every (workload, framework) pair runs in its own process (`python -m
 benchmarks.frameworks.<name>_bench --workload W --json`) with the same thread
@@ -31,6 +33,7 @@ framework whose library is not installed is skipped with the reason.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -78,7 +81,23 @@ FRAMEWORKS = {f.name: f for f in [
               only=("lenet5", "resnet20"), jax=False),
     # on NVIDIA GPUs: float32 products in TF32, as JAX computes them by default
     Framework("torch_tf32", "torch_bench", "tf32", ("torch",), jax=False),
+    # --precision mixed_bfloat16: fnn in float32 in the same run (the own baseline)
+    Framework("fnn_float32", "fnn_bench", "float32", ("jax",)),
 ]}
+# --size large: fnn (ResNet-50, LSTM H=1024) and torch (the LSTM; no ResNet-50 there)
+LARGE_FRAMEWORKS = ("fnn", "torch")
+# the CPU flags that decide the half-precision speed (recorded with every run)
+PRECISION_FLAGS = ("avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile",
+                   "amx_int8", "avx_vnni")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """Which of `PRECISION_FLAGS` the first CPU reports (x86 /proc/cpuinfo)."""
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.split(":", 1)[0].strip() == "flags":
+            flags = set(line.split(":", 1)[1].split())
+            return [f for f in PRECISION_FLAGS if f in flags]
+    return []
 DEFAULT_FRAMEWORKS = ("fnn", "rawjax", "flax_linen", "equinox", "haiku", "torch",
                       "torch_channels_last")
 
@@ -93,6 +112,12 @@ def build_in_process(framework: str, workload: workloads.Workload):
     fw = FRAMEWORKS[framework]
     module = importlib.import_module(f"benchmarks.frameworks.{fw.module}")
     return module.build(workload, fw.variant or getattr(module, "VARIANTS", ("default",))[0])
+
+
+@functools.cache
+def _on_cpu() -> bool:
+    """No GPU visible to this process (where `--size large` runs only a few steps)."""
+    return not (os.path.exists("/dev/nvidiactl") or os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def load() -> list[float]:
@@ -152,8 +177,10 @@ def with_hugetlb(tunables: str) -> str:
     return ":".join([*kept, HUGETLB])
 
 
-def subprocess_env(hugepages: bool = False) -> dict:
+def subprocess_env(hugepages: bool = False, precision: str = "float32") -> dict:
     env = dict(os.environ)
+    env["BENCH_PRECISION"] = precision
+    env.pop("BENCH_LARGE_ON_CPU", None)
     if hugepages:
         env["GLIBC_TUNABLES"] = with_hugetlb(env.get("GLIBC_TUNABLES", ""))
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -214,6 +241,8 @@ def matmul_once(args, env: dict) -> dict:
            "--repeats", "3" if args.smoke else "10"]
     if args.smoke:
         cmd += ["--n", "256"]
+    if args.precision != "float32":
+        cmd += ["--dtype", "bfloat16"]
     lines, err = run_json(cmd, args.timeout, env)
     if err or not lines:
         return {"error": err or "printed no JSON line", "load": load()}
@@ -240,10 +269,12 @@ def aggregate(runs: list[dict], names: list[str], fws: list[str], peak: float | 
     out = {}
     for wname in names:
         w = workloads.get(wname, tiny=tiny)
+        ok = [r for r in runs if r["workload"] == wname and "error" not in r]
+        if ok and ok[0].get("batch", w.batch) != w.batch:   # --size large on a CPU
+            w = dataclasses.replace(w, batch=ok[0]["batch"])
         flops = workloads.flops_per_step(w)
         macs = workloads.macs_per_example(w)
         rows = {}
-        ok = [r for r in runs if r["workload"] == wname and "error" not in r]
         fnn_by_repeat = {r["repeat"]: r["ms_per_step"]["median"] for r in ok
                          if r["framework"] == "fnn"}
         fnn_min = min((r["ms_per_step"]["min"] for r in ok if r["framework"] == "fnn"),
@@ -338,7 +369,7 @@ def peak_label(matmuls: list[dict]) -> str:
     if not done:
         return "float32"
     n, device = done[0].get("n", 2048), done[0].get("device")
-    return f"float32 {n}²" + (f", {device}" if device else "")
+    return f"{done[0].get('dtype', 'float32')} {n}²" + (f", {device}" if device else "")
 
 
 def _memory(row: dict) -> str:
@@ -436,11 +467,26 @@ def parse_args(argv=None):
     p.add_argument("--hugepages", action="store_true",
                    help="run every process with glibc.malloc.hugetlb=1 in GLIBC_TUNABLES "
                         "(transparent huge pages for large allocations; Linux, glibc >= 2.35)")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="mixed_bfloat16: every framework in its own mixed precision (fnn's "
+                        "policy, torch.autocast, jmp-style casts for the JAX peers), fnn in "
+                        "float32 beside them (fnn_float32), the matmul peak in bfloat16")
+    p.add_argument("--size", choices=("default", "large"), default="default",
+                   help=f"large: {', '.join(workloads.LARGE)} with {', '.join(LARGE_FRAMEWORKS)}"
+                        " (on a CPU: a few steps, a smoke test)")
     p.add_argument("--markdown", default=None, help="also write the table as Markdown here")
     p.add_argument("--from-json", default=None,
                    help="re-print the table (and --markdown) of an earlier --out file; "
                         "runs nothing")
     args = p.parse_args(argv)
+    if args.size == "large":
+        given = argv if argv is not None else sys.argv[1:]
+        if not any(a.startswith("--workloads") for a in given):
+            args.workloads = ",".join(workloads.LARGE)
+        if not any(a.startswith("--frameworks") for a in given):
+            args.frameworks = ",".join(LARGE_FRAMEWORKS)
+    if args.precision != "float32" and "fnn_float32" not in args.frameworks.split(","):
+        args.frameworks += ",fnn_float32"
     if args.repeats is None:
         args.repeats = 1 if args.smoke else (2 if args.quick else 3)
     if args.out is None:
@@ -451,7 +497,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    child_env = subprocess_env(args.hugepages)        # every process this run starts
+    child_env = subprocess_env(args.hugepages, args.precision)  # every process this run starts
+    if args.size == "large" and _on_cpu():
+        child_env["BENCH_LARGE_ON_CPU"] = "1"   # a small batch: the smoke test
     if args.from_json:
         with open(args.from_json) as f:
             result = json.load(f)
@@ -533,13 +581,15 @@ def main(argv=None) -> dict:
                              *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {"cpu": cpu_model(), "simd": cpu_simd(), "cpu_count": os.cpu_count(),
+                    "precision_flags": cpu_flags(),
                     "devices": sorted({r["versions"]["device"] for r in runs
                                        if "device" in r.get("versions", {})}),
                     "platform": platform.platform(), "python": platform.python_version()},
         "settings": {"threads": os.environ.get("BENCH_THREADS") or os.cpu_count(),
                      "xla_flags": os.environ.get("XLA_FLAGS", ""),
                      "glibc_tunables": child_env.get("GLIBC_TUNABLES", ""),
-                     "repeats": args.repeats, "smoke": args.smoke, "quick": args.quick},
+                     "repeats": args.repeats, "smoke": args.smoke, "quick": args.quick,
+                     "precision": args.precision, "size": args.size},
         "flops_convention": "6 x forward MACs per example (fnn.summary) x batch: 2 FLOPs per "
                             "MAC, backward = 2 x forward; bias, activations, normalisation, "
                             "pooling and the optimizer not counted",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 __all__ = ["Workload", "WORKLOADS", "DEFAULT", "get", "names", "synthetic_batch", "fnn_model",
-           "flops_per_step", "macs_per_example"]
+           "flops_per_step", "macs_per_example", "LARGE", "large_on_cpu", "resnet50_model"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,16 @@ WORKLOADS = {
 }
 DEFAULT = ("mlp", "lenet5", "lstm", "resnet20")
 
+# `benchmarks.run --size large` (issue 24): accelerator-sized problems, reported as MFU;
+# on a CPU they run a few steps as a smoke test. (A transformer at width 512 joins them
+# once the transformer workload is on main.)
+WORKLOADS["resnet50"] = Workload("resnet50", "ResNet-50 224x224 BN", (224, 224, 3), 128, 1000,
+                                 steps=5, warmup=1, config={"blocks": (3, 4, 6, 3)})
+WORKLOADS["lstm_large"] = Workload("lstm_large", "LSTM T=128 F=256 H=1024", (128, 256), 64, 10,
+                                   steps=5, warmup=1, config={"hidden": 1024})
+LARGE = ("resnet50", "lstm_large")
+_LARGE_ON_CPU = {"resnet50": dict(batch=8, steps=2), "lstm_large": dict(batch=8, steps=2)}
+
 _TINY = {
     "mlp": dict(input_shape=(784,), config={"features": (32, 16, 10)}),
     "lenet5": dict(),
@@ -81,6 +91,8 @@ _TINY = {
     "resnet20": dict(input_shape=(8, 8, 3), config={"depth": 8}),
     "lstm_long": dict(input_shape=(50, 3), config={"hidden": 8}),
     "transformer": dict(input_shape=(6, 8), config={"blocks": 2, "heads": 2, "mlp": 16}),
+    "resnet50": dict(input_shape=(32, 32, 3), num_classes=10, config={"blocks": (1, 1, 1, 1)}),
+    "lstm_large": dict(input_shape=(6, 4), config={"hidden": 16}),
 }
 
 
@@ -124,6 +136,8 @@ def fnn_model(w: Workload):
                   for _ in range(w.config["blocks"])]
         return fnn.serial(*blocks, fnn.layers.LayerNorm(), mean_over_time,
                           fnn.layers.Dense(w.num_classes))
+    if w.name == "resnet50":
+        return resnet50_model(w.config["blocks"], w.num_classes)
     raise ValueError(f"no fnn model for workload {w.name!r}")
 
 
@@ -132,6 +146,35 @@ def mean_over_time(x):
     import jax.numpy as jnp
 
     return jnp.mean(x, axis=1)
+
+
+def large_on_cpu(w: Workload) -> Workload:
+    """A large workload cut to a few steps of a small batch (the CPU smoke test)."""
+    return replace(w, **_LARGE_ON_CPU.get(w.name, {}))
+
+
+def resnet50_model(blocks=(3, 4, 6, 3), num_classes: int = 1000):
+    """ResNet-50 (He et al. 2016, torchvision's layout): bottleneck blocks
+    `1×1 (c) → 3×3 (c, stride) → 1×1 (4c)` + BatchNorm, projection shortcuts where the
+    shape changes, stages of 64/128/256/512 with `blocks` blocks each."""
+    import fnn
+    from fnn import layers as L
+
+    def conv(c, k, s=1):
+        return L.Conv2D(c, k, stride=s, padding=(k - 1) // 2, use_bias=False)
+
+    def bottleneck(c, stride, project):
+        body = fnn.serial(conv(c, 1), L.BatchNorm(), fnn.relu, conv(c, 3, stride),
+                          L.BatchNorm(), fnn.relu, conv(4 * c, 1), L.BatchNorm())
+        short = fnn.serial(conv(4 * c, 1, stride), L.BatchNorm()) if project else None
+        return fnn.serial(fnn.residual(body, short), fnn.relu)
+
+    layers = [conv(64, 7, 2), L.BatchNorm(), fnn.relu, L.MaxPool(3, 2, padding=1)]
+    for i, (c, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+        for j in range(n):
+            layers.append(bottleneck(c, 2 if (j == 0 and i > 0) else 1, j == 0))
+    layers += [L.GlobalAvgPool(), L.Dense(num_classes)]
+    return fnn.serial(*layers)._replace(name="ResNet50")
 
 
 def macs_per_example(w: Workload) -> int:

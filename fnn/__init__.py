@@ -21,6 +21,7 @@ from fnn import (
     metrics,
     models,
     optim,
+    precision,
     preprocessing,
     regularizers,
     sources,
@@ -49,3 +50,4 @@ __all__ += ["gradcheck", "diagnostics", "ensemble", "per_example_grads", "interm
 __all__ += ["distributed", "compiler"]
 __all__ += ["data", "fused", "train"]
 __all__ += ["metrics", "augment", "repeat", "remat", "testing", "interop", "export", "sources"]
+__all__ += ["precision"]

@@ -18,3 +18,7 @@ THREADS = int(os.environ.get("BENCH_THREADS") or os.cpu_count() or 1)
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, str(THREADS))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# `BENCH_PRECISION` (`benchmarks.run --precision`): "float32" (default) or
+# "mixed_bfloat16" (float32 params, bfloat16 compute, each framework its own way)
+PRECISION = os.environ.get("BENCH_PRECISION") or "float32"

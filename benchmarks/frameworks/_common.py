@@ -34,7 +34,27 @@ import numpy as np
 
 from benchmarks import workloads
 from benchmarks._report import jax_device
-from benchmarks.frameworks import THREADS
+from benchmarks.frameworks import PRECISION, THREADS
+
+
+def mixed(tree):
+    """Under `BENCH_PRECISION=mixed_bfloat16`: every float32 leaf of `tree` (params,
+    inputs) in bfloat16, as DeepMind's `jmp` policy `params=float32,compute=bfloat16`
+    casts them inside the loss (for Flax linen's Dense and Conv this is what
+    `dtype=jnp.bfloat16` does: params and inputs promoted to bfloat16); gradients flow
+    back to the float32 params through the cast. Otherwise `tree` unchanged."""
+    if PRECISION != "mixed_bfloat16":
+        return tree
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a: a.astype(jnp.bfloat16)
+                        if getattr(a, "dtype", None) == jnp.float32 else a, tree)
+
+
+def as_float32(x):
+    """Logits in float32 for the loss (under mixed precision)."""
+    return x.astype("float32") if PRECISION == "mixed_bfloat16" else x
 
 
 @dataclass
@@ -157,6 +177,8 @@ def main(build: Callable[[workloads.Workload, str], Bench], framework: str,
     args = parse_args(framework, variants)
     for name in args.workload.split(","):
         w = workloads.get(name.strip(), tiny=args.tiny)
+        if os.environ.get("BENCH_LARGE_ON_CPU") and not args.tiny:   # run --size large, CPU
+            w = workloads.large_on_cpu(w)
         steps = w.steps if args.steps is None else args.steps
         warmup = w.warmup if args.warmup is None else args.warmup
         bench = build(w, args.variant)
@@ -164,6 +186,7 @@ def main(build: Callable[[workloads.Workload, str], Bench], framework: str,
         label = framework if args.variant == variants[0] else f"{framework}_{args.variant}"
         line = {"framework": label, "workload": w.name, "batch": w.batch,
                 "input_shape": list(w.input_shape), "tiny": args.tiny, **numbers,
+                "precision": "float32" if args.variant == "float32" else PRECISION,
                 "threads": THREADS, "cpu_count": os.cpu_count(),
                 "machine": platform.machine(), "python": platform.python_version(),
                 "xla_flags": os.environ.get("XLA_FLAGS", ""),

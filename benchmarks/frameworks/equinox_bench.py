@@ -11,7 +11,7 @@ import numpy as np
 import optax
 
 from benchmarks import workloads
-from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
+from benchmarks.frameworks._common import Bench, as_float32, jax_sync, jax_versions, main, mixed
 
 
 class MLP(eqx.Module):
@@ -186,8 +186,12 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     opt_state = tx.init(eqx.filter(model, eqx.is_inexact_array))
 
     def loss_fn(model, state, x, y):
+        model, x, state = mixed((model, x, state))
         batched = jax.vmap(model, axis_name="batch", in_axes=(0, None), out_axes=(0, None))
         logits, state = batched(x, state)
+        state = jax.tree.map(lambda a: a.astype(jnp.float32)
+                             if getattr(a, "dtype", None) == jnp.bfloat16 else a, state)
+        logits = as_float32(logits)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), state
 
     @eqx.filter_jit(donate="all")

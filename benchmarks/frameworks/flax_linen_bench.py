@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from benchmarks import workloads
-from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
+from benchmarks.frameworks._common import Bench, as_float32, jax_sync, jax_versions, main, mixed
 
 
 class MLP(nn.Module):
@@ -132,14 +132,15 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     params, batch_stats, opt_state = init(jax.random.key(0))
     has_bn = bool(batch_stats)
 
-    def loss_fn(params, batch_stats, x, y):
+    def loss_fn(master, batch_stats, x, y):
+        params, x = mixed((master, x))
         if has_bn:
             logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x,
                                           train=True, mutable=["batch_stats"])
             batch_stats = updates["batch_stats"]
         else:
             logits = model.apply({"params": params}, x, train=True)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        loss = optax.softmax_cross_entropy_with_integer_labels(as_float32(logits), y).mean()
         return loss, batch_stats
 
     def step(state: Any, x, y):

@@ -16,7 +16,10 @@ Variants (`--variant`):
   pass of every convolution runs on `lax.conv_general_dilated`: what the plan gains;
 - `xladefaults` (issue 7, item 4): `make_train_step(jit=False)` under a plain
   `jax.jit(..., donate_argnums=0)`, i.e. without `fnn.compiler.options()`:
-  what fnn's XLA options gain.
+  what fnn's XLA options gain;
+- `float32`: `train_step` in float32 whatever `BENCH_PRECISION` says (the baseline
+  of `benchmarks.run --precision mixed_bfloat16`, which runs the other variants
+  under `fnn.precision.get(BENCH_PRECISION)`).
 """
 from __future__ import annotations
 
@@ -27,9 +30,10 @@ import fnn
 import fnn.fused
 import fnn.train
 from benchmarks import workloads
+from benchmarks.frameworks import PRECISION
 from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
 
-VARIANTS = ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults")
+VARIANTS = ("train_step", "manual", "scan4", "unroll4", "laxconv", "xladefaults", "float32")
 
 
 def _disable_fast_conv() -> None:
@@ -40,6 +44,10 @@ def _disable_fast_conv() -> None:
 
 
 def build(w: workloads.Workload, variant: str) -> Bench:
+    # `BENCH_PRECISION` (benchmarks.run --precision): fnn's policy of that name; the
+    # `float32` variant ignores it (the own baseline in a mixed-precision table)
+    precision = "float32" if variant == "float32" else PRECISION
+    variant = "train_step" if variant == "float32" else variant
     if variant == "laxconv":
         _disable_fast_conv()
         variant = "train_step"
@@ -51,12 +59,13 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     versions = jax_versions(fnn=fnn.__version__)
 
     if variant in ("train_step", "xladefaults"):
-        ts = fnn.train.init_train_state(model, opt, key, w.input_shape)
+        ts = fnn.train.init_train_state(model, opt, key, w.input_shape, precision=precision)
         if variant == "xladefaults":
-            train_step = jax.jit(fnn.train.make_train_step(model, loss, opt, jit=False),
+            train_step = jax.jit(fnn.train.make_train_step(model, loss, opt, jit=False,
+                                                           precision=precision),
                                  donate_argnums=0)
         else:
-            train_step = fnn.train.make_train_step(model, loss, opt)
+            train_step = fnn.train.make_train_step(model, loss, opt, precision=precision)
 
         def step(ts):
             ts, metrics = train_step(ts, x, y)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import optax
 
 from benchmarks import workloads
-from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
+from benchmarks.frameworks._common import Bench, as_float32, jax_sync, jax_versions, main, mixed
 
 
 def _he():
@@ -86,7 +86,9 @@ def build(w: workloads.Workload, variant: str) -> Bench:
         return params, state, tx.init(params)
 
     def loss_fn(params, state, x, y):
-        logits, state = model.apply(params, state, None, x, True)
+        logits, state = model.apply(*mixed((params, state)), None, mixed(x), True)
+        state = jax.tree.map(lambda a: a.astype(jnp.float32), state)   # kept in float32
+        logits = as_float32(logits)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), state
 
     def step(carry, x, y):

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import workloads
-from benchmarks.frameworks._common import Bench, jax_sync, jax_versions, main
+from benchmarks.frameworks._common import Bench, as_float32, jax_sync, jax_versions, main, mixed
 
 # ---------------------------------------------------------------------------
 # layers as plain functions
@@ -258,8 +258,9 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     x, y = map(jax.device_put, workloads.synthetic_batch(w))
 
     def loss_fn(params, model_state, x, y):
-        logits, model_state = apply(params, model_state, x)
-        return cross_entropy(logits, y), model_state
+        logits, model_state = apply(*mixed((params, model_state, x)))
+        model_state = jax.tree.map(lambda a: a.astype(jnp.float32), model_state)
+        return cross_entropy(as_float32(logits), y), model_state
 
     def step(carry, x, y):
         opt, model_state = carry

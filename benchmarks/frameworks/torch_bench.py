@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks import workloads
-from benchmarks.frameworks import THREADS
+from benchmarks.frameworks import PRECISION, THREADS
 from benchmarks.frameworks._common import Bench, main
 
 
@@ -137,9 +137,12 @@ def build(w: workloads.Workload, variant: str) -> Bench:
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
+    autocast = PRECISION == "mixed_bfloat16"   # torch's own mixed precision on the CPU
+
     def step(state):
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return state, loss.detach()

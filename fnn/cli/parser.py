@@ -6,11 +6,12 @@ import argparse
 import math
 from collections.abc import Callable
 
-from fnn import datasets, models, optim
+from fnn import datasets, models, optim, precision
 
 __all__ = [
     "EXIT_USAGE", "MODELS", "DATASETS", "OPTIMIZERS", "DEFAULT_LR", "MAX_SEED", "build_parser",
     "AUGMENTATIONS", "LOG_FORMATS", "FILE_DATASETS", "names_list",
+    "PRECISIONS",
 ]
 
 EXIT_USAGE = 2
@@ -23,6 +24,7 @@ MODELS = models.REGISTRY  # name -> NamedModel(build, input_shape, about)
 DATASETS = datasets.REGISTRY  # name -> NamedDataSet(load, num_classes, about, source)
 OPTIMIZERS = tuple(optim.REGISTRY)  # name -> NamedOptimizer(make, default_lr)
 DEFAULT_LR = {name: entry.default_lr for name, entry in optim.REGISTRY.items()}
+PRECISIONS = precision.POLICIES  # fnn.precision.get's names
 
 # the data sets read from files (--data-dir), the augmentations and log formats by name
 FILE_DATASETS = ("mnist", "fashion-mnist")
@@ -173,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "saved options (only --epochs and --no-progress may be given)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it is also off when stderr is not a terminal)")
+    t.add_argument("--precision", choices=PRECISIONS, metavar="NAME",
+                   help="precision policy (default: float32); one of: " + ", ".join(PRECISIONS)
+                        + "; with --resume: the policy from here on (master params stay float32)")
 
     e = sub.add_parser(
         "evaluate", formatter_class=fmt, help="test loss, accuracy and confusion matrix of a run",

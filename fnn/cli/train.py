@@ -12,13 +12,14 @@ __all__ = ["run"]
 
 _TRAIN_DEFAULTS = {"dataset": "mnist", "optimizer": "adam", "lr": None, "epochs": 10,
                    "batch_size": 32, "val_fraction": 0.1, "seed": 0, "limit": None,
-                   "data_dir": None, "augment": None, "log": None, "metrics": None}
+                   "data_dir": None, "augment": None, "log": None, "metrics": None,
+                   "precision": "float32"}
 # a data set's own defaults for the options not given (its recipe; README "Recipes")
 # (its "lr" is for the default optimizer, adam, and applies only with it)
 _DATASET_DEFAULTS = {"fashion-mnist": {"model": "cnn", "batch_size": 128, "epochs": 10,
                                        "lr": 2e-3}}
 _STEP_LOG_EVERY = 50
-_RESUMABLE = ("epochs", "no_progress", "resume")
+_RESUMABLE = ("epochs", "no_progress", "resume", "precision")
 
 
 def _default_model(dataset: str) -> str:
@@ -84,6 +85,8 @@ def _resolve_train_config(parser, args) -> tuple[dict, str | None]:
                 runs.fail(parser, f"--epochs {args.epochs}: {run_dir} already holds {done} epochs; "
                                   f"give --epochs {done} or more")
             config["epochs"] = args.epochs
+        if args.precision is not None:  # the checkpoint holds float32 master params
+            config["precision"] = args.precision
         return config, run_dir
     config = {k: (getattr(args, k) if getattr(args, k) is not None else v)
               for k, v in _TRAIN_DEFAULTS.items()}
@@ -181,6 +184,7 @@ def run(parser, args) -> int:
                   if limit and limit > available else "")
     print(f"  data: {data.source}{limit_note}")
     print(f"  {config['optimizer']} lr {config['lr']:g}, batch {batch_size}{batch_note}, "
+          f"precision {config.get('precision', 'float32')}, "
           f"{config['epochs']} epochs, seed {config['seed']} -> {run_dir}")
     if resuming and history:
         print(f"  continuing after epoch {len(history.get('loss', []))}")
@@ -204,7 +208,8 @@ def run(parser, args) -> int:
             checkpoint_dir=ckpt_dir, progress=False if args.no_progress else "transient",
             eval_batch_size=runs.eval_batch(config),
             on_epoch_end=on_epoch_end, augment=runs.augmentation(config.get("augment")),
-            rules=runs.log_rules(config.get("log"), run_dir, _STEP_LOG_EVERY), **extra)
+            rules=runs.log_rules(config.get("log"), run_dir, _STEP_LOG_EVERY),
+            precision=config.get("precision", "float32"), **extra)
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: fnn train --resume {run_dir}", file=sys.stderr)
         return 130
@@ -218,7 +223,8 @@ def run(parser, args) -> int:
     runs.write_json(os.path.join(run_dir, "history.json"), history)
 
     test = train.evaluate(model, ts.params, ts.model_state, loss, *data.test,
-                          batch_size=runs.eval_batch(config))
+                          batch_size=runs.eval_batch(config),
+                          precision=config.get("precision", "float32"))
     results = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy"),
                "epochs": int(ts.epoch), "train_seconds": round(seconds, 2)}
     runs.write_json(os.path.join(run_dir, "results.json"), results)

@@ -94,11 +94,13 @@ def simple_rnn_step(activation, w_h, carry, xw):
 def lstm_step(w_h, carry, xw):
     """`lstm_cell`'s equations with `xw = x_t w_x + b` `(N, 4H)` given:
     `(LSTMCarry(h_t, c_t), h_t)`."""
-    z = xw + carry.h @ w_h                       # one fused matmul for all four gates
+    # one fused matmul for all four gates, in the weights' dtype (bfloat16 under a mixed
+    # precision policy); the carry keeps its own dtype (the layers use float32 or wider)
+    z = xw + carry.h.astype(w_h.dtype) @ w_h
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)    # PyTorch order: input, forget, cell, output
     c = activations.sigmoid(zf) * carry.c + activations.sigmoid(zi) * activations.tanh(zg)
     h = activations.sigmoid(zo) * activations.tanh(c)
-    return LSTMCarry(h, c), h
+    return LSTMCarry(h.astype(carry.h.dtype), c.astype(carry.c.dtype)), h.astype(carry.h.dtype)
 
 
 def gru_step(w_h, b_h, carry, xw):

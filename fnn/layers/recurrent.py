@@ -197,7 +197,11 @@ def _recurrent_layer(name, hidden, make_params, param_shapes, bias, make_step, c
         require_params(params, param_shapes, name)
         _require_sequence(x, params["w_x"].shape[0])
         dtype = jnp.result_type(x, params["w_x"], params["w_h"])
-        carry = initial_carry(initial_state, carry_type, x.shape[0], hidden, dtype)
+        # the carry in float32 at least: it accumulates over T steps (half-precision
+        # inputs and weights, e.g. under fnn.precision's mixed policies, keep their
+        # dtype in the products)
+        carry = initial_carry(initial_state, carry_type, x.shape[0], hidden,
+                              jnp.promote_types(dtype, jnp.float32))
         return sequence_lengths(lengths, x.shape[0], x.shape[1]), carry
 
     def apply(params, state, x, *, key=None, train=False, lengths=None, initial_state=None):

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import compiler
+from fnn import precision as precision_lib
 from fnn._array_checks import concrete_range
 from fnn._checks import BadType, BadValue, named, positive_int
 from fnn._util import memoized
@@ -32,8 +33,7 @@ from fnn.train.feed import batch_format, dict_target_loss, pad
 __all__ = [
     "model_output", "class_ids_in_range", "accuracy_applies", "eval_batch_size",
     "evaluation_program", "prediction_program", "evaluate", "evaluate_batches", "predict",
-    "streaming_metrics",
-    "evaluate_stream",
+    "streaming_metrics", "evaluate_stream", "loss_model",
 ]
 
 
@@ -119,7 +119,7 @@ def prediction_program(model: Layer):
 @named("evaluate")
 def evaluate(model: Layer, params, model_state, loss: Callable, x, y=None,
              batch_size: int | None = 256, *, metrics=(), input_key: str = "x",
-             target_key: str | None = "y") -> dict:
+             target_key: str | None = "y", precision=None) -> dict:
     """Mean loss (and accuracy, for classification) over a whole data set, `train=False`.
 
     Runs fixed-shape batches of `batch_size` (the last one padded, with a mask)
@@ -137,11 +137,14 @@ def evaluate(model: Layer, params, model_state, loss: Callable, x, y=None,
     names such as `"top5_accuracy"`) run over the same batches on the model's
     outputs and `y`; each adds `{metric.name: value}` to the result (a float; a dict
     result per key as `f"{name}_{key}"`; a confusion matrix as a NumPy array).
+    `precision`: a `fnn.precision.Policy` or its name; the model runs under it
+    (`fnn.precision.apply_policy`) and the loss is computed in float32.
 
     `x` may instead be an iterable of batches, `y` left out (`evaluate(model, params,
     state, loss, batches)`): tuples `(x, y)` or dicts (`input_key`, `target_key` as in
     `fit`, `fnn.train.feed`); see `evaluate_stream`.
     """
+    model = loss_model(model, precision)
     if y is None and not hasattr(x, "shape"):
         loss = dict_target_loss(loss) if target_key is None else loss
         return evaluate_stream(model, params, model_state, loss, x,
@@ -172,6 +175,15 @@ def streaming_metrics(metrics) -> tuple:
         raise BadValue(f"two metrics are named {twice[0]!r}; give each its own name "
                        "(metric._replace(name=...)).")
     return out
+
+
+def loss_model(model: Layer, precision) -> Layer:
+    """`model` under the policy `precision` (None: as is), its output in float32 for the
+    loss."""
+    if precision is None:
+        return model
+    policy = precision_lib.as_policy(precision)
+    return precision_lib.apply_policy(model, policy._replace(output_dtype=jnp.dtype("float32")))
 
 
 def evaluate_batches(model: Layer, params, model_state, loss: Callable, x, y, bs: int,
@@ -223,11 +235,15 @@ def _averaged(fn, params, model_state, metrics: tuple, padded_batches, count) ->
 
 
 @named("predict")
-def predict(model: Layer, params, model_state, x, batch_size: int | None = 256):
+def predict(model: Layer, params, model_state, x, batch_size: int | None = 256, *,
+            precision=None):
     """Model outputs for all of `x` (`train=False`), in fixed-shape padded batches.
 
-    Returns a jax array `(N, *output_shape)`.
+    Returns a jax array `(N, *output_shape)`. `precision`: a `fnn.precision.Policy` or
+    its name; the model runs under it and the outputs have its `output_dtype`.
     """
+    if precision is not None:
+        model = precision_lib.apply_policy(model, precision_lib.as_policy(precision))
     n = num_examples((x,))
     fn = memoized(prediction_program, model)
     outs = [fn(params, model_state, xb)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import distributed, fused
+from fnn import precision as precision_lib
 from fnn._array_checks import example_shape
 from fnn._checks import BadType, BadValue, flag, labelled, named
 from fnn._util import memoized
@@ -41,6 +42,7 @@ from fnn.optim.base import an_optimizer
 from fnn.train.evaluation import (
     accuracy_applies,
     class_ids_in_range,
+    loss_model,
     model_output,
 )
 from fnn.train.feed import Stream
@@ -80,7 +82,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         batch_size: int | None, key, val_data=None, metrics=METRICS,
         regularizer: Callable | None = None, early_stopping: EarlyStopping | None = None,
         checkpoint_dir=None, progress: bool | str = True, rules=(),
-        options: FitOptions | None = None, **settings):
+        options: FitOptions | None = None, precision=None, **settings):
     """Train `model` with `optimizer` on `train_data = (x, y)`; returns `(train_state, history)`.
 
     **Arguments:**
@@ -137,6 +139,12 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
       `fnn.augment.chain(random_crop, random_flip)`), applied on the device to each
       training batch inside the compiled step, its key drawn from the run's key
       stream (so a resume stays exact); validation data are not augmented.
+    - `precision`: a `fnn.precision.Policy` or its name (`"mixed_bfloat16"`, ...):
+      the step and the validation run under it (`make_train_step(..., precision=)`);
+      the optimizer keeps the params in its `param_dtype` (float32 master params
+      for the mixed policies), which is what checkpoints hold, so a run may resume
+      under another policy with the same `param_dtype` and loss scaling (or none).
+      With loss scaling the history has `"skipped_steps"` per epoch.
     - `reduce_lr`: a `reduce_on_plateau(...)` (shorthand for its rule), fed
       `history[rule.monitor]`. `on_epoch_end(epoch, logs)`: shorthand for
       `callback(on_epoch_end)`, called after each epoch (after the checkpoint) with
@@ -189,7 +197,10 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
         raise BadValue("a key is required, e.g. fit(..., key=jax.random.key(0)).")
     step_rules = tuple(r for r in rules if r.every == "step")
     epoch_rules = tuple(r for r in rules if r.every == "epoch")
-    ts = init_train_state(model, optimizer, raw_key(key), shape, rules=step_rules)
+    if precision is not None:
+        precision = precision_lib.as_policy(precision)
+    ts = init_train_state(model, optimizer, raw_key(key), shape, rules=step_rules,
+                          precision=precision)
     if regularizer is not None:  # before tracing the step, so the error names fit
         require_scalar("regularizer", jax.eval_shape(regularizer, ts.opt_state.params))
     pred = model_output(model, ts.opt_state.params, ts.model_state, x)
@@ -217,7 +228,7 @@ def fit(model: Layer, optimizer, loss: Callable, train_data, *, epochs: int,
                        "train_data; with (x, y) arrays checkpoints are saved per epoch.")
 
     run = _Run(model, loss, optimizer, regularizer, opts, check_finite, step_rules, epochs,
-               None if feed else n // bs, bs, saved.source, feed)
+               None if feed else n // bs, bs, saved.source, feed, precision)
     ts, history, states = run.train(ts, x, y, val_data, val_bs, metrics, epoch_rules, states,
                                     saved.history, saved.stopped, config, progress)
     for i, r in enumerate(step_rules):
@@ -242,11 +253,12 @@ def _resume(rules, ts, states: dict, config: dict):
 
 
 def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite, rules,
-                  mesh=None, form="single", augment=None):
+                  mesh=None, form="single", augment=None, precision=None):
     """The compiled step `fit` runs: single (`form="single"`) or `K` steps per call
     (`"scan"`/`"unroll"`, `fnn.fused`), on one device or data-parallel on `mesh`."""
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules, augment=augment)
+                      check_finite=check_finite, rules=rules, augment=augment,
+                      precision=precision)
     if form == "single":
         return compile_step(step, mesh)
     if mesh is not None:
@@ -255,13 +267,15 @@ def compiled_step(model, loss, optimizer, regularizer, accumulate, check_finite,
 
 
 def auto_form(model, loss, optimizer, regularizer, accumulate, check_finite, rules, x, y,
-              augment=None):
+              augment=None, precision=None):
     """`fused.choose_form` for this step on batches shaped like `x`, `y`
     (`ShapeDtypeStruct`s): traced once per model, settings and batch shape."""
     key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    ts = jax.eval_shape(init_program(model, optimizer, tuple(x.shape[1:]), rules), key)
+    ts = jax.eval_shape(init_program(model, optimizer, tuple(x.shape[1:]), rules, precision),
+                        key)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=rules, augment=augment)
+                      check_finite=check_finite, rules=rules, augment=augment,
+                      precision=precision)
     return fused.choose_form(step, ts, x, y)
 
 
@@ -280,6 +294,7 @@ class _Run(NamedTuple):
     bs: int
     source: Any    # where a checkpoint rule saves the run (for messages), or None
     feed: Any = None   # streamed train_data (fnn.train.streaming.Feed), or None
+    precision: Any = None   # a fnn.precision.Policy, or None
 
     def train(self, ts, x, y, val_data, val_bs, metrics, epoch_rules, states, history,
               stopped, config, progress):
@@ -288,7 +303,8 @@ class _Run(NamedTuple):
         step_key = (self.model, self.loss if self.feed is None else self.feed.step_loss(self.loss),
                     self.optimizer, self.regularizer, opts.accumulate, self.check_finite,
                     self.step_rules)
-        step_fn = memoized(compiled_step, *step_key, mesh, "single", opts.augment)
+        step_fn = memoized(compiled_step, *step_key, mesh, "single", opts.augment,
+                           self.precision)
         if self.feed is not None:
             return train_epochs(self.feed, self, step_fn, ts, val_data, val_bs, metrics,
                                 epoch_rules, states, history, stopped, config, progress,
@@ -300,9 +316,10 @@ class _Run(NamedTuple):
             if form == "auto":
                 batch = [jax.ShapeDtypeStruct((self.bs, *a.shape[1:]), a.dtype)
                          for a in (x_dev, y_dev)]
-                form = memoized(auto_form, *step_key, *batch, opts.augment)
+                form = memoized(auto_form, *step_key, *batch, opts.augment, self.precision)
             if form != "single":
-                fused_fn = memoized(compiled_step, *step_key, mesh, form, opts.augment)
+                fused_fn = memoized(compiled_step, *step_key, mesh, form, opts.augment,
+                                    self.precision)
         config = dict(config, fused_form=form)
         if mesh is not None:  # state replicated (or split on a "model" axis), data replicated
             ts = distributed.shard_model(mesh, ts)
@@ -325,8 +342,11 @@ class _Run(NamedTuple):
                         "a parameter or model-state value became non-finite", epoch,
                         self.epochs, self.steps - 1, self.steps, self.source, self.check_finite))
                 logs = {k: sums[k] / self.steps for k in METRICS if k in sums and k in metrics}
+                if "skipped" in sums:  # loss scaling: the steps skipped this epoch
+                    logs["skipped_steps"] = sums["skipped"]
                 if val_data is not None:
-                    val = evaluate_val(self.model, validation_params(ts.opt_state),
+                    val = evaluate_val(loss_model(self.model, self.precision),
+                                       validation_params(ts.opt_state),
                                        ts.model_state, self.loss, val_data, val_bs, epoch, opts,
                                        streaming_of(metrics))
                     logs.update({f"val_{k}": v for k, v in val.items()

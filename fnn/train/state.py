@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from fnn import compiler
+from fnn import precision as precision_lib
 from fnn._array_checks import example_shape
 from fnn._checks import BadType, BadValue, named
 from fnn._util import memoized
@@ -97,13 +98,17 @@ def fresh(tree):
 
 
 @named("init_train_state")
-def init_train_state(model: Layer, optimizer, key, input_shape, *, rules=()) -> TrainState:
+def init_train_state(model: Layer, optimizer, key, input_shape, *, rules=(),
+                     precision=None) -> TrainState:
     """A new `TrainState`: params from `model.init`, optimizer state, the run key.
 
     `key` is split into (init key, run key); see `help(fnn.train.state)`. `rules`:
     the per-step rules the step will run (`make_train_step(..., rules=...)`);
     their states start as `rule.init(train_state)`. The initialisation runs under
-    `jax.jit` (shape errors still surface at trace time).
+    `jax.jit` (shape errors still surface at trace time). `precision`: the policy the
+    step will run (`make_train_step(..., precision=...)`, a `fnn.precision.Policy` or
+    its name): the params are cast to its `param_dtype`, and under loss scaling the
+    optimizer state holds the scale (`fnn.precision.scaled`).
     """
     if not isinstance(model, Layer):
         raise BadType(f"model must be a fnn.Layer, got {type(model).__name__}.")
@@ -111,17 +116,24 @@ def init_train_state(model: Layer, optimizer, key, input_shape, *, rules=()) -> 
     if key is None:
         raise BadValue("a key is required, e.g. init_train_state(..., key=jax.random.key(0)).")
     shape = example_shape(input_shape, "(d1, ..., dk)")
-    return fresh(memoized(init_program, model, optimizer, shape, tuple(rules))(raw_key(key)))
+    policy = None if precision is None else precision_lib.as_policy(precision)
+    return fresh(memoized(init_program, model, optimizer, shape, tuple(rules), policy)(
+        raw_key(key)))
 
 
-def init_program(model: Layer, optimizer, shape: tuple, rules: tuple = ()):
+def init_program(model: Layer, optimizer, shape: tuple, rules: tuple = (), policy=None):
     """`init(raw_key) -> TrainState` as one compiled program (instead of one dispatch
     per initialiser op), reused by every `fit` with the same model and optimizer."""
 
     def init(key):
         k_init, k_run = jax.random.split(key)
         params, model_state = model.init(k_init, shape)
-        ts = TrainState(optimizer.init(params), model_state, k_run, jnp.zeros((), jnp.int32))
+        opt = optimizer
+        if policy is not None:
+            params = precision_lib.cast_floating(params, policy.param_dtype)
+            if policy.loss_scale is not None:
+                opt = precision_lib.scaled(optimizer, policy.loss_scale)
+        ts = TrainState(opt.init(params), model_state, k_run, jnp.zeros((), jnp.int32))
         return ts._replace(rules=tuple(rule.init(ts) for rule in rules))
 
     return compiler.jit(init, compiler.init_options())

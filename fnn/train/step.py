@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from fnn import augment as augmentation
 from fnn import compiler, distributed, fused
+from fnn import precision as precision_lib
 from fnn._checks import BadType, BadValue, named, positive_int
 from fnn.core import Layer
 from fnn.metrics import accuracy_rule
@@ -79,15 +80,22 @@ def _nonfinite(x, y, total, grads) -> dict:
 
 def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
                *, accumulate: int = 1, check_finite: bool = False, rules=(),
-               augment: Callable | None = None) -> Callable:
+               augment: Callable | None = None, precision=None) -> Callable:
     """The pure step `step(train_state, x, y) -> (train_state, metrics)`, not jitted
     (arguments unchecked: `make_train_step` checks them; see its docstring)."""
     accuracy = accuracy_rule(loss)     # how this loss counts a correct prediction
     rules = tuple(rules)
+    policy = None if precision is None else precision_lib.as_policy(precision)
+    if policy is not None:
+        model = precision_lib.apply_policy(model, policy)
+        if policy.loss_scale is not None:
+            optimizer = precision_lib.scaled(optimizer, policy.loss_scale)
+    to_loss = (lambda pred: pred) if policy is None else (
+        lambda pred: precision_lib.cast_floating(pred, jnp.float32))  # losses in float32
 
-    def objective(params, model_state, x, y, key):
+    def objective(params, model_state, x, y, key, scale):
         pred, new_state = model.apply(params, model_state, x, key=key, train=True)
-        data_loss = loss(pred, y)
+        data_loss = loss(to_loss(pred), y)
         require_scalar("loss (the batch mean)", data_loss)
         total = data_loss
         if regularizer is not None:
@@ -96,7 +104,8 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
             total = total + penalty
         correct = None if accuracy is None else accuracy.correct(pred, y)
         acc = None if correct is None else jnp.mean(correct)
-        return total, (data_loss, acc, new_state)
+        scaled = total if scale is None else total.astype(jnp.float32) * scale
+        return scaled, (total, data_loss, acc, new_state)
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
@@ -106,9 +115,10 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
         convolution's weight gradient inside a scan body compiles into a much slower
         loop (see `make_train_step`)."""
         params = ts.opt_state.params      # an unused key: XLA drops it
+        scale = loss_scale(ts)
         if accumulate == 1:
-            (total, (data_loss, acc, model_state)), grads = grad_fn(
-                params, ts.model_state, x, y, key)
+            (_, (total, data_loss, acc, model_state)), grads = grad_fn(
+                params, ts.model_state, x, y, key, scale)
             return total, data_loss, acc, model_state, grads
         n = x.shape[0]
         if n % accumulate:
@@ -119,13 +129,24 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
         model_state, grads, parts = ts.model_state, None, []
         for i in range(accumulate):
             sl = slice(i * m, (i + 1) * m)
-            (t_i, (l_i, a_i, model_state)), g_i = grad_fn(
-                params, model_state, x[sl], y[sl], keys[i])
+            (_, (t_i, l_i, a_i, model_state)), g_i = grad_fn(
+                params, model_state, x[sl], y[sl], keys[i], scale)
             grads = g_i if grads is None else jax.tree.map(jnp.add, grads, g_i)
             parts.append((t_i, l_i, a_i))
         total, data_loss, acc = (None if v[0] is None else jnp.mean(jnp.stack(v))
                                  for v in zip(*parts))
         return total, data_loss, acc, model_state, jax.tree.map(lambda g: g / accumulate, grads)
+
+    def loss_scale(ts: TrainState):
+        """The loss scale `S` of this step (None without loss scaling)."""
+        if policy is None or policy.loss_scale is None:
+            return None
+        if not hasattr(ts.opt_state, "loss_scale"):
+            raise ValueError(
+                "make_train_step's step: the policy scales the loss, but the train state's "
+                f"optimizer state ({type(ts.opt_state).__name__}) holds no loss scale; build "
+                "it with init_train_state(..., precision=the same policy).")
+        return ts.opt_state.loss_scale.scale
 
     @named("make_train_step")
     def step(ts: TrainState, x, y):
@@ -136,7 +157,13 @@ def train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | 
             x, y = augmentation.apply(augment, aug_key, x, y)
         total, data_loss, acc, model_state, grads = gradients(ts, x, y, key)
         opt_state, _ = optimizer.update(ts.opt_state, grads)
+        if loss_scale(ts) is not None:  # a skipped step keeps the BatchNorm statistics too
+            finite = opt_state.loss_scale.skipped == ts.opt_state.loss_scale.skipped
+            model_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), model_state,
+                                       ts.model_state)
         metrics = {"loss": data_loss}
+        if loss_scale(ts) is not None:
+            metrics["skipped"] = (~finite).astype(jnp.float32)
         if acc is not None:
             metrics["accuracy"] = acc
         if regularizer is not None:
@@ -168,7 +195,7 @@ def compile_step(step: Callable, mesh=None) -> Callable:
 @named("make_train_step")
 def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callable | None = None,
                     *, accumulate: int = 1, check_finite: bool = False, jit: bool = True,
-                    mesh=None, rules=(), augment: Callable | None = None):
+                    mesh=None, rules=(), augment: Callable | None = None, precision=None):
     """Build `step(train_state, x, y) -> (train_state, metrics)`.
 
     One step: take the dropout key `fold_in(train_state.key, opt_state.step)`, run
@@ -208,6 +235,16 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
       `jax.random.split(fold_in(train_state.key, opt_state.step))` and the model's
       dropout key the second (without `augment` the model's key is unchanged), so a
       resumed run augments bit for bit as an uninterrupted one.
+    - `precision`: a `fnn.precision.Policy` or its name (`"mixed_bfloat16"`, ...;
+      API.md §6.4). The optimizer keeps the params in `param_dtype` (float32 master
+      params under the mixed policies; build the state with
+      `init_train_state(..., precision=the same policy)`); each layer casts its params
+      and input to `compute_dtype` (`fnn.precision.apply_policy`: normalisation
+      layers and softmax in float32); the loss is computed in float32 on the
+      output, so the gradients reach the optimizer in the params' dtype. With loss
+      scaling (`"mixed_float16"`) the gradient is taken of `S·loss`, divided by `S`,
+      and a step with non-finite gradients is skipped (params, slots, step count and
+      model state unchanged; `metrics["skipped"]` is 1.0).
 
     **Metrics** (scalars on the device): `"loss"` (the data loss, mean over the
     batch, without the penalty), `"accuracy"` when the loss declares an accuracy
@@ -227,6 +264,9 @@ def make_train_step(model: Layer, loss: Callable, optimizer, regularizer: Callab
                        "drop jit=False or mesh=.")
     if augment is not None:
         augmentation.takes_labels(augment)   # a callable of (key, x) or (key, x, y)
+    if precision is not None:
+        precision = precision_lib.as_policy(precision)
     step = train_step(model, loss, optimizer, regularizer, accumulate=accumulate,
-                      check_finite=check_finite, rules=step_rules(rules), augment=augment)
+                      check_finite=check_finite, rules=step_rules(rules), augment=augment,
+                      precision=precision)
     return compile_step(step, mesh) if jit else step

@@ -39,7 +39,12 @@ from fnn import distributed
 from fnn._checks import BadValue, labelled, positive_int
 from fnn.data import batch_size_for, num_examples
 from fnn.optim import ema_params
-from fnn.train.evaluation import eval_batch_size, evaluate_batches, evaluate_stream
+from fnn.train.evaluation import (
+    eval_batch_size,
+    evaluate_batches,
+    evaluate_stream,
+    loss_model,
+)
 from fnn.train.feed import (
     Prefetch,
     Stream,
@@ -340,7 +345,8 @@ def train_epochs(feed: Feed, run, step_fn, ts, val_data, val_bs, metrics, epoch_
             if val_data is not None:
                 params = (ema_params(ts.opt_state) if hasattr(ts.opt_state, "ema")
                           else ts.opt_state.params)
-                val = evaluate_val(run.model, params, ts.model_state, run.loss, val_data,
+                val = evaluate_val(loss_model(run.model, run.precision), params,
+                                   ts.model_state, run.loss, val_data,
                                    val_bs, epoch, opts, streaming_of(metrics))
                 logs.update({f"val_{k}": v for k, v in val.items()
                              if k in metrics or k not in METRICS})
