@@ -215,7 +215,8 @@ def _with_policy(model: Layer, policy: Policy) -> Layer:
 @named("fnn.precision.apply_policy")
 def apply_policy(model: Layer, policy) -> Layer:
     """`model` running under `policy` (a `Policy` or a name for `get`): same `init`,
-    params and state layout; `apply` casts as the module docstring says. The float32
+    params and state layout; `apply` casts each leaf's params and input to its compute
+    dtype (float32 for `policy.float32_layers`) and the output to `output_dtype`. The float32
     policy returns `model` itself. Built once per model and policy (memoised), so
     fnn's compiled programs keyed on the model are reused."""
     if not isinstance(model, Layer):
