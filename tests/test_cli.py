@@ -85,7 +85,7 @@ def test_top_level_help_lists_every_option_of_every_command(capsys):
     status, out, _ = _main(capsys, "--help")
     assert status == 0
     commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "evaluate", "summary"}
+    assert set(commands) == {"train", "evaluate", "summary", "export"}
     for name, parser in commands.items():
         usage = out.split(f"usage: fnn {name} ", 1)[1].split("usage:")[0]
         for action in parser._actions:

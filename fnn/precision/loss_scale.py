@@ -74,7 +74,7 @@ def _in_unit(name: str, value) -> float:
          backoff_factor=_in_unit, growth_interval=positive_int)
 def loss_scale(init_scale: float = 2.0**16, growth_factor: float = 2.0,
                backoff_factor: float = 0.5, growth_interval: int = 2000) -> LossScale:
-    """Dynamic loss scaling with GradScaler's schedule (`help(fnn.precision.loss_scale)`).
+    """Dynamic loss scaling with GradScaler's schedule (stated in `fnn/precision/loss_scale.py`).
 
     **Arguments** (PyTorch's `torch.amp.GradScaler` defaults and meanings):
     - `init_scale`: the first `S`, > 0 (default `2**16`).
