@@ -240,7 +240,9 @@ def conv_layer(name: str, ndim: int, features: int, kernel_size, *, stride=1, pa
         raise BadValue(f"features {features} must be divisible by groups={groups} (each group "
                        f"makes features/groups outputs).")
     w_init, b_init = lookup(initializers.get, w_init), lookup(initializers.get, b_init)
-    param_shapes = {"w": (*kernel, "in/groups", features), "b": (features,)}
+    # "in" as in 0.1's messages when there is one group
+    param_shapes = {"w": (*kernel, "in" if groups == 1 else "in/groups", features),
+                    "b": (features,)}
     if not use_bias:
         del param_shapes["b"]
     kernel_axes = ", ".join(f"k{i}" for i in range(ndim)) if ndim != 2 else "kh, kw"
