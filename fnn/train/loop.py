@@ -59,6 +59,7 @@ from fnn.train.options import (
     saved_before,
     streaming_of,
 )
+from fnn.train.progress import clock, format_logs, progress_bar
 from fnn.train.rules import EpochInfo, Resumed, append_record
 from fnn.train.state import fresh, init_program, init_train_state, next_epoch, raw_key
 from fnn.train.step import compile_step, require_callables, require_scalar, train_step
@@ -308,7 +309,7 @@ class _Run(NamedTuple):
         if self.feed is not None:
             return train_epochs(self.feed, self, step_fn, ts, val_data, val_bs, metrics,
                                 epoch_rules, states, history, stopped, config, progress,
-                                _progress_bar)
+                                progress_bar)
         x_dev, y_dev = jnp.asarray(x), jnp.asarray(y)
         fused_fn, form = None, "single"
         if opts.steps_per_call > 1:
@@ -330,7 +331,7 @@ class _Run(NamedTuple):
         while epoch < self.epochs and not stopped:
             started = time.perf_counter()
             ts, shuffle_key = next_epoch(ts)
-            bar = _progress_bar(show, self.steps, f"epoch {epoch + 1}/{self.epochs}")
+            bar = progress_bar(show, self.steps, f"epoch {epoch + 1}/{self.epochs}")
             try:
                 xb, yb = epoch_batches(shuffle_key, (x_dev, y_dev), self.bs)
                 if mesh is not None:  # every batch split along "data"
@@ -354,7 +355,7 @@ class _Run(NamedTuple):
                 epoch += 1
                 ts = ts._replace(epoch=jnp.asarray(epoch, jnp.int32))
                 if bar is not None:  # the bar's last state is the epoch's record
-                    bar.set_postfix_str(_format_logs(logs), refresh=False)
+                    bar.set_postfix_str(format_logs(logs), refresh=False)
             except FloatingPointError as e:
                 if not np.issubdtype(x.dtype, np.integer):
                     raise
@@ -412,7 +413,7 @@ class _Run(NamedTuple):
                 left = (steps - done + (self.epochs - epoch - 1) * steps) * elapsed / done
                 bar.set_postfix_str(f"loss {sums['loss'] / done:.4f}, "
                                     f"{done * self.bs / elapsed:,.0f} ex/s, "
-                                    f"run {_clock(left)} left", refresh=False)
+                                    f"run {clock(left)} left", refresh=False)
 
         def consume(call):
             m, first, count = call
@@ -437,27 +438,3 @@ class _Run(NamedTuple):
             i += count
         consume(pending)
         return ts, sums, stop
-
-
-def _progress_bar(show, total: int, desc: str):
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # no tqdm: train without a bar
-        return None
-    return tqdm(total=total, desc=desc, unit="step", leave=show != "transient",
-                dynamic_ncols=True, file=sys.stderr)
-
-
-def _clock(seconds: float) -> str:
-    """`12:34` (minutes:seconds) or `1:02:03`, like tqdm's own times."""
-    m, sec = divmod(int(seconds + 0.5), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
-def _format_logs(logs: dict) -> str:
-    """`loss 0.1234, acc 0.9650, val_loss ...` for a progress bar."""
-    return ", ".join(f"{k.replace('accuracy', 'acc')} {v:.4f}" for k, v in logs.items()
-                     if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
