@@ -9,6 +9,7 @@ from fnn._checks import UNIT, BadValue, checked, named, require_key
 from fnn.core import Layer
 
 __all__ = [
+    "drops_with",
     "Dropout",
 ]
 
@@ -39,14 +40,7 @@ def Dropout(rate: float) -> Layer:
     def drops(x, key, train) -> bool:
         """Whether this call drops units; the key is checked even when it is not used."""
         require_floating(x)
-        drop = train_flag(train) and rate != 0.0
-        if drop and key is None:
-            raise BadValue(f"train=True with rate={rate} needs a PRNG key, got key=None; call "
-                           "apply(params, state, x, key=jax.random.key(0), train=True) with a "
-                           "fresh key each step.")
-        if key is not None:
-            require_key(key)
-        return drop
+        return drops_with(rate, key, train)
 
     def apply(params, state, x, *, key=None, train=False):
         del params
@@ -58,3 +52,17 @@ def Dropout(rate: float) -> Layer:
         return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), state
 
     return Layer(init, apply, "Dropout")
+
+
+def drops_with(rate: float, key, train) -> bool:
+    """Whether a dropping layer of drop probability `rate` drops in this call
+    (`train=True` and `rate > 0`); the key it then needs is required, and a key given is
+    checked even when unused. The message names no layer: the caller's `named` does."""
+    drop = train_flag(train) and rate != 0.0
+    if drop and key is None:
+        raise BadValue(f"train=True with rate={rate} needs a PRNG key, got key=None; call "
+                       "apply(params, state, x, key=jax.random.key(0), train=True) with a "
+                       "fresh key each step.")
+    if key is not None:
+        require_key(key)
+    return drop

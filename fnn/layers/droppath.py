@@ -4,9 +4,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnn._array_checks import example_shape, require_floating, require_min_rank, train_flag
-from fnn._checks import UNIT, BadValue, checked, named, require_key
+from fnn._array_checks import example_shape, require_floating, require_min_rank
+from fnn._checks import UNIT, checked, named
 from fnn.core import Layer
+from fnn.layers.dropout import drops_with
 
 __all__ = [
     "DropPath",
@@ -45,14 +46,7 @@ def DropPath(rate: float) -> Layer:
         """Whether this call drops examples; the key is checked even when it is not used."""
         require_min_rank(x, 1, "(N, ...)")
         require_floating(x)
-        drop = train_flag(train) and rate != 0.0
-        if drop and key is None:
-            raise BadValue(f"train=True with rate={rate} needs a PRNG key, got key=None; call "
-                           "apply(params, state, x, key=jax.random.key(0), train=True) with a "
-                           "fresh key each step.")
-        if key is not None:
-            require_key(key)
-        return drop
+        return drops_with(rate, key, train)
 
     def apply(params, state, x, *, key=None, train=False):
         del params
