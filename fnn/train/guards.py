@@ -11,6 +11,8 @@ Nothing is saved for an epoch that fails, so the last checkpoint is the last goo
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from fnn._checks import BadValue
 
 __all__ = [
+    "record_step",
     "all_finite", "first_nonfinite", "nan_message", "report_nonfinite",
 ]
 
@@ -73,3 +76,21 @@ def report_nonfinite(flags, epoch, epochs, i, steps, checkpoint_dir) -> None:
     if what is not None:
         raise FloatingPointError(nan_message(f"check_finite: {what}", epoch, epochs, i, steps,
                                              checkpoint_dir, True))
+
+
+def record_step(m: dict, sums: dict, epoch: int, epochs: int, step, steps, source,
+                check_finite: bool) -> bool:
+    """One step's host-side metrics `m`: raise on a non-finite loss (or, with
+    `check_finite`, on the first non-finite value the step reports), add the metrics
+    into `sums`, and return whether a rule asked to stop (`m["stop"]`)."""
+    if check_finite:
+        report_nonfinite(m["nonfinite"], epoch, epochs, step, steps, source)
+    value = float(m["loss"])
+    if not math.isfinite(value):
+        raise FloatingPointError(nan_message(
+            f"the training loss became {value}", epoch, epochs, step, steps, source,
+            check_finite))
+    for name, v in m.items():
+        if name not in ("nonfinite", "stop"):
+            sums[name] = sums.get(name, 0.0) + float(v)
+    return bool(m.get("stop", False))

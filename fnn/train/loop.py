@@ -20,7 +20,6 @@ inside the compiled step: `fnn.augment`).
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from fnn.train.evaluation import (
     model_output,
 )
 from fnn.train.feed import Stream
-from fnn.train.guards import all_finite, first_nonfinite, nan_message, report_nonfinite
+from fnn.train.guards import all_finite, first_nonfinite, nan_message, record_step
 from fnn.train.options import (
     METRICS,
     RULE_SHORTHANDS,
@@ -394,18 +393,8 @@ class _Run(NamedTuple):
 
         def consume_one(m, i):
             nonlocal stop
-            value = float(m["loss"])
-            if self.check_finite:
-                report_nonfinite(m["nonfinite"], epoch, self.epochs, i, steps,
-                                        self.source)
-            if not math.isfinite(value):
-                raise FloatingPointError(nan_message(
-                    f"the training loss became {value}", epoch, self.epochs, i, steps,
-                    self.source, self.check_finite))
-            stop = stop or bool(m.get("stop", False))
-            for name, v in m.items():
-                if name not in ("nonfinite", "stop"):
-                    sums[name] = sums.get(name, 0.0) + float(v)
+            stop = record_step(m, sums, epoch, self.epochs, i, steps, self.source,
+                               self.check_finite) or stop
             if bar is not None:
                 done = i + 1
                 bar.update(1)

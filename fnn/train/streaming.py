@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import sys
 import time
 import warnings
@@ -55,7 +54,7 @@ from fnn.train.feed import (
     place,
     stream_of,
 )
-from fnn.train.guards import all_finite, nan_message, report_nonfinite
+from fnn.train.guards import all_finite, nan_message, record_step
 from fnn.train.options import METRICS, data_pair, streaming_of
 from fnn.train.rules import EpochInfo, append_record
 from fnn.train.state import next_epoch
@@ -180,17 +179,8 @@ class Feed:
             nonlocal stop
             m, k = jax.device_get(call[0]), call[1]
             steps = "?" if limit is None else limit
-            if run.check_finite:
-                report_nonfinite(m["nonfinite"], epoch, run.epochs, k, steps, run.source)
-            value = float(m["loss"])
-            if not math.isfinite(value):
-                raise FloatingPointError(nan_message(
-                    f"the training loss became {value}", epoch, run.epochs, k, steps,
-                    run.source, run.check_finite))
-            stop = stop or bool(m.get("stop", False))
-            for name, v in m.items():
-                if name not in ("nonfinite", "stop"):
-                    sums[name] = sums.get(name, 0.0) + float(v)
+            stop = record_step(m, sums, epoch, run.epochs, k, steps, run.source,
+                               run.check_finite) or stop
             if bar is not None:
                 bar.update(1)
                 rate = (k + 1) * bs / max(time.perf_counter() - started, 1e-9)
